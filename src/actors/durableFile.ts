@@ -1,0 +1,30 @@
+import { randomUUID } from "node:crypto";
+import { open, rename, rm } from "node:fs/promises";
+import { dirname, join, basename } from "node:path";
+
+/** Syncs a directory so a rename or create inside it survives a power loss. */
+export const fsyncDir = async (dir: string): Promise<void> => {
+  const h = await open(dir, "r");
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+};
+
+/** Replaces `path` with `data` so that readers see the old file or the new one, never a mix. */
+export const writeFileAtomic = async (path: string, data: string | Uint8Array): Promise<void> => {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomUUID().slice(0, 8)}.tmp`);
+  const h = await open(tmp, "w");
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } catch (e) {
+    await h.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await h.close();
+  await rename(tmp, path);
+  await fsyncDir(dirname(path));
+};

@@ -1,0 +1,260 @@
+import { randomBytes } from "node:crypto";
+import { Effect, Result, type Schema } from "effect";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
+import { createActor, fromPromise, waitFor, type ActorRefFrom } from "xstate";
+import { receiverSession, type Reply, type SessionEvent, type SessionInput, type Transfer } from "../../machines/receiverSession.js";
+import { Commit, decodeJson, Delete, encodeJson, Load, Offer, type FileRef } from "../../protocol/messages.js";
+import { Code } from "../../protocol/status.js";
+import { ChunkHeader, sessionSubject } from "../../protocol/subjects.js";
+import type { ReceiverCore } from "./core.js";
+import type { PartWriter } from "./staging.js";
+
+export const newId = (): string => randomBytes(9).toString("base64url");
+
+const statusReply = (code: number, message: string, extra: Record<string, unknown> = {}): Reply => ({ code, message, ...extra });
+
+/**
+ * One connected sender: a receiverSession actor fed by the session's subscription. Requests are
+ * handled one at a time in arrival order, which is also the order chunks were sent.
+ */
+export class SessionHost {
+  readonly actor: ActorRefFrom<typeof receiverSession>;
+  private readonly writers = new Map<string, PartWriter>();
+  private readonly owned = new Set<string>();
+  private sub: Subscription | undefined;
+  readonly prefix: string;
+  readonly startedAt = Date.now();
+
+  constructor(
+    private readonly core: ReceiverCore,
+    private readonly nc: NatsConnection,
+    readonly input: SessionInput,
+    private readonly helloReply: string,
+    private readonly onEnd: (host: SessionHost) => void,
+  ) {
+    this.prefix = core.sessionPrefix(input.senderId, input.sessionId);
+    this.actor = createActor(this.machine(), { input, id: `session-${input.sessionId}`, ...core.inspectOption(input.sessionId) });
+  }
+
+  private machine() {
+    const core = this.core;
+    return receiverSession.provide({
+      actors: {
+        admit: fromPromise<Reply, SessionInput>(async () => core.admit(this.helloReply)),
+        acceptOffer: fromPromise(async ({ input }: { input: { session: SessionInput; offer: Offer } }) => this.acceptOffer(input.offer)),
+        verify: fromPromise(async ({ input }: { input: { session: SessionInput; transfer: Transfer; commit: Commit } }) =>
+          this.verify(input.transfer, input.commit),
+        ),
+        load: fromPromise(async ({ input }: { input: { session: SessionInput; load: Load } }) => this.load(input.load)),
+        remove: fromPromise(async ({ input }: { input: { session: SessionInput; ref: FileRef } }) => this.remove(input.ref)),
+      },
+    });
+  }
+
+  /** Starts the actor and answers the hello with the admission decision. */
+  async start(hello: Msg): Promise<boolean> {
+    this.actor.subscribe({ complete: () => void this.end(), error: () => void this.end() });
+    this.actor.start();
+    const s = await waitFor(this.actor, (x) => x.context.replies > 0 || x.status !== "active");
+    const r = s.context.lastReply ?? statusReply(Code.internal, "session ended before admission");
+    if (r.code !== Code.ok) {
+      hello.respond(encodeJson(r));
+      return false;
+    }
+    this.sub = this.nc.subscribe(`${this.prefix}.>`);
+    void this.serve(this.sub);
+    hello.respond(
+      encodeJson({
+        ...r,
+        sessionPrefix: this.prefix,
+        sessionId: this.input.sessionId,
+        maxChunkBytes: this.core.maxChunkBytes,
+        idleTimeoutMs: this.input.idleTimeoutMs,
+      }),
+    );
+    return true;
+  }
+
+  private async serve(sub: Subscription): Promise<void> {
+    for await (const m of sub) {
+      try {
+        const reply = await this.handle(m);
+        if (m.reply) m.respond(encodeJson(reply));
+      } catch (e) {
+        this.core.log(`session ${this.input.sessionId}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+        if (m.reply) m.respond(encodeJson(statusReply(Code.internal, "internal error; see the receiver log")));
+      }
+    }
+  }
+
+  private async ask(event: SessionEvent): Promise<Reply> {
+    const snap = this.actor.getSnapshot();
+    if (snap.status !== "active") return statusReply(Code.unknownSession, "session is closed; say hello again");
+    if (!snap.can(event)) return statusReply(Code.notReady, `cannot ${event.type} while ${JSON.stringify(snap.value)}`);
+    const before = snap.context.replies;
+    this.actor.send(event);
+    const after = await waitFor(this.actor, (x) => x.context.replies > before || x.status !== "active", { timeout: 600_000 });
+    return after.context.lastReply ?? statusReply(Code.internal, "no reply");
+  }
+
+  private decode<S extends Schema.Codec<unknown, unknown>>(schema: S, m: Msg): Result.Result<S["Type"], Reply> {
+    const r = decodeJson(schema)(m.data);
+    return Result.isSuccess(r) ? Result.succeed(r.success) : Result.fail(statusReply(Code.badMessage, r.failure));
+  }
+
+  private async handle(m: Msg): Promise<Reply> {
+    const op = m.subject.slice(this.prefix.length + 1);
+    switch (op) {
+      case "chunk":
+        return this.chunk(m);
+      case "offer": {
+        const r = this.decode(Offer, m);
+        return Result.isFailure(r) ? this.rejectBad(r.failure) : this.ask({ type: "offer", offer: r.success });
+      }
+      case "commit": {
+        const r = this.decode(Commit, m);
+        if (Result.isFailure(r)) return this.rejectBad(r.failure);
+        const t = this.actor.getSnapshot().context.transfer;
+        if (t?.fileId !== r.success.fileId) return statusReply(Code.unknownFile, `no file ${r.success.fileId} is being received`);
+        return this.ask({ type: "commit", commit: r.success });
+      }
+      case "load": {
+        const r = this.decode(Load, m);
+        return Result.isFailure(r) ? this.rejectBad(r.failure) : this.ask({ type: "load", load: r.success });
+      }
+      case "delete": {
+        const r = this.decode(Delete, m);
+        return Result.isFailure(r) ? this.rejectBad(r.failure) : this.ask({ type: "delete", ref: r.success });
+      }
+      case "bye":
+        return this.ask({ type: "bye" });
+      default:
+        return this.rejectBad(statusReply(Code.badMessage, `unknown operation ${JSON.stringify(op)}`));
+    }
+  }
+
+  private rejectBad(r: Reply): Reply {
+    this.core.stats.rejected++;
+    return r;
+  }
+
+  private async chunk(m: Msg): Promise<Reply> {
+    const snap = this.actor.getSnapshot();
+    const t = snap.context.transfer;
+    const fileId = m.headers?.get(ChunkHeader.file) ?? "";
+    const offsetText = m.headers?.get(ChunkHeader.offset) ?? "";
+    const offset = /^[0-9]{1,16}$/.test(offsetText) ? Number(offsetText) : NaN;
+    if (!snap.matches("receiving") || !t || t.fileId !== fileId) return this.rejectBad(statusReply(Code.unknownFile, `no file ${JSON.stringify(fileId)} is being received`));
+    if (!Number.isSafeInteger(offset)) return this.rejectBad(statusReply(Code.badMessage, `chunk offset ${JSON.stringify(offsetText)} is not a number`));
+    const writer = this.writers.get(fileId);
+    if (!writer) return statusReply(Code.unknownFile, `file ${fileId} is closed`);
+    if (offset !== writer.received)
+      return this.rejectBad(statusReply(Code.outOfOrder, `chunk at ${offset}, expected ${writer.received}`, { offset: writer.received }));
+    if (m.data.length > this.core.maxChunkBytes)
+      return this.rejectBad(statusReply(Code.tooLarge, `chunk of ${m.data.length} bytes exceeds ${this.core.maxChunkBytes}`));
+    if (offset + m.data.length > writer.size)
+      return this.rejectBad(statusReply(Code.tooLarge, `chunk ends at ${offset + m.data.length}, past the announced size ${writer.size}`));
+    await writer.write(m.data, offset);
+    this.core.stats.bytes += m.data.length;
+    this.actor.send({ type: "progress", fileId, received: writer.received, bytes: m.data.length });
+    return { code: Code.ok, message: "", offset: writer.received };
+  }
+
+  private async claim(sg: string): Promise<Reply | undefined> {
+    if (this.owned.has(sg)) return undefined;
+    const owner = await this.core.claim(sg, this.input.senderId);
+    if (owner.senderId !== this.input.senderId) {
+      return statusReply(Code.conflict, `storage group ${sg} belongs to sender ${owner.senderId} (since ${owner.since}); this sender's files of ${sg} are refused`, {
+        owner: owner.senderId,
+      });
+    }
+    this.owned.add(sg);
+    return undefined;
+  }
+
+  private async acceptOffer(offer: Offer): Promise<Reply> {
+    const sender = this.input.senderId;
+    if (offer.size > this.core.maxFileBytes)
+      return statusReply(Code.tooLarge, `${offer.name} (${offer.kind}) is ${offer.size} bytes; the receiver accepts at most ${this.core.maxFileBytes}`);
+    const conflict = await this.claim(offer.sg);
+    if (conflict) return conflict;
+    const loaded = this.core.journal.find(sender, offer, offer.kind);
+    if (loaded && loaded.size === offer.size && (offer.sha256 === undefined || offer.sha256 === loaded.sha256))
+      return statusReply(Code.have, "already loaded", { sha256: loaded.sha256 });
+    const ready = await this.core.staging.ready(sender, offer, offer.kind, offer.sha256);
+    if (ready && ready.size === offer.size) return statusReply(Code.have, "already received, waiting to be loaded", { sha256: ready.sha256 });
+    await this.closeWriters();
+    const writer = await this.core.staging.begin(sender, offer);
+    const fileId = newId();
+    this.writers.set(fileId, writer);
+    const resumed = writer.received > 0;
+    return statusReply(resumed ? Code.resume : Code.start, resumed ? `resume at ${writer.received}` : "send", { fileId, offset: writer.received });
+  }
+
+  private async verify(transfer: Transfer, commit: Commit): Promise<Reply> {
+    const writer = this.writers.get(transfer.fileId);
+    if (!writer) return statusReply(Code.unknownFile, `file ${transfer.fileId} is closed`);
+    this.writers.delete(transfer.fileId);
+    const offer = transfer.offer;
+    if (commit.size !== offer.size || writer.received !== offer.size) {
+      await writer.abandon();
+      return statusReply(Code.sizeMismatch, `${offer.name} (${offer.kind}): announced ${offer.size} bytes, received ${writer.received}, commit says ${commit.size}`);
+    }
+    const digest = writer.digest();
+    if (digest !== commit.sha256 || (offer.sha256 !== undefined && offer.sha256 !== digest)) {
+      await writer.abandon();
+      this.core.stats.digestMismatches++;
+      return statusReply(Code.digestMismatch, `${offer.name} (${offer.kind}): SHA-256 of the received bytes is ${digest}, the sender's is ${commit.sha256}`);
+    }
+    let facts: unknown;
+    if (offer.kind === "tsfile") {
+      const check = await this.core.validateTsFile(writer.partPath);
+      if (!check.ok) {
+        await writer.abandon();
+        return statusReply(Code.badTsFile, `${offer.name} is not a sound TsFile: ${check.reason}`);
+      }
+      facts = check.facts;
+    }
+    await writer.seal(digest, facts);
+    return statusReply(Code.ok, "verified");
+  }
+
+  private async load(load: Load): Promise<Reply> {
+    const conflict = await this.claim(load.sg);
+    if (conflict) return conflict;
+    return this.core.load(this.input.senderId, load);
+  }
+
+  private async remove(ref: FileRef): Promise<Reply> {
+    const conflict = await this.claim(ref.sg);
+    if (conflict) return conflict;
+    const existed = await Effect.runPromise(this.core.storage.remove(this.input.senderId, ref));
+    await this.core.journal.recordDeleted(this.input.senderId, ref);
+    this.core.stats.deleted++;
+    return statusReply(Code.ok, existed ? "deleted" : "was not there");
+  }
+
+  private async closeWriters(): Promise<void> {
+    for (const w of this.writers.values()) await w.close();
+    this.writers.clear();
+  }
+
+  private ended = false;
+  private async end(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.sub?.unsubscribe();
+    await this.closeWriters();
+    this.onEnd(this);
+  }
+
+  /** Ends the session from outside (receiver stop, superseded by a new hello). */
+  async stop(): Promise<void> {
+    this.actor.stop();
+    await this.end();
+  }
+
+  subject(op: "offer"): string {
+    return sessionSubject(this.prefix, op);
+  }
+}

@@ -1,0 +1,231 @@
+import { createHash, type Hash } from "node:crypto";
+import { open } from "node:fs/promises";
+import { headers, NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
+import { Result, type Schema } from "effect";
+import {
+  ChunkAck,
+  decodeJson,
+  encodeJson,
+  HelloReply,
+  OfferReply,
+  PlainReply,
+  protocolVersion,
+  type FileRef,
+  type Offer,
+  type PartDigest,
+} from "../../protocol/messages.js";
+import { Code, codeName, isRetryable, type Status } from "../../protocol/status.js";
+import { ChunkHeader, chunkSizeFor, helloSubject, sessionSubject, type SessionOp } from "../../protocol/subjects.js";
+import type { LocalPart, SentPart, SessionInfo, StepFailure } from "../../machines/senderTypes.js";
+import { tsyncVersion } from "../../version.js";
+
+export interface LinkOptions {
+  readonly group: string;
+  readonly senderId: string;
+  readonly senderName?: string | undefined;
+  /** Chunks in flight: enough to cover the link's bandwidth-delay product. */
+  readonly window: number;
+  /** 0 = from the server's max_payload. */
+  readonly chunkBytes: number;
+  readonly requestTimeoutMs?: number;
+  /** Waits before sending `bytes` more; the bandwidth limit plugs in here. */
+  readonly pace?: (bytes: number) => Promise<void>;
+  /** Tests only: lets a fault test corrupt a chunk on the wire. */
+  readonly transformChunk?: (chunk: Buffer, offset: number) => Buffer;
+}
+
+const failure = (kind: StepFailure["kind"], code: number, message: string, owner?: string): StepFailure => ({
+  kind,
+  code,
+  message,
+  owner,
+});
+
+/** How a receiver's answer shapes the sender's next move. */
+export const failureFor = (r: Status & { owner?: string | undefined }): StepFailure => {
+  if (r.code === Code.conflict) return failure("conflict", r.code, r.message, r.owner);
+  if (r.code === Code.disabled || r.code === Code.addressNotAllowed || r.code === Code.unauthorized || r.code === Code.protocolMismatch)
+    return failure("refused", r.code, r.message);
+  if (r.code === Code.unknownSession) return failure("sessionLost", r.code, r.message);
+  if (isRetryable(r.code)) return failure("retryable", r.code, `${codeName(r.code)}: ${r.message}`);
+  return failure("fatal", r.code, `${codeName(r.code)}: ${r.message}`);
+};
+
+const transportFailure = (op: string, e: unknown): StepFailure => {
+  if (e instanceof RequestError && e.cause instanceof NoRespondersError)
+    return failure(op === "hello" ? "retryable" : "sessionLost", -1, `no receiver answered ${op}`);
+  if (e instanceof NoRespondersError) return failure(op === "hello" ? "retryable" : "sessionLost", -1, `no receiver answered ${op}`);
+  if (e instanceof TimeoutError || (e instanceof RequestError && e.cause instanceof TimeoutError))
+    return failure("retryable", -1, `${op} timed out`);
+  return failure("retryable", -1, `${op} failed: ${e instanceof Error ? e.message : String(e)}`);
+};
+
+/** The sender's side of the protocol over one NATS connection. */
+export class SenderLink {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly options: LinkOptions,
+  ) {}
+
+  private async call<S extends Schema.Codec<unknown, unknown>>(
+    op: string,
+    subject: string,
+    body: unknown,
+    schema: S,
+    timeout: number,
+  ): Promise<S["Type"]> {
+    let bytes: Uint8Array;
+    try {
+      bytes = (await this.nc.request(subject, encodeJson(body), { timeout })).data;
+    } catch (e) {
+      throw transportFailure(op, e);
+    }
+    const decoded = decodeJson(schema)(bytes);
+    if (Result.isFailure(decoded)) throw failure("retryable", Code.badMessage, `receiver sent a bad ${op} reply: ${decoded.failure}`);
+    return decoded.success;
+  }
+
+  private get timeout(): number {
+    return this.options.requestTimeoutMs ?? 30_000;
+  }
+
+  async hello(storageGroups: ReadonlyArray<string>, partitionInterval?: number): Promise<SessionInfo> {
+    const r = await this.call(
+      "hello",
+      helloSubject(this.options.group, this.options.senderId),
+      {
+        protocol: protocolVersion,
+        senderId: this.options.senderId,
+        ...(this.options.senderName ? { senderName: this.options.senderName } : {}),
+        tsyncVersion,
+        ...(partitionInterval === undefined ? {} : { partitionInterval }),
+        storageGroups,
+      },
+      HelloReply,
+      this.timeout,
+    );
+    if (r.code !== Code.ok || !r.sessionPrefix || !r.sessionId) throw failureFor(r);
+    const maxPayload = this.nc.info?.max_payload ?? 1 << 20;
+    return {
+      prefix: r.sessionPrefix,
+      sessionId: r.sessionId,
+      chunkBytes: chunkSizeFor(Math.min(maxPayload, r.maxChunkBytes ?? maxPayload), this.options.chunkBytes),
+    };
+  }
+
+  private subject(session: SessionInfo, op: SessionOp): string {
+    return sessionSubject(session.prefix, op);
+  }
+
+  /** Offers one part and streams what the receiver lacks, hashing as it reads. */
+  async sendPart(session: SessionInfo, ref: FileRef, part: LocalPart, signal?: AbortSignal): Promise<SentPart> {
+    const offer: Offer = { ...ref, kind: part.kind, size: part.size, ...(part.sha256 ? { sha256: part.sha256 } : {}) };
+    const r = await this.call("offer", this.subject(session, "offer"), offer, OfferReply, this.timeout);
+    if (r.code === Code.have) {
+      return { kind: part.kind, fileId: undefined, size: part.size, sha256: r.sha256 ?? part.sha256 ?? "", had: true, bytesSent: 0, resumedFrom: 0 };
+    }
+    if ((r.code !== Code.start && r.code !== Code.resume) || r.fileId === undefined) throw failureFor(r);
+    const from = Math.min(r.offset ?? 0, part.size);
+    const hash = createHash("sha256");
+    const file = await open(part.path, "r");
+    try {
+      if (from > 0) await hashRange(file, hash, 0, from);
+      const bytesSent = await this.stream(session, r.fileId, file, hash, from, part.size, signal);
+      return { kind: part.kind, fileId: r.fileId, size: part.size, sha256: hash.digest("hex"), had: false, bytesSent, resumedFrom: from };
+    } finally {
+      await file.close();
+    }
+  }
+
+  private async stream(
+    session: SessionInfo,
+    fileId: string,
+    file: Awaited<ReturnType<typeof open>>,
+    hash: Hash,
+    from: number,
+    size: number,
+    signal: AbortSignal | undefined,
+  ): Promise<number> {
+    const subject = this.subject(session, "chunk");
+    const inflight = new Set<Promise<void>>();
+    let firstError: StepFailure | undefined;
+    let pos = from;
+    const send = (chunk: Buffer, offset: number) => {
+      const h = headers();
+      h.set(ChunkHeader.file, fileId);
+      h.set(ChunkHeader.offset, String(offset));
+      const wire = this.options.transformChunk ? this.options.transformChunk(chunk, offset) : chunk;
+      const end = offset + chunk.length;
+      const p: Promise<void> = this.nc
+        .request(subject, wire, { headers: h, timeout: this.timeout })
+        .then(
+          (m) => {
+            const ack = decodeJson(ChunkAck)(m.data);
+            if (Result.isFailure(ack)) throw failure("retryable", Code.badMessage, `bad chunk ack: ${ack.failure}`);
+            if (ack.success.code !== Code.ok) throw failureFor(ack.success);
+            if (ack.success.offset !== end) throw failure("retryable", Code.outOfOrder, `chunk at ${offset} acked as ${ack.success.offset}`);
+          },
+          (e: unknown) => {
+            throw transportFailure("chunk", e);
+          },
+        )
+        .catch((e: unknown) => {
+          firstError ??= e as StepFailure;
+        })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    };
+    while ((pos < size || inflight.size > 0) && firstError === undefined) {
+      while (inflight.size < this.options.window && pos < size && firstError === undefined) {
+        if (signal?.aborted) throw failure("retryable", -1, "stopped");
+        const len = Math.min(session.chunkBytes, size - pos);
+        const chunk = Buffer.allocUnsafe(len);
+        const { bytesRead } = await file.read(chunk, 0, len, pos);
+        if (bytesRead !== len) throw failure("fatal", -1, `file shrank while sending: read ${bytesRead} of ${len} bytes at ${pos}`);
+        hash.update(chunk);
+        if (this.options.pace) await this.options.pace(len);
+        send(chunk, pos);
+        pos += len;
+      }
+      if (inflight.size > 0) await Promise.race(inflight);
+    }
+    await Promise.all(inflight);
+    if (firstError) throw firstError;
+    return pos - from;
+  }
+
+  async commit(session: SessionInfo, part: SentPart): Promise<void> {
+    const r = await this.call(
+      "commit",
+      this.subject(session, "commit"),
+      { fileId: part.fileId, size: part.size, sha256: part.sha256 },
+      PlainReply,
+      Math.max(this.timeout, 120_000),
+    );
+    if (r.code !== Code.ok && r.code !== Code.have) throw failureFor(r);
+  }
+
+  async load(session: SessionInfo, ref: FileRef, parts: ReadonlyArray<PartDigest>): Promise<void> {
+    const r = await this.call("load", this.subject(session, "load"), { ...ref, parts }, PlainReply, Math.max(this.timeout, 120_000));
+    if (r.code !== Code.ok && r.code !== Code.have) throw failureFor(r);
+  }
+
+  async delete(session: SessionInfo, ref: FileRef): Promise<void> {
+    const r = await this.call("delete", this.subject(session, "delete"), ref, PlainReply, this.timeout);
+    if (r.code !== Code.ok) throw failureFor(r);
+  }
+
+  async bye(session: SessionInfo): Promise<void> {
+    await this.call("bye", this.subject(session, "bye"), {}, PlainReply, 5_000);
+  }
+}
+
+const hashRange = async (file: Awaited<ReturnType<typeof open>>, hash: Hash, start: number, end: number): Promise<void> => {
+  const buf = Buffer.allocUnsafe(Math.min(1 << 20, end - start));
+  for (let pos = start; pos < end; ) {
+    const { bytesRead } = await file.read(buf, 0, Math.min(buf.length, end - pos), pos);
+    if (bytesRead === 0) throw failure("fatal", -1, `file shorter than the receiver's partial copy (${end} bytes)`);
+    hash.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+};

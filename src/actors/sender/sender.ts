@@ -1,0 +1,118 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import { createActor, toPromise, type InspectionEvent } from "xstate";
+import { senderWorkDirectory, type SenderConfig } from "../../config/sender.js";
+import { senderLifecycle } from "../../machines/senderLifecycle.js";
+import type { RoundSummary } from "../../machines/senderTypes.js";
+import { iotdbSource } from "../../plugins/sourceIotdb.js";
+import type { Source } from "../../plugins/source.js";
+import { connectNats } from "../natsConnect.js";
+import { SenderLink } from "./link.js";
+import { bandwidthPacer } from "./pacer.js";
+import { senderRoundWith } from "./roundActors.js";
+import { WorkDir } from "./workDir.js";
+
+export interface SenderOptions {
+  readonly config: SenderConfig;
+  readonly log?: (line: string) => void;
+  readonly inspect?: (e: InspectionEvent) => void;
+  /** Tests only: a transform applied to chunks on the wire. */
+  readonly transformChunk?: (chunk: Buffer, offset: number) => Buffer;
+  readonly source?: Source;
+}
+
+export const senderServers = (c: SenderConfig): ReadonlyArray<string> => c.nats_url ?? [`${c.server_ip}:${c.server_port}`];
+
+/** The sender process for one data directory and one receiver group. */
+export class Sender {
+  private constructor(
+    readonly options: SenderOptions,
+    readonly work: WorkDir,
+    readonly nc: NatsConnection,
+    private readonly link: SenderLink,
+  ) {}
+
+  static async open(options: SenderOptions): Promise<Sender> {
+    const c = options.config;
+    const work = await WorkDir.open(senderWorkDirectory(c), c.sender_name);
+    try {
+      const nc = await connectNats(senderServers(c), `tsync-sender-${work.senderId}`, c);
+      const pace = bandwidthPacer(c.max_bandwidth_bytes_per_second);
+      const link = new SenderLink(nc, {
+        group: c.receiver_group,
+        senderId: work.senderId,
+        senderName: c.sender_name,
+        window: c.window,
+        chunkBytes: c.chunk_size_bytes,
+        ...(pace ? { pace } : {}),
+        ...(options.transformChunk ? { transformChunk: options.transformChunk } : {}),
+      });
+      return new Sender(options, work, nc, link);
+    } catch (e) {
+      await work.close();
+      throw new Error(`cannot reach the receiver's NATS server at ${senderServers(c).join(", ")}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  get senderId(): string {
+    return this.work.senderId;
+  }
+
+  roundMachine() {
+    const c = this.options.config;
+    return senderRoundWith({
+      link: this.link,
+      work: this.work,
+      source: this.options.source ?? iotdbSource(c.data_directory),
+      storageGroups: c.sync_storage_groups ?? [],
+      ...(this.options.log ? { log: this.options.log } : {}),
+    });
+  }
+
+  /** One round, as `tsync sender --once` runs it. */
+  async runOnce(signal?: AbortSignal): Promise<RoundSummary> {
+    const actor = createActor(this.roundMachine(), {
+      input: { maxRetries: this.options.config.max_number_of_sync_file_retry },
+      ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
+    });
+    const onAbort = () => actor.send({ type: "stop" });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    actor.start();
+    try {
+      return await toPromise(actor);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Rounds every `sync_period_in_second` until `signal` aborts. */
+  async runForever(signal: AbortSignal, onRound: (s: RoundSummary) => void): Promise<void> {
+    const c = this.options.config;
+    const actor = createActor(senderLifecycle.provide({ actors: { round: this.roundMachine() } }), {
+      input: { periodMs: c.sync_period_in_second * 1000, maxRetries: c.max_number_of_sync_file_retry },
+      ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
+    });
+    this.lifecycle = actor;
+    let rounds = 0;
+    actor.subscribe((s) => {
+      if (s.context.rounds > rounds) {
+        rounds = s.context.rounds;
+        if (s.context.lastSummary) onRound(s.context.lastSummary);
+      }
+    });
+    signal.addEventListener("abort", () => actor.send({ type: "stop" }), { once: true });
+    actor.start();
+    await toPromise(actor);
+  }
+
+  private lifecycle: { send: (e: { type: "sealed" }) => void } | undefined;
+
+  /** Starts a round early when a new sealed file appears (`sync_on_seal`); ignored mid-round. */
+  sealed(): void {
+    this.lifecycle?.send({ type: "sealed" });
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain().catch(() => undefined);
+    await this.work.close();
+  }
+}

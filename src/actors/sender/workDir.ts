@@ -1,0 +1,174 @@
+import { randomUUID } from "node:crypto";
+import { link, mkdir, open, readFile, rm, stat, copyFile, type FileHandle } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { FileRef, PartKind } from "../../protocol/messages.js";
+import { partFileName } from "../../protocol/parts.js";
+import { refKey } from "../../machines/senderTypes.js";
+import { writeFileAtomic } from "../durableFile.js";
+
+/** What the receiver confirmed it loaded, per part: the sender's memory of "already there". */
+export interface ConfirmedPart {
+  readonly kind: PartKind;
+  readonly size: number;
+  readonly sha256: string;
+  readonly mtimeMs: number;
+}
+
+export interface ConfirmedUnit {
+  readonly ref: FileRef;
+  readonly parts: ReadonlyArray<ConfirmedPart>;
+}
+
+type JournalRecord = { op: "add"; unit: ConfirmedUnit } | { op: "del"; key: string };
+
+export class SenderLockedError extends Error {
+  constructor(readonly dir: string, readonly pid: number) {
+    super(`another sender (pid ${pid}) is already running for ${dir}`);
+  }
+}
+
+const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+/**
+ * The sender's durable state for one receiver: `<data_directory>/sync-sender/<receiver>/`.
+ * - `sender-id`: identity presented to the receiver
+ * - `lock`: pid of the running sender, so one sender runs per data directory and receiver
+ * - `confirmed.jsonl`: append-only journal of loads the receiver confirmed; compacted on open
+ * - `snapshot/`: hard links to the files of the round, so compaction on the edge cannot pull
+ *   a file away mid-transfer
+ */
+export class WorkDir {
+  private constructor(
+    readonly dir: string,
+    readonly senderId: string,
+    private readonly confirmed: Map<string, ConfirmedUnit>,
+    private journal: FileHandle,
+  ) {}
+
+  static async open(dir: string, configuredName: string | undefined): Promise<WorkDir> {
+    await mkdir(join(dir, "snapshot"), { recursive: true });
+    await WorkDir.lock(dir);
+    const senderId = configuredName ?? (await WorkDir.identity(dir));
+    const confirmed = await WorkDir.replay(join(dir, "confirmed.jsonl"));
+    await writeFileAtomic(
+      join(dir, "confirmed.jsonl"),
+      [...confirmed.values()].map((unit) => JSON.stringify({ op: "add", unit }) + "\n").join(""),
+    );
+    const journal = await open(join(dir, "confirmed.jsonl"), "a");
+    return new WorkDir(dir, senderId, confirmed, journal);
+  }
+
+  private static async lock(dir: string): Promise<void> {
+    const path = join(dir, "lock");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const h = await open(path, "wx");
+        await h.writeFile(String(process.pid));
+        await h.close();
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+        const pid = Number((await readFile(path, "utf8").catch(() => "")).trim());
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) throw new SenderLockedError(dir, pid);
+        // The holder died (kill -9, power loss): its lock is stale.
+        await rm(path, { force: true });
+      }
+    }
+    throw new Error(`cannot take the lock ${path}`);
+  }
+
+  private static async identity(dir: string): Promise<string> {
+    const path = join(dir, "sender-id");
+    const existing = (await readFile(path, "utf8").catch(() => "")).trim();
+    if (/^[A-Za-z0-9_-]{1,64}$/.test(existing)) return existing;
+    const id = randomUUID().replaceAll("-", "");
+    await writeFileAtomic(path, id + "\n");
+    return id;
+  }
+
+  private static async replay(path: string): Promise<Map<string, ConfirmedUnit>> {
+    const map = new Map<string, ConfirmedUnit>();
+    const text = await readFile(path, "utf8").catch(() => "");
+    for (const line of text.split("\n")) {
+      if (!line) continue;
+      let rec: JournalRecord;
+      try {
+        rec = JSON.parse(line) as JournalRecord;
+      } catch {
+        continue; // a torn last line from a crash mid-append: that confirmation never completed
+      }
+      if (rec.op === "add") map.set(refKey(rec.unit.ref), rec.unit);
+      else map.delete(rec.key);
+    }
+    return map;
+  }
+
+  get confirmedUnits(): ReadonlyMap<string, ConfirmedUnit> {
+    return this.confirmed;
+  }
+
+  /**
+   * Records a load the receiver confirmed. Not fsynced per file: after a power loss the receiver's
+   * own journal answers "have" for anything this list forgot, so nothing is loaded twice.
+   */
+  async confirm(unit: ConfirmedUnit): Promise<void> {
+    this.confirmed.set(refKey(unit.ref), unit);
+    await this.journal.write(JSON.stringify({ op: "add", unit } satisfies JournalRecord) + "\n");
+  }
+
+  async forget(ref: FileRef): Promise<void> {
+    this.confirmed.delete(refKey(ref));
+    await this.journal.write(JSON.stringify({ op: "del", key: refKey(ref) } satisfies JournalRecord) + "\n");
+  }
+
+  async flush(): Promise<void> {
+    await this.journal.sync();
+  }
+
+  snapshotPath(ref: FileRef, kind: PartKind): string {
+    return join(this.dir, "snapshot", ref.sg, ref.vg, ref.tp, partFileName(ref.name, kind));
+  }
+
+  /**
+   * Pins a part for the round. TsFiles and resources never change once sealed, so a hard link is
+   * enough; side files grow with deletions, so they are copied to freeze what is sent.
+   */
+  async pin(ref: FileRef, kind: PartKind, source: string): Promise<{ path: string; size: number; mtimeMs: number }> {
+    const target = this.snapshotPath(ref, kind);
+    await mkdir(dirname(target), { recursive: true });
+    await rm(target, { force: true });
+    const s = await stat(source);
+    if (kind === "tsfile" || kind === "resource") {
+      await link(source, target).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code === "EXDEV" || e.code === "EPERM") await copyFile(source, target);
+        else throw e;
+      });
+    } else {
+      await copyFile(source, target);
+    }
+    return { path: target, size: (await stat(target)).size, mtimeMs: s.mtimeMs };
+  }
+
+  async unpin(ref: FileRef, kinds: ReadonlyArray<PartKind>): Promise<void> {
+    await Promise.all(kinds.map((k) => rm(this.snapshotPath(ref, k), { force: true })));
+  }
+
+  /** Recovery before the diff: snapshots of an interrupted round are made again by the next scan. */
+  async clearSnapshots(): Promise<void> {
+    await rm(join(this.dir, "snapshot"), { recursive: true, force: true });
+    await mkdir(join(this.dir, "snapshot"), { recursive: true });
+  }
+
+  async close(): Promise<void> {
+    await this.journal.sync().catch(() => undefined);
+    await this.journal.close();
+    await rm(join(this.dir, "lock"), { force: true });
+  }
+}

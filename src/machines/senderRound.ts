@@ -1,0 +1,312 @@
+import { assign, setup } from "xstate";
+import type { FileRef } from "../protocol/messages.js";
+import { needs } from "./slot.js";
+import {
+  asStepFailure,
+  emptySummary,
+  refKey,
+  type DeleteOutput,
+  type RoundSummary,
+  type ScanResult,
+  type SessionInfo,
+  type StepFailure,
+  type SyncUnit,
+  type LoadInput,
+  type SentPart,
+  type TransferInput,
+  type VerifyInput,
+} from "./senderTypes.js";
+
+export interface SenderRoundInput {
+  /** Retries per file per round after the first attempt (`max_number_of_sync_file_retry`). */
+  readonly maxRetries: number;
+  /** Hello attempts before the round gives up on an unreachable receiver. */
+  readonly maxHandshakes?: number;
+}
+
+export interface SenderRoundContext {
+  readonly maxRetries: number;
+  readonly maxHandshakes: number;
+  readonly units: ReadonlyArray<SyncUnit>;
+  readonly deletions: ReadonlyArray<FileRef>;
+  readonly index: number;
+  /** Attempts made at the current file in this round, the first included. */
+  readonly attempts: number;
+  readonly handshakes: number;
+  readonly session: SessionInfo | undefined;
+  /** The part of the current file being sent, and the parts already sent and verified. */
+  readonly partIndex: number;
+  readonly parts: ReadonlyArray<SentPart>;
+  readonly lastFailure: StepFailure | undefined;
+  /** Storage groups refused with CONFLICT this round: their other files are skipped, not offered. */
+  readonly conflicted: Readonly<Record<string, string>>;
+  readonly summary: RoundSummary;
+}
+
+export type SenderRoundEvent = { type: "stop" };
+
+const current = (c: SenderRoundContext): SyncUnit | undefined => c.units[c.index];
+const currentName = (c: SenderRoundContext): string => {
+  const u = current(c);
+  return u ? refKey(u.ref) : "?";
+};
+
+/**
+ * One sync round: recover → scan → hello → for each new file: transfer → verify → load → confirm
+ * → deletions → done. Per-file failures retry with backoff up to `maxRetries`, then the file is
+ * quarantined for the round and the round goes on.
+ */
+export const senderRound = setup({
+  types: {
+    context: {} as SenderRoundContext,
+    input: {} as SenderRoundInput,
+    events: {} as SenderRoundEvent,
+    output: {} as RoundSummary,
+  },
+  actors: {
+    recover: needs<void, void>("recover"),
+    scan: needs<ScanResult, void>("scan"),
+    handshake: needs<SessionInfo, void>("handshake"),
+    transfer: needs<SentPart, TransferInput>("transfer"),
+    verify: needs<void, VerifyInput>("verify"),
+    load: needs<void, LoadInput>("load"),
+    confirm: needs<void, LoadInput>("confirm"),
+    deleteFiles: needs<DeleteOutput, { session: SessionInfo; deletions: ReadonlyArray<FileRef> }>("deleteFiles"),
+    bye: needs<void, { session: SessionInfo | undefined }>("bye"),
+  },
+  guards: {
+    allFilesDone: ({ context }) => context.index >= context.units.length,
+    allFilesDoneWith: ({ context }, params: { deletions: boolean }) =>
+      context.index >= context.units.length && context.deletions.length > 0 === params.deletions,
+    groupConflicted: ({ context }) => {
+      const u = current(context);
+      return u !== undefined && context.conflicted[u.ref.sg] !== undefined;
+    },
+    isConflict: ({ context }) => context.lastFailure?.kind === "conflict",
+    isRefused: ({ context }) => context.lastFailure?.kind === "refused",
+    isFatal: ({ context }) => context.lastFailure?.kind === "fatal",
+    canRetry: ({ context }) => context.attempts <= context.maxRetries,
+    lastPartHad: ({ context }) => context.parts[context.parts.length - 1]?.had === true,
+    morePartsToSend: ({ context }) => context.partIndex < (current(context)?.parts.length ?? 0),
+    sessionLost: ({ context }) => context.lastFailure?.kind === "sessionLost",
+    canHandshakeAgain: ({ context }) =>
+      context.handshakes < context.maxHandshakes && context.lastFailure?.kind !== "refused",
+  },
+  delays: {
+    // Exponential, capped; the runtime provides a jittered version (randomness is I/O).
+    backoff: ({ context }) => Math.min(30_000, 200 * 2 ** Math.max(0, context.attempts - 1)),
+    handshakeBackoff: ({ context }) => Math.min(30_000, 500 * 2 ** Math.max(0, context.handshakes - 1)),
+  },
+  actions: {
+    recordFailure: assign({ lastFailure: (_, failure: StepFailure) => failure }),
+    advance: assign({ index: ({ context }) => context.index + 1, attempts: 0, partIndex: 0, parts: [] }),
+    // A retry starts the file over; parts the receiver already holds answer "have" at once.
+    restartFile: assign({ partIndex: 0, parts: [] }),
+    skipConflicted: assign({
+      summary: ({ context }) => ({
+        ...context.summary,
+        skipped: [
+          ...context.summary.skipped,
+          { file: currentName(context), reason: context.conflicted[current(context)?.ref.sg ?? ""] ?? "conflict" },
+        ],
+      }),
+    }),
+    markConflict: assign(({ context }) => {
+      const sg = current(context)?.ref.sg ?? "?";
+      const message = context.lastFailure?.message ?? "conflict";
+      return {
+        conflicted: { ...context.conflicted, [sg]: message },
+        summary: {
+          ...context.summary,
+          conflicts: [...context.summary.conflicts, { sg, message }],
+          skipped: [...context.summary.skipped, { file: currentName(context), reason: message }],
+        },
+      };
+    }),
+    quarantine: assign({
+      summary: ({ context }) => ({
+        ...context.summary,
+        failed: [
+          ...context.summary.failed,
+          { file: currentName(context), reason: context.lastFailure?.message ?? "unknown error", attempts: context.attempts },
+        ],
+      }),
+    }),
+    countAttempt: assign({ attempts: ({ context }) => context.attempts + 1 }),
+    recordSent: assign({
+      summary: ({ context }) => {
+        const bytes = context.parts.reduce((n, p) => n + p.bytesSent, 0);
+        const resumedFrom = context.parts.reduce((n, p) => n + p.resumedFrom, 0);
+        const allHad = context.parts.every((p) => p.had);
+        return allHad
+          ? { ...context.summary, skipped: [...context.summary.skipped, { file: currentName(context), reason: "receiver already has it" }] }
+          : {
+              ...context.summary,
+              bytesSent: context.summary.bytesSent + bytes,
+              sent: [...context.summary.sent, { file: currentName(context), bytes, resumedFrom }],
+            };
+      },
+    }),
+    failRound: assign({
+      summary: ({ context }) => ({ ...context.summary, roundError: context.lastFailure?.message ?? "round failed" }),
+    }),
+  },
+}).createMachine({
+  id: "senderRound",
+  initial: "recovering",
+  context: ({ input }) => ({
+    maxRetries: input.maxRetries,
+    maxHandshakes: input.maxHandshakes ?? 3,
+    units: [],
+    deletions: [],
+    index: 0,
+    attempts: 0,
+    handshakes: 0,
+    session: undefined,
+    partIndex: 0,
+    parts: [],
+    lastFailure: undefined,
+    conflicted: {},
+    summary: emptySummary,
+  }),
+  on: { stop: ".stopped" },
+  states: {
+    recovering: {
+      invoke: {
+        src: "recover",
+        onDone: "scanning",
+        onError: { target: "failed", actions: { type: "recordFailure", params: ({ event }) => asStepFailure(event.error) } },
+      },
+    },
+    scanning: {
+      invoke: {
+        src: "scan",
+        onDone: {
+          target: "handshaking",
+          actions: assign({ units: ({ event }) => event.output.units, deletions: ({ event }) => event.output.deletions }),
+        },
+        onError: { target: "failed", actions: { type: "recordFailure", params: ({ event }) => asStepFailure(event.error) } },
+      },
+    },
+    handshaking: {
+      entry: assign({ handshakes: ({ context }) => context.handshakes + 1 }),
+      invoke: {
+        src: "handshake",
+        onDone: { target: "nextFile", actions: assign({ session: ({ event }) => event.output, handshakes: 0 }) },
+        onError: {
+          target: "handshakeFailed",
+          actions: { type: "recordFailure", params: ({ event }) => asStepFailure(event.error) },
+        },
+      },
+    },
+    handshakeFailed: {
+      always: [{ guard: "canHandshakeAgain", target: "handshakeBackoff" }, { target: "failed" }],
+    },
+    handshakeBackoff: { after: { handshakeBackoff: "handshaking" } },
+    nextFile: {
+      always: [
+        { guard: { type: "allFilesDoneWith", params: { deletions: true } }, target: "deleting" },
+        { guard: "allFilesDone", target: "closing" },
+        { guard: "groupConflicted", target: "nextFile", reenter: true, actions: ["skipConflicted", "advance"] },
+        { target: "transferring", actions: "countAttempt" },
+      ],
+    },
+    transferring: {
+      invoke: {
+        src: "transfer",
+        input: ({ context }) => ({ session: context.session!, unit: current(context)!, partIndex: context.partIndex }),
+        onDone: {
+          target: "partSent",
+          actions: assign({
+            parts: ({ context, event }) => [...context.parts, event.output],
+            partIndex: ({ context }) => context.partIndex + 1,
+          }),
+        },
+        onError: { target: "fileFailed", actions: { type: "recordFailure", params: ({ event }) => asStepFailure(event.error) } },
+      },
+    },
+    partSent: {
+      always: [{ guard: "lastPartHad", target: "partVerified" }, { target: "verifying" }],
+    },
+    verifying: {
+      invoke: {
+        src: "verify",
+        input: ({ context }) => ({ session: context.session!, unit: current(context)!, part: context.parts[context.parts.length - 1]! }),
+        onDone: "partVerified",
+        onError: { target: "fileFailed", actions: { type: "recordFailure", params: ({ event }) => asStepFailure(event.error) } },
+      },
+    },
+    partVerified: {
+      always: [{ guard: "morePartsToSend", target: "transferring" }, { target: "loading" }],
+    },
+    loading: {
+      invoke: {
+        src: "load",
+        input: ({ context }) => ({ session: context.session!, unit: current(context)!, parts: context.parts }),
+        onDone: "confirming",
+        onError: { target: "fileFailed", actions: { type: "recordFailure", params: ({ event }) => asStepFailure(event.error) } },
+      },
+    },
+    confirming: {
+      invoke: {
+        src: "confirm",
+        input: ({ context }) => ({ session: context.session!, unit: current(context)!, parts: context.parts }),
+        onDone: { target: "nextFile", actions: ["recordSent", "advance"] },
+        onError: { target: "fileFailed", actions: { type: "recordFailure", params: ({ event }) => asStepFailure(event.error) } },
+      },
+    },
+    fileFailed: {
+      always: [
+        { guard: "isConflict", target: "nextFile", actions: ["markConflict", "advance"] },
+        { guard: "isRefused", target: "failed" },
+        { guard: "isFatal", target: "nextFile", actions: ["quarantine", "advance"] },
+        { guard: "canRetry", target: "retryBackoff" },
+        { target: "nextFile", actions: ["quarantine", "advance"] },
+      ],
+    },
+    retryBackoff: {
+      entry: "restartFile",
+      after: {
+        backoff: [
+          { guard: "sessionLost", target: "handshaking" },
+          { target: "transferring", actions: "countAttempt" },
+        ],
+      },
+    },
+    deleting: {
+      invoke: {
+        src: "deleteFiles",
+        input: ({ context }) => ({ session: context.session!, deletions: context.deletions }),
+        onDone: {
+          target: "closing",
+          actions: assign({
+            summary: ({ context, event }) => ({
+              ...context.summary,
+              deleted: [...context.summary.deleted, ...event.output.deleted.map(refKey)],
+              failed: [
+                ...context.summary.failed,
+                ...event.output.failed.map((f) => ({ file: `${refKey(f.ref)} (delete)`, reason: f.reason, attempts: 1 })),
+              ],
+            }),
+          }),
+        },
+        onError: {
+          target: "closing",
+          actions: assign({
+            summary: ({ context, event }) => ({
+              ...context.summary,
+              failed: [...context.summary.failed, { file: "deletions", reason: asStepFailure(event.error).message, attempts: 1 }],
+            }),
+          }),
+        },
+      },
+    },
+    closing: {
+      invoke: { src: "bye", input: ({ context }) => ({ session: context.session }), onDone: "done", onError: "done" },
+    },
+    done: { type: "final" },
+    failed: { type: "final", entry: "failRound" },
+    stopped: { type: "final", entry: assign({ summary: ({ context }) => ({ ...context.summary, roundError: context.summary.roundError ?? "stopped" }) }) },
+  },
+  output: ({ context }) => context.summary,
+});

@@ -1,0 +1,115 @@
+import type { FileRef, PartKind } from "../protocol/messages.js";
+
+/** One file on the sender's disk that travels as a part of a TsFile unit. */
+export interface LocalPart {
+  readonly kind: PartKind;
+  readonly path: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  /** Known when an earlier attempt hashed it; lets the receiver answer "have" exactly. */
+  readonly sha256?: string | undefined;
+}
+
+/** A sealed TsFile with its side files: sent, verified and loaded together. */
+export interface SyncUnit {
+  readonly ref: FileRef;
+  readonly parts: ReadonlyArray<LocalPart>;
+}
+
+export interface ScanResult {
+  readonly units: ReadonlyArray<SyncUnit>;
+  readonly deletions: ReadonlyArray<FileRef>;
+  /** Files seen but not offered this round (unsealed, filtered, under compaction), with why. */
+  readonly ignored: number;
+}
+
+export interface SessionInfo {
+  readonly prefix: string;
+  readonly sessionId: string;
+  readonly chunkBytes: number;
+}
+
+/** One part after its transfer: what the receiver must verify and then load. */
+export interface SentPart {
+  readonly kind: PartKind;
+  readonly fileId: string | undefined;
+  readonly size: number;
+  readonly sha256: string;
+  /** True when the receiver already held it ("have") and nothing was sent. */
+  readonly had: boolean;
+  readonly bytesSent: number;
+  /** Where the transfer started: > 0 when the receiver kept a partial copy. */
+  readonly resumedFrom: number;
+}
+
+export interface TransferInput {
+  readonly session: SessionInfo;
+  readonly unit: SyncUnit;
+  readonly partIndex: number;
+}
+
+export interface VerifyInput {
+  readonly session: SessionInfo;
+  readonly unit: SyncUnit;
+  readonly part: SentPart;
+}
+
+export interface LoadInput {
+  readonly session: SessionInfo;
+  readonly unit: SyncUnit;
+  readonly parts: ReadonlyArray<SentPart>;
+}
+
+export interface DeleteOutput {
+  readonly deleted: ReadonlyArray<FileRef>;
+  readonly failed: ReadonlyArray<{ readonly ref: FileRef; readonly reason: string }>;
+}
+
+/**
+ * How a step failed, as the machine needs to know it: actors reject with this shape.
+ * - conflict: the storage group belongs to another sender; skip the group for the round.
+ * - refused: the receiver will not talk to us (disabled, address not allowed): end the round.
+ * - sessionLost: say hello again, then retry.
+ * - retryable: retry the file after a backoff.
+ * - fatal: this file cannot succeed this round (quarantine it).
+ */
+export interface StepFailure {
+  readonly kind: "conflict" | "refused" | "sessionLost" | "retryable" | "fatal";
+  readonly code: number;
+  readonly message: string;
+  readonly owner?: string | undefined;
+}
+
+export const isStepFailure = (e: unknown): e is StepFailure =>
+  typeof e === "object" && e !== null && "kind" in e && "message" in e && "code" in e;
+
+export const asStepFailure = (e: unknown): StepFailure =>
+  isStepFailure(e)
+    ? e
+    : { kind: "retryable", code: -1, message: e instanceof Error ? e.message : String(e) };
+
+export const refKey = (r: FileRef): string => `${r.sg}/${r.vg}/${r.tp}/${r.name}`;
+
+export interface RoundSummary {
+  readonly sent: ReadonlyArray<{ readonly file: string; readonly bytes: number; readonly resumedFrom: number }>;
+  readonly skipped: ReadonlyArray<{ readonly file: string; readonly reason: string }>;
+  readonly failed: ReadonlyArray<{ readonly file: string; readonly reason: string; readonly attempts: number }>;
+  readonly conflicts: ReadonlyArray<{ readonly sg: string; readonly message: string }>;
+  readonly deleted: ReadonlyArray<string>;
+  readonly bytesSent: number;
+  /** Set when the round could not run at all (refused, receiver unreachable). */
+  readonly roundError: string | undefined;
+}
+
+export const emptySummary: RoundSummary = {
+  sent: [],
+  skipped: [],
+  failed: [],
+  conflicts: [],
+  deleted: [],
+  bytesSent: 0,
+  roundError: undefined,
+};
+
+export const roundSucceeded = (s: RoundSummary): boolean =>
+  s.roundError === undefined && s.failed.length === 0 && s.conflicts.length === 0;

@@ -1,0 +1,58 @@
+import { Data, type Effect } from "effect";
+import type { FileRef, PartKind } from "../protocol/messages.js";
+
+/** A part that passed its digest check and waits in staging, ready to be placed. */
+export interface StagedPart {
+  readonly kind: PartKind;
+  readonly path: string;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/** What the receiver learned about a TsFile while verifying it; plugins may index it. */
+export interface TsFileFacts {
+  readonly devices: ReadonlyArray<{ readonly id: string; readonly startTime: string | null; readonly endTime: string | null }>;
+  readonly version: number;
+}
+
+export interface LoadRequest {
+  readonly senderId: string;
+  readonly ref: FileRef;
+  /** Only the parts that changed; parts the storage already holds are not repeated. */
+  readonly parts: ReadonlyArray<StagedPart>;
+  readonly facts: TsFileFacts | undefined;
+}
+
+export class StorageError extends Data.TaggedError("StorageError")<{
+  readonly op: string;
+  readonly message: string;
+  readonly cause?: unknown;
+}> {}
+
+/**
+ * Where received files end up. Every storage, built-in or third-party, implements this; the
+ * receiver never touches the destination any other way. `load` must be all-or-nothing per part
+ * and safe to repeat: the receiver may call it again for a part it already placed after a crash.
+ */
+export interface Storage {
+  readonly name: string;
+  readonly load: (req: LoadRequest) => Effect.Effect<void, StorageError>;
+  /** Removes the TsFile and its side files; answers whether anything was there. */
+  readonly remove: (senderId: string, ref: FileRef) => Effect.Effect<boolean, StorageError>;
+  /** "Do you hold this part with this digest?" Used by recovery so nothing is loaded twice. */
+  readonly has: (ref: FileRef, kind: PartKind, sha256: string) => Effect.Effect<boolean, StorageError>;
+  readonly applySchema: (senderId: string, records: ReadonlyArray<string>) => Effect.Effect<void, StorageError>;
+  readonly close: Effect.Effect<void>;
+}
+
+export interface StorageContext {
+  /** The receiver's data directory: a storage keeps its own state below it. */
+  readonly dataDir: string;
+  /** `plugin.*` keys of the receiver properties, prefix removed. */
+  readonly options: Readonly<Record<string, string>>;
+  /** NATS servers the receiver uses, for storages that live in NATS. */
+  readonly natsServers: string;
+  readonly natsOptions: Readonly<Record<string, unknown>>;
+}
+
+export type StorageFactory = (ctx: StorageContext) => Effect.Effect<Storage, StorageError>;

@@ -1,0 +1,103 @@
+import { Result, Schema } from "effect";
+import { describeBadName, isNumericSegment, isSegment, isToken, isTsFileName } from "./names.js";
+
+export const protocolVersion = 1;
+
+const Segment = Schema.String.pipe(
+  Schema.check(Schema.makeFilter((s: string) => isSegment(s) || describeBadName("name", s))),
+);
+const Numeric = Schema.String.pipe(
+  Schema.check(Schema.makeFilter((s: string) => isNumericSegment(s) || `${JSON.stringify(s)} is not a partition number`)),
+);
+const TsFileName = Schema.String.pipe(
+  Schema.check(Schema.makeFilter((s: string) => isTsFileName(s) || `${describeBadName("file name", s)} or does not end in .tsfile`)),
+);
+const Token = Schema.String.pipe(
+  Schema.check(Schema.makeFilter((s: string) => isToken(s) || `${JSON.stringify(s)} is not an id of 1-64 letters, digits, '_' or '-'`)),
+);
+const Sha256 = Schema.String.pipe(Schema.check(Schema.isPattern(/^[0-9a-f]{64}$/)));
+const Size = Schema.Int.pipe(Schema.check(Schema.isGreaterThanOrEqualTo(0)));
+
+/** The parts of one sealed TsFile that travel together; the resource goes first, like IoTDB writes it last. */
+export const PartKind = Schema.Literals(["resource", "tsfile", "mods", "mods2"]);
+export type PartKind = typeof PartKind.Type;
+
+/** Where a TsFile lives: storage group, virtual group (or region), time partition, file name. */
+export const FileRef = Schema.Struct({ sg: Segment, vg: Numeric, tp: Numeric, name: TsFileName });
+export type FileRef = typeof FileRef.Type;
+
+export const Hello = Schema.Struct({
+  protocol: Schema.Int,
+  senderId: Token,
+  senderName: Schema.optional(Schema.String),
+  tsyncVersion: Schema.String,
+  partitionInterval: Schema.optional(Schema.Number),
+  storageGroups: Schema.Array(Segment),
+});
+export type Hello = typeof Hello.Type;
+
+/** `sha256` is sent when the sender knows it already, so the receiver can answer "have" on content. */
+export const Offer = Schema.Struct({ ...FileRef.fields, kind: PartKind, size: Size, sha256: Schema.optional(Sha256) });
+export type Offer = typeof Offer.Type;
+
+export const Commit = Schema.Struct({ fileId: Token, size: Size, sha256: Sha256 });
+export type Commit = typeof Commit.Type;
+
+export const PartDigest = Schema.Struct({ kind: PartKind, size: Size, sha256: Sha256 });
+export type PartDigest = typeof PartDigest.Type;
+
+export const Load = Schema.Struct({ ...FileRef.fields, parts: Schema.Array(PartDigest) });
+export type Load = typeof Load.Type;
+
+export const Delete = FileRef;
+export type Delete = FileRef;
+
+/** A piece of the sender's schema log, from `offset` on; see schema sync. */
+export const SchemaPiece = Schema.Struct({ file: Segment, offset: Size, records: Schema.Array(Schema.String) });
+export type SchemaPiece = typeof SchemaPiece.Type;
+
+export const Bye = Schema.Struct({});
+
+const Reply = { code: Schema.Int, message: Schema.String };
+
+export const HelloReply = Schema.Struct({
+  ...Reply,
+  sessionPrefix: Schema.optional(Schema.String),
+  sessionId: Schema.optional(Schema.String),
+  maxChunkBytes: Schema.optional(Schema.Int),
+  idleTimeoutMs: Schema.optional(Schema.Int),
+});
+export type HelloReply = typeof HelloReply.Type;
+
+export const OfferReply = Schema.Struct({
+  ...Reply,
+  fileId: Schema.optional(Schema.String),
+  offset: Schema.optional(Schema.Int),
+  owner: Schema.optional(Schema.String),
+  sha256: Schema.optional(Schema.String),
+});
+export type OfferReply = typeof OfferReply.Type;
+
+/** Ack of one chunk: `offset` is the next byte the receiver expects. */
+export const ChunkAck = Schema.Struct({ ...Reply, offset: Schema.optional(Schema.Int) });
+export type ChunkAck = typeof ChunkAck.Type;
+
+export const PlainReply = Schema.Struct({ ...Reply, owner: Schema.optional(Schema.String) });
+export type PlainReply = typeof PlainReply.Type;
+
+/** Decodes JSON from the wire; the error is a sentence fit for a badMessage status. */
+export const decodeJson =
+  <S extends Schema.Codec<unknown, unknown>>(schema: S) =>
+  (bytes: Uint8Array): Result.Result<S["Type"], string> => {
+    let value: unknown;
+    try {
+      value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch {
+      return Result.fail("message is not valid UTF-8 JSON");
+    }
+    const decoded = Schema.decodeUnknownResult(schema as unknown as Schema.Codec<S["Type"], unknown>)(value);
+    return Result.isSuccess(decoded) ? Result.succeed(decoded.success) : Result.fail(decoded.failure.message);
+  };
+
+const encoder = new TextEncoder();
+export const encodeJson = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value));

@@ -1,0 +1,28 @@
+/**
+ * Names that arrive from the wire become path segments on the receiver, so each must be exactly one
+ * harmless segment: no separators, no NUL, not "." or "..", no leading dash or dot tricks.
+ */
+const segmentPattern = /^(?!\.{1,2}$)[\p{L}\p{N}_.\-]{1,255}$/u;
+const tokenPattern = /^[A-Za-z0-9_-]{1,64}$/;
+const numericPattern = /^-?[0-9]{1,19}$/;
+
+export const isSegment = (s: unknown): s is string => typeof s === "string" && segmentPattern.test(s);
+
+/** A NATS subject token we put ids into (sender id, session id, receiver group). */
+export const isToken = (s: unknown): s is string => typeof s === "string" && tokenPattern.test(s);
+
+/** Virtual storage group, region and time partition folders are numbers in IoTDB's layouts. */
+export const isNumericSegment = (s: unknown): s is string => typeof s === "string" && numericPattern.test(s);
+
+export const isTsFileName = (s: unknown): s is string => isSegment(s) && s.endsWith(".tsfile") && s.length > ".tsfile".length;
+
+/** Explains why a name was refused, for the status message. */
+export const describeBadName = (field: string, value: unknown): string => {
+  if (typeof value !== "string") return `${field} must be a string`;
+  if (value.length === 0) return `${field} is empty`;
+  if (value.includes("\0")) return `${field} contains a NUL byte`;
+  if (value.includes("/") || value.includes("\\")) return `${field} ${JSON.stringify(value)} contains a path separator`;
+  if (value === "." || value === "..") return `${field} ${JSON.stringify(value)} is not a name`;
+  if (value.length > 255) return `${field} is longer than 255 characters`;
+  return `${field} ${JSON.stringify(value)} has characters outside letters, digits, '.', '_' and '-'`;
+};

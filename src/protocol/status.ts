@@ -1,0 +1,51 @@
+/** Wire status codes: stable numbers with a name; the human text travels beside them in `message`. */
+export const Code = {
+  ok: 0,
+  start: 1,
+  resume: 2,
+  have: 3,
+  conflict: 40,
+  disabled: 41,
+  addressNotAllowed: 42,
+  badMessage: 43,
+  badName: 44,
+  digestMismatch: 45,
+  badTsFile: 46,
+  sizeMismatch: 47,
+  unknownSession: 48,
+  unknownFile: 49,
+  tooLarge: 50,
+  outOfOrder: 51,
+  notReady: 52,
+  notOwner: 53,
+  storageFailed: 60,
+  internal: 61,
+  busy: 62,
+  protocolMismatch: 63,
+  unauthorized: 64,
+} as const;
+
+export type CodeName = keyof typeof Code;
+export type CodeValue = (typeof Code)[CodeName];
+
+const names = new Map<number, CodeName>(Object.entries(Code).map(([k, v]) => [v, k as CodeName]));
+
+export const codeName = (code: number): string => names.get(code) ?? `code ${code}`;
+
+/** Whether a sender may try the same step again with any hope of a different answer. */
+export const isRetryable = (code: number): boolean =>
+  code === Code.digestMismatch ||
+  code === Code.sizeMismatch ||
+  code === Code.unknownSession ||
+  code === Code.unknownFile ||
+  code === Code.outOfOrder ||
+  code === Code.storageFailed ||
+  code === Code.internal ||
+  code === Code.busy;
+
+export interface Status {
+  readonly code: number;
+  readonly message: string;
+}
+
+export const status = (code: CodeValue, message: string): Status => ({ code, message });

@@ -1,0 +1,4 @@
+export * from "./bytes.js";
+export * from "./reader.js";
+export * from "./resource.js";
+export * from "./writer.js";
