@@ -76,8 +76,7 @@ export const senderRound = setup({
   },
   guards: {
     allFilesDone: ({ context }) => context.index >= context.units.length,
-    allFilesDoneWith: ({ context }, params: { deletions: boolean }) =>
-      context.index >= context.units.length && context.deletions.length > 0 === params.deletions,
+    allFilesDoneDeletionsPending: ({ context }) => context.index >= context.units.length && context.deletions.length > 0,
     groupConflicted: ({ context }) => {
       const u = current(context);
       return u !== undefined && context.conflicted[u.ref.sg] !== undefined;
@@ -205,7 +204,7 @@ export const senderRound = setup({
     handshakeBackoff: { after: { handshakeBackoff: "handshaking" } },
     nextFile: {
       always: [
-        { guard: { type: "allFilesDoneWith", params: { deletions: true } }, target: "deleting" },
+        { guard: "allFilesDoneDeletionsPending", target: "deleting" },
         { guard: "allFilesDone", target: "closing" },
         { guard: "groupConflicted", target: "nextFile", reenter: true, actions: ["skipConflicted", "advance"] },
         { target: "transferring", actions: "countAttempt" },

@@ -7,6 +7,7 @@ import { isAllowed, type IpWhiteList } from "../../config/ipWhiteList.js";
 import { formatIpWhiteList } from "../../config/ipWhiteList.js";
 import type { StagedPart, Storage, TsFileFacts } from "../../plugins/storage.js";
 import { connectionFor } from "./addressOf.js";
+import type { Catalog } from "./catalog.js";
 import type { Journal } from "./journal.js";
 import type { Owner, OwnershipRegistry } from "./ownership.js";
 import type { Staging } from "./staging.js";
@@ -51,6 +52,7 @@ export class ReceiverCore {
     readonly validateTsFile: (path: string) => Promise<TsFileCheck>,
     readonly log: (line: string) => void,
     readonly inspectOption: (sessionId: string) => { inspect?: (e: unknown) => void },
+    readonly catalog: Catalog,
   ) {}
 
   get maxChunkBytes(): number {
@@ -120,6 +122,9 @@ export class ReceiverCore {
     for (const p of toLoad) {
       await this.journal.recordLoaded({ sender, ref: load, kind: p.kind, size: p.size, sha256: p.sha256 });
       await this.staging.discard(sender, load, p.kind);
+    }
+    if (facts && toLoad.some((p) => p.kind === "tsfile")) {
+      await this.catalog.loaded({ sender, ref: { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name }, devices: facts.devices, version: facts.version, loadedAt: new Date().toISOString() });
     }
     this.stats.loads++;
     return { code: Code.ok, message: `loaded ${toLoad.map((p) => p.kind).join(", ")}` };

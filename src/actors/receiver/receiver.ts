@@ -10,6 +10,7 @@ import { openStorage } from "../../plugins/loadStorage.js";
 import type { Storage } from "../../plugins/storage.js";
 import { connectNats } from "../natsConnect.js";
 import { startNatsServer, type NatsServerProcess } from "../natsServer.js";
+import { Catalog } from "./catalog.js";
 import { ReceiverCore, type TsFileCheck } from "./core.js";
 import { Journal } from "./journal.js";
 import { OwnershipRegistry } from "./ownership.js";
@@ -24,6 +25,9 @@ export interface ReceiverOptions {
   readonly inspect?: (sessionId: string, event: unknown) => void;
   readonly onSession?: (host: SessionHost, event: "open" | "end") => void;
 }
+
+export const catalogPath = (dataDir: string): string => join(dataDir, ".tsync", "catalog.jsonl");
+export const embeddedStoreDir = (dataDir: string): string => join(dataDir, ".tsync", "nats");
 
 /** Extra nats-server config for the embedded server's TLS, when the properties ask for it. */
 const embeddedTlsConfig = (c: ReceiverConfig): string =>
@@ -61,7 +65,7 @@ export class Receiver {
     let monitorUrl = c.nats_monitor_url;
     if (c.nats_url === undefined) {
       server = await startNatsServer({
-        dir: join(dataDir, ".tsync", "nats"),
+        dir: embeddedStoreDir(dataDir),
         host: "0.0.0.0",
         port: c.sync_server_port === 0 ? -1 : c.sync_server_port,
         extraConfig: embeddedTlsConfig(c),
@@ -100,6 +104,7 @@ export class Receiver {
         options.validateTsFile,
         log,
         (sessionId) => (options.inspect ? { inspect: (e: unknown) => options.inspect?.(sessionId, e) } : {}),
+        new Catalog(catalogPath(dataDir)),
       );
       const port = server?.port ?? Number(servers[0]?.split(":").pop() ?? 0);
       const receiver = new Receiver(core, nc, server, storage, options, port, servers[0] ?? "");

@@ -230,6 +230,7 @@ export class SessionHost {
     if (conflict) return conflict;
     const existed = await Effect.runPromise(this.core.storage.remove(this.input.senderId, ref));
     await this.core.journal.recordDeleted(this.input.senderId, ref);
+    await this.core.catalog.deleted(this.input.senderId, ref);
     this.core.stats.deleted++;
     return statusReply(Code.ok, existed ? "deleted" : "was not there");
   }

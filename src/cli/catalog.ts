@@ -1,0 +1,34 @@
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { Effect } from "effect";
+import { loadReceiverConfig } from "../config/receiver.js";
+import { Catalog, queryCatalog } from "../actors/receiver/catalog.js";
+import { catalogPath } from "../actors/receiver/receiver.js";
+
+/** `tsync catalog`: what has arrived from whom, covering which devices and time. */
+export const runCatalog = async (args: string[]): Promise<number> => {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: "string", default: "conf/receiver.properties" },
+      group: { type: "string" },
+      device: { type: "string" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  const c = await Effect.runPromise(loadReceiverConfig(values.config ?? "conf/receiver.properties"));
+  const entries = queryCatalog(await new Catalog(catalogPath(resolve(c.receiver_data_directory))).entries(), { group: values.group, device: values.device });
+  if (values.json) {
+    process.stdout.write(JSON.stringify(entries, null, 2) + "\n");
+    return 0;
+  }
+  if (entries.length === 0) process.stdout.write("nothing matches\n");
+  for (const e of entries) {
+    process.stdout.write(`${e.ref.sg}/${e.ref.vg}/${e.ref.tp}/${e.ref.name} from ${e.sender}, loaded ${e.loadedAt}\n`);
+    for (const d of e.devices) {
+      const range = d.startTime === null ? "empty" : `${new Date(Number(d.startTime)).toISOString()} .. ${new Date(Number(d.endTime)).toISOString()}`;
+      process.stdout.write(`  ${d.id}: ${range}\n`);
+    }
+  }
+  return 0;
+};

@@ -1,0 +1,25 @@
+/**
+ * First SIGTERM/SIGINT: stop gracefully (the current chunk finishes, state is persisted). A second
+ * one: exit at once; the on-disk state is consistent at every point, so this is safe too.
+ */
+export const onStopSignals = (stop: AbortController, warn: (line: string) => void): (() => void) => {
+  const handler = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      warn(`${signal} again: exiting now`);
+      process.exit(130);
+    }
+    warn(`${signal}: stopping after the current step (send it again to exit at once)`);
+    stop.abort();
+    // A graceful stop must not hang: 10 s is the promise.
+    setTimeout(() => {
+      warn("graceful stop took longer than 10 s: exiting");
+      process.exit(1);
+    }, 10_000).unref();
+  };
+  process.on("SIGTERM", handler);
+  process.on("SIGINT", handler);
+  return () => {
+    process.off("SIGTERM", handler);
+    process.off("SIGINT", handler);
+  };
+};
