@@ -1,0 +1,37 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { expect, test } from "vitest";
+
+const src = fileURLToPath(new URL("../src/", import.meta.url));
+
+const importsOf = async (dir: string): Promise<Array<{ file: string; spec: string }>> => {
+  const out: Array<{ file: string; spec: string }> = [];
+  for (const e of await readdir(join(src, dir), { withFileTypes: true, recursive: true })) {
+    if (!e.isFile() || !e.name.endsWith(".ts")) continue;
+    const file = join(e.parentPath, e.name);
+    const text = await readFile(file, "utf8");
+    for (const m of text.matchAll(/(?:import|export)[^"']*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)) out.push({ file, spec: m[1] ?? m[2] ?? "" });
+  }
+  return out;
+};
+
+test.each(["machines", "protocol", "tsfile"])("src/%s is pure: no node:*, NATS, actors, plugins or cli imports", async (dir) => {
+  const bad = (await importsOf(dir)).filter(
+    ({ spec }) => spec.startsWith("node:") || spec.startsWith("@nats-io/") || /\/(actors|plugins|cli)\//.test(spec),
+  );
+  expect(bad).toEqual([]);
+});
+
+test("nothing imports src/cli except the cli itself", async () => {
+  const dirs = ["machines", "protocol", "tsfile", "actors", "plugins", "config"];
+  const bad = (await Promise.all(dirs.map(importsOf))).flat().filter(({ spec }) => /\/cli\//.test(spec));
+  expect(bad).toEqual([]);
+});
+
+test("machines read no clock and no randomness", async () => {
+  for (const e of await readdir(join(src, "machines"))) {
+    const text = await readFile(join(src, "machines", e), "utf8");
+    expect(text, e).not.toMatch(/Date\.now|Math\.random|performance\.now|new Date\(/);
+  }
+});
