@@ -153,4 +153,27 @@ describe.skipIf(!fixturesFound)("one sender, one receiver, a real nats-server", 
       await receiver.stop();
     }
   });
+
+  test("one data directory feeds two receivers through two sender configs, each with its own state", async () => {
+    const edge = join(root, "edge5");
+    const placed = await buildEdge(edge);
+    const other = await startTestNatsServer();
+    const east = await startReceiver(server, join(root, "east"), { receiver_group: "east" });
+    const west = await startReceiver(other, join(root, "west"), { receiver_group: "west" });
+    const toEast = await openSender(server, edge, { receiver_group: "east" });
+    const toWest = await openSender(other, edge, { receiver_group: "west" });
+    try {
+      const [a, b] = await Promise.all([toEast.runOnce(), toWest.runOnce()]);
+      expect(a.sent).toHaveLength(placed.length);
+      expect(b.sent).toHaveLength(placed.length);
+      expect(await listFiles(join(root, "east", "sequence"))).toEqual(await listFiles(join(root, "west", "sequence")));
+      expect(toEast.work.dir).not.toBe(toWest.work.dir);
+    } finally {
+      await toEast.close();
+      await toWest.close();
+      await east.stop();
+      await west.stop();
+      await other.cleanup();
+    }
+  });
 });
