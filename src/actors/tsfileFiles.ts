@@ -63,7 +63,7 @@ export async function withTsFileSource<T>(path: string, use: (source: TsFileSour
 }
 
 /** Validates the file and lists its devices; rejects with TsFileFormatError when it is not a usable TsFile. */
-export const inspectTsFile = (path: string): Promise<TsFileInfo> => withTsFileSource(path, readTsFile);
+export const inspectTsFile = (path: string): Promise<TsFileInfo> => withTsFileSource(path, (source) => readTsFile(source));
 
 async function writeFully(handle: FileHandle, bytes: Uint8Array): Promise<void> {
   let written = 0;

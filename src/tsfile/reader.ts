@@ -176,7 +176,6 @@ function readIndexNode(r: ByteReader, version: 3 | 4, level: NodeLevel): IndexNo
   if (!allowed.includes(type)) {
     throw new TsFileFormatError(`index node at offset ${start} has type ${type}, expected a ${level}-level node`, typeAt);
   }
-  if (count === 0) throw new TsFileFormatError(`index node at offset ${start} has no entries`, start);
   return { type, entries, endOffset };
 }
 
@@ -315,7 +314,7 @@ function readTimeseriesMetadata(r: ByteReader, end: number, metaOffset: number):
   const range = readStatistics(r, dataType);
   const listStart = r.offset;
   if (listStart + listSize > end) {
-    throw new TsFileFormatError(`chunk metadata list of ${name} at offset ${listStart} runs past its index range end ${end}`, listStart);
+    throw new TsFileFormatError(`chunk metadata list of "${name}" at offset ${listStart} runs past its index range end ${end}`, listStart);
   }
   // Each entry is a chunk header offset, plus that chunk's statistics when the series has several chunks.
   const withStatistics = (type & CHUNK_COUNT_MASK) !== 0;
@@ -323,12 +322,12 @@ function readTimeseriesMetadata(r: ByteReader, end: number, metaOffset: number):
     const at = r.offset;
     const chunkOffset = readOffset(r, "chunk header offset");
     if (chunkOffset < HEAD_SIZE || chunkOffset >= metaOffset) {
-      throw new TsFileFormatError(`chunk header offset ${chunkOffset} of ${name} at offset ${at} is outside the data section`, at);
+      throw new TsFileFormatError(`chunk header offset ${chunkOffset} of "${name}" at offset ${at} is outside the data section`, at);
     }
     if (withStatistics) readStatistics(r, dataType);
   }
   if (r.offset !== listStart + listSize) {
-    throw new TsFileFormatError(`chunk metadata list of ${name} at offset ${listStart} does not end at its declared size ${listSize}`, listStart);
+    throw new TsFileFormatError(`chunk metadata list of "${name}" at offset ${listStart} does not end at its declared size ${listSize}`, listStart);
   }
   return {
     name,
@@ -375,7 +374,10 @@ class IndexWalker {
     if (this.visited.has(offset)) throw new TsFileFormatError(`index node at offset ${offset} is referenced twice`, offset);
     this.visited.add(offset);
     this.index.seek(offset, "index node offset");
-    return readIndexNode(this.index, this.version, level);
+    const node = readIndexNode(this.index, this.version, level);
+    // Only a root may be empty (a file without devices); an empty child would mean a dangling branch.
+    if (node.entries.length === 0) throw new TsFileFormatError(`index node at offset ${offset} has no entries`, offset);
+    return node;
   }
 
   private checkEntries(node: IndexNode, nodeStart: number): void {
@@ -440,17 +442,31 @@ function summarizeDevice(ref: DeviceRef, records: readonly SeriesRecord[], versi
   };
 }
 
+export interface ReadTsFileOptions {
+  /**
+   * Largest index section read in one piece (default 512 MiB). Real indexes are a tiny fraction of the file;
+   * the limit keeps a corrupt metadata offset from pulling gigabytes of data section into memory.
+   */
+  readonly maxIndexBytes?: number;
+}
+
+const DEFAULT_MAX_INDEX_BYTES = 512 * 2 ** 20;
+
 /**
  * Validates a TsFile and lists its devices, their time ranges and measurements. Rejects with a
  * TsFileFormatError whose `reason` says what is wrong; any other rejection comes from the source itself.
  */
-export async function readTsFile(source: TsFileSource): Promise<TsFileInfo> {
+export async function readTsFile(source: TsFileSource, options: ReadTsFileOptions = {}): Promise<TsFileInfo> {
   const tail = await readTsFileTail(source);
   const { version, size, metaPos, metaSize } = tail;
   const meta = parseTsFileMetadata(await readRange(source, metaPos, metaSize, "TsFileMetadata"), version);
   const { metaOffset } = meta;
   if (metaOffset < HEAD_SIZE || metaOffset >= metaPos) {
     throw new TsFileFormatError(`metadata offset ${metaOffset} out of range [${HEAD_SIZE}, ${metaPos})`, metaPos);
+  }
+  const maxIndexBytes = options.maxIndexBytes ?? DEFAULT_MAX_INDEX_BYTES;
+  if (metaPos - metaOffset > maxIndexBytes) {
+    throw new TsFileFormatError(`index section of ${metaPos - metaOffset} bytes at offset ${metaOffset} exceeds the limit of ${maxIndexBytes} bytes`, metaOffset);
   }
   const index = await readRange(source, metaOffset, metaPos - metaOffset, "index section");
   const separator = index.u8();

@@ -7,15 +7,18 @@ import { Code } from "../../src/protocol/status.js";
 const offer: Offer = { sg: "root.sg1", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 10 };
 const input = { senderId: "s1", sessionId: "x1", address: "127.0.0.1", idleTimeoutMs: 60_000 };
 
+// The machine only sees what each actor answers; the input it is given does not matter here.
+const answering = (r: Reply) => fromPromise<Reply, any>(async () => r);
+
 const session = (over: { admit?: Reply; accept?: Reply; verify?: Reply } = {}) =>
   createActor(
     receiverSession.provide({
       actors: {
-        admit: fromPromise(async () => over.admit ?? { code: Code.ok, message: "welcome" }),
-        acceptOffer: fromPromise(async () => over.accept ?? { code: Code.start, message: "send", fileId: "f1", offset: 0 }),
-        verify: fromPromise(async () => over.verify ?? { code: Code.ok, message: "verified" }),
-        load: fromPromise(async () => ({ code: Code.ok, message: "loaded" })),
-        remove: fromPromise(async () => ({ code: Code.ok, message: "deleted" })),
+        admit: answering(over.admit ?? { code: Code.ok, message: "welcome" }),
+        acceptOffer: answering(over.accept ?? { code: Code.start, message: "send", fileId: "f1", offset: 0 }),
+        verify: answering(over.verify ?? { code: Code.ok, message: "verified" }),
+        load: answering({ code: Code.ok, message: "loaded" }),
+        remove: answering({ code: Code.ok, message: "deleted" }),
       },
     }),
     { input },
@@ -74,8 +77,8 @@ describe("receiver session machine", () => {
     const a = createActor(
       receiverSession.provide({
         actors: {
-          admit: fromPromise(async () => ({ code: Code.ok, message: "welcome" })),
-          acceptOffer: fromPromise(async () => ({ code: Code.start, message: "send", fileId: "f1", offset: 0 })),
+          admit: answering({ code: Code.ok, message: "welcome" }),
+          acceptOffer: answering({ code: Code.start, message: "send", fileId: "f1", offset: 0 }),
         },
       }),
       { input, clock },
