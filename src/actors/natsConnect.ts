@@ -41,5 +41,16 @@ export const connectionOptions = (servers: ReadonlyArray<string>, name: string, 
   return opts;
 };
 
-export const connectNats = (servers: ReadonlyArray<string>, name: string, s: NatsClientSettings): Promise<NatsConnection> =>
-  connect(connectionOptions(servers, name, s));
+export const connectNats = (
+  servers: ReadonlyArray<string>,
+  name: string,
+  s: NatsClientSettings,
+  overrides: Partial<ConnectionOptions> = {},
+): Promise<NatsConnection> => connect({ ...connectionOptions(servers, name, s), ...overrides });
+
+/**
+ * A sender's connection name. The receiver admits a hello only from the connection that owns its
+ * reply inbox and carries this name, so a hello cannot borrow another client's inbox (and with
+ * it that client's address); see docs/security.md.
+ */
+export const senderConnectionName = (senderId: string): string => `tsync-sender-${senderId}`;

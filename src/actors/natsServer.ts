@@ -66,7 +66,8 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   const portsPath = join(options.dir, `nats-server_${pid}.ports`);
   const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
   while (Date.now() < deadline && proc.exitCode === null && proc.signalCode === null) {
-    const ports = await readFile(portsPath, "utf8").then((t) => JSON.parse(t) as PortsFile, () => null);
+    // Missing, or caught half-written: try again.
+    const ports = await readFile(portsPath, "utf8").then((t) => JSON.parse(t) as PortsFile).catch(() => null);
     // The ports file appears before the client listener accepts; "Server is ready" comes after.
     if (ports?.nats[0] && log.includes("Server is ready")) {
       const url = ports.nats[0].replace(/^nats:\/\//, "");

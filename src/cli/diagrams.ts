@@ -9,7 +9,7 @@ import { senderRound } from "../machines/senderRound.js";
 
 export const machines: ReadonlyArray<{ readonly machine: AnyStateMachine; readonly title: string; readonly about: string }> = [
   { machine: senderLifecycle, title: "Sender process", about: "Rounds every sync_period_in_second (or sooner on a sealed file with sync_on_seal), until stopped." },
-  { machine: senderRound, title: "Sender round", about: "Recover, scan, hello, then each new file part by part (transfer → verify), load, confirm; deletions; bye. Failures retry with jittered backoff up to max_number_of_sync_file_retry, then the file is quarantined for the round." },
+  { machine: senderRound, title: "Sender round", about: "Recover, scan, hello, ship the schema log from its persisted offset (when iotdb_schema_directory is set), then each new file part by part (transfer → verify), load, confirm; deletions; bye. Failures retry with jittered backoff up to max_number_of_sync_file_retry, then the file is quarantined for the round." },
   { machine: receiverSession, title: "Receiver session", about: "One per connected sender: admission (is_sync_enable, ip_white_list, capacity), then offers, chunks, commits (digest + TsFile check), loads and deletes, until bye or the idle timeout." },
 ];
 

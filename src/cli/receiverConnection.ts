@@ -6,6 +6,12 @@ import { connectNats } from "../actors/natsConnect.js";
 import { startNatsServer, type NatsServerProcess } from "../actors/natsServer.js";
 import { embeddedStoreDir } from "../actors/receiver/receiver.js";
 
+const isConnectionRefused = (e: unknown): boolean =>
+  (e as { cause?: { code?: unknown } } | undefined)?.cause?.code === "ECONNREFUSED" || /ECONNREFUSED|connection refused/.test(String(e));
+
+/** The short-lived server listens on loopback without the embedded server's TLS. */
+const noTls = { tls_ca_file: undefined, tls_cert_file: undefined, tls_key_file: undefined };
+
 /**
  * A connection for admin commands. With the embedded default, the running receiver's server is
  * used; when no receiver runs, its JetStream store is opened by a short-lived server on loopback.
@@ -17,10 +23,13 @@ export const withReceiverNats = async <A>(configPath: string, use: (nc: NatsConn
   if (c.nats_url !== undefined) nc = await connectNats(c.nats_url, "tsync-admin", c);
   else {
     try {
-      nc = await connectNats([`127.0.0.1:${c.sync_server_port}`], "tsync-admin", { ...c, tls_ca_file: c.tls_server_ca_file ?? c.tls_ca_file });
-    } catch {
+      nc = await connectNats([`127.0.0.1:${c.sync_server_port}`], "tsync-admin", { ...c, tls_ca_file: c.tls_ca_file ?? c.tls_server_ca_file }, { maxReconnectAttempts: 0 });
+    } catch (e) {
+      // Only "nobody listens" means the receiver is down. Any other failure (TLS, auth) must not
+      // start a second server on the store the running one owns.
+      if (!isConnectionRefused(e)) throw e;
       server = await startNatsServer({ dir: embeddedStoreDir(resolve(c.receiver_data_directory)), host: "127.0.0.1" });
-      nc = await connectNats([server.url], "tsync-admin", c);
+      nc = await connectNats([server.url], "tsync-admin", { ...c, ...noTls });
     }
   }
   try {

@@ -3,15 +3,31 @@ import { loadSenderConfig } from "../config/sender.js";
 import { roundSucceeded } from "../machines/senderTypes.js";
 import { Sender } from "../actors/sender/sender.js";
 import { watchSealed } from "../actors/sender/sealWatch.js";
+import { senderDashboard, serveDashboard, withDashboard } from "../dashboard/dashboard.js";
+import { readFaultHooks, stateTracer, traceVariable } from "./faultHooks.js";
 import { makeLogger } from "./log.js";
 import { formatSummary } from "./summary.js";
 import { onStopSignals } from "./signals.js";
 
-/** `tsync sender`: rounds every period, or one round with `--once` (exit 0 only if all synced). */
+/**
+ * `tsync sender`: rounds every period, or one round with `--once` (exit 0 only if all synced, or
+ * when a signal stopped it: a stop is not a failure, and the next run resumes).
+ */
 export const runSender = async (configPath: string, once: boolean): Promise<number> => {
   const config = await Effect.runPromise(loadSenderConfig(configPath));
   const log = makeLogger("sender", config.log_level);
-  const sender = await Sender.open({ config, log: log.info });
+  const faults = readFaultHooks(process.env, log.warn);
+  const trace = process.env[traceVariable] === "1";
+  const print = (line: string) => process.stdout.write(line + "\n");
+  const inspect = trace || faults.freezeIn ? { inspect: stateTracer(trace ? print : undefined, faults.freezeIn) } : {};
+  const dashboard = config.dashboard_port > 0 ? senderDashboard({ port: config.dashboard_port }) : undefined;
+  const sender = await Sender.open(withDashboard(dashboard, {
+    config,
+    log: log.info,
+    ...inspect,
+    ...(faults.corruptChunk ? { transformChunk: faults.corruptChunk } : {}),
+  }));
+  const dashboardServer = await serveDashboard(dashboard, sender, log);
   log.info(`sender ${sender.senderId} for ${config.data_directory} → ${config.nats_url?.join(",") ?? `${config.server_ip}:${config.server_port}`} (group ${config.receiver_group})`);
   const stop = new AbortController();
   const release = onStopSignals(stop, log.warn);
@@ -19,14 +35,38 @@ export const runSender = async (configPath: string, once: boolean): Promise<numb
     if (once) {
       const summary = await sender.runOnce(stop.signal);
       process.stdout.write(formatSummary(summary) + "\n");
-      return roundSucceeded(summary) ? 0 : 1;
+      if (trace) print(`summary ${JSON.stringify(summary)}`);
+      return roundSucceeded(summary) || stop.signal.aborted ? 0 : 1;
     }
     const watcher = config.sync_on_seal ? watchSealed(config.data_directory, () => sender.sealed(), log.warn) : undefined;
-    await sender.runForever(stop.signal, (s) => log.info(formatSummary(s)));
+    await sender.runForever(stop.signal, (s) => {
+      log.info(formatSummary(s));
+      if (trace) print(`summary ${JSON.stringify(s)}`);
+    });
     watcher?.close();
     return 0;
   } finally {
+    await closeWithin(sender, closeDeadlineMs, log.warn);
+    await dashboardServer?.close();
     release();
-    await sender.close();
   }
+};
+
+/** Within the 10 s a stop promises, leaving room for the rest of the shutdown. */
+const closeDeadlineMs = 5_000;
+
+/**
+ * Drains the connection and closes the work dir. Draining needs the server: when it is unreachable
+ * (the drain fails, or hangs) the connection is closed without it, which only drops replies nobody
+ * waits for any more; a connection left reconnecting would keep the process alive.
+ */
+const closeWithin = async (sender: Sender, ms: number, warn: (line: string) => void): Promise<void> => {
+  const closing = sender.close();
+  let timer: NodeJS.Timeout | undefined;
+  const late = await Promise.race([closing.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)))]);
+  clearTimeout(timer);
+  if (sender.nc.isClosed()) return;
+  warn(`the NATS connection did not drain${late ? ` in ${ms / 1000} s` : ""} (server unreachable?); closing it without draining`);
+  await sender.nc.close();
+  await closing;
 };

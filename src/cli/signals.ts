@@ -1,12 +1,14 @@
+import { constants } from "node:os";
+
 /**
- * First SIGTERM/SIGINT: stop gracefully (the current chunk finishes, state is persisted). A second
+ * First SIGTERM/SIGINT: stop gracefully (the chunks in flight finish, state is persisted). A second
  * one: exit at once; the on-disk state is consistent at every point, so this is safe too.
  */
 export const onStopSignals = (stop: AbortController, warn: (line: string) => void): (() => void) => {
   const handler = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) {
       warn(`${signal} again: exiting now`);
-      process.exit(130);
+      process.exit(128 + (constants.signals[signal] ?? 2));
     }
     warn(`${signal}: stopping after the current step (send it again to exit at once)`);
     stop.abort();

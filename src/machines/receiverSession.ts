@@ -1,5 +1,5 @@
 import { assign, setup } from "xstate";
-import type { Commit, Delete, Load, Offer } from "../protocol/messages.js";
+import type { Commit, Delete, Load, Offer, SchemaPiece } from "../protocol/messages.js";
 import { Code } from "../protocol/status.js";
 import { needs } from "./slot.js";
 
@@ -14,6 +14,12 @@ export interface Transfer {
   readonly fileId: string;
   readonly offer: Offer;
   readonly received: number;
+}
+
+/** A piece of the sender's schema log: headers decoded, bytes as they came. */
+export interface SchemaRequest {
+  readonly piece: SchemaPiece;
+  readonly bytes: Uint8Array;
 }
 
 export interface SessionInput {
@@ -40,6 +46,7 @@ export type SessionEvent =
   | { type: "commit"; commit: Commit }
   | { type: "load"; load: Load }
   | { type: "delete"; ref: Delete }
+  | { type: "schema"; request: SchemaRequest }
   | { type: "bye" };
 
 
@@ -47,7 +54,8 @@ const answered = (code: number) => code === Code.ok || code === Code.have;
 
 /**
  * One connected sender: admitted → ready → receiving (a file) → verifying → ready → loading → ready …
- * → closed | expired. The host feeds it requests as events and sends `lastReply` back.
+ * → closed | expired, and from ready `syncingSchema` for a piece of the sender's schema log. The
+ * host feeds it requests as events and sends `lastReply` back.
  */
 export const receiverSession = setup({
   types: {
@@ -61,6 +69,7 @@ export const receiverSession = setup({
     verify: needs<Reply, { session: SessionInput; transfer: Transfer; commit: Commit }>("verify"),
     load: needs<Reply, { session: SessionInput; load: Load }>("load"),
     remove: needs<Reply, { session: SessionInput; ref: Delete }>("remove"),
+    applySchema: needs<Reply, { session: SessionInput; request: SchemaRequest }>("applySchema"),
   },
   delays: {
     idle: ({ context }) => context.idleTimeoutMs,
@@ -107,6 +116,7 @@ export const receiverSession = setup({
         offer: { target: "offering", actions: "holdOffer" },
         load: "loading",
         delete: "deleting",
+        schema: "syncingSchema",
         bye: { target: "closed", actions: { type: "answer", params: { code: Code.ok, message: "bye" } } },
       },
     },
@@ -216,6 +226,17 @@ export const receiverSession = setup({
             { type: "answer", params: ({ event }) => event.output },
           ],
         },
+        onError: {
+          target: "ready",
+          actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: String(event.error) }) },
+        },
+      },
+    },
+    syncingSchema: {
+      invoke: {
+        src: "applySchema",
+        input: ({ context, event }) => ({ session: context, request: (event as Extract<SessionEvent, { type: "schema" }>).request }),
+        onDone: { target: "ready", actions: { type: "answer", params: ({ event }) => event.output } },
         onError: {
           target: "ready",
           actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: String(event.error) }) },

@@ -17,6 +17,14 @@ import {
   type VerifyInput,
 } from "./senderTypes.js";
 
+/** What the schema step did: the log, bytes sent from which offset, or a note on why not. */
+export interface SchemaSyncOutput {
+  readonly file: string;
+  readonly bytesSent: number;
+  readonly fromOffset: number;
+  readonly note?: string;
+}
+
 export interface SenderRoundInput {
   /** Retries per file per round after the first attempt (`max_number_of_sync_file_retry`). */
   readonly maxRetries: number;
@@ -40,6 +48,8 @@ export interface SenderRoundContext {
   readonly lastFailure: StepFailure | undefined;
   /** Storage groups refused with CONFLICT this round: their other files are skipped, not offered. */
   readonly conflicted: Readonly<Record<string, string>>;
+  /** The schema log goes once per round, after the first hello; a later hello goes straight on. */
+  readonly schemaDone: boolean;
   readonly summary: RoundSummary;
 }
 
@@ -52,7 +62,7 @@ const currentName = (c: SenderRoundContext): string => {
 };
 
 /**
- * One sync round: recover → scan → hello → for each new file: transfer → verify → load → confirm
+ * One sync round: recover → scan → hello → schema log → for each new file: transfer → verify → load → confirm
  * → deletions → done. Per-file failures retry with backoff up to `maxRetries`, then the file is
  * quarantined for the round and the round goes on.
  */
@@ -67,6 +77,7 @@ export const senderRound = setup({
     recover: needs<void, void>("recover"),
     scan: needs<ScanResult, void>("scan"),
     handshake: needs<SessionInfo, void>("handshake"),
+    syncSchema: needs<SchemaSyncOutput | undefined, { session: SessionInfo }>("syncSchema"),
     transfer: needs<SentPart, TransferInput>("transfer"),
     verify: needs<void, VerifyInput>("verify"),
     load: needs<void, LoadInput>("load"),
@@ -75,6 +86,7 @@ export const senderRound = setup({
     bye: needs<void, { session: SessionInfo | undefined }>("bye"),
   },
   guards: {
+    schemaPending: ({ context }) => !context.schemaDone,
     allFilesDone: ({ context }) => context.index >= context.units.length,
     allFilesDoneDeletionsPending: ({ context }) => context.index >= context.units.length && context.deletions.length > 0,
     groupConflicted: ({ context }) => {
@@ -146,6 +158,22 @@ export const senderRound = setup({
             };
       },
     }),
+    recordSchema: assign({
+      summary: ({ context }, out: SchemaSyncOutput | undefined) => {
+        if (!out) return context.summary;
+        const sent = out.bytesSent > 0 ? [...context.summary.sent, { file: `schema ${out.file}`, bytes: out.bytesSent, resumedFrom: out.fromOffset }] : context.summary.sent;
+        const skipped = out.bytesSent === 0 && out.note ? [...context.summary.skipped, { file: `schema ${out.file}`, reason: out.note }] : context.summary.skipped;
+        return { ...context.summary, sent, skipped, bytesSent: context.summary.bytesSent + out.bytesSent };
+      },
+    }),
+    // The data files go on: a TsFile carries its own series and types, and IoTDB's load creates
+    // what is missing; holding every file back for one bad schema record is what the original did.
+    reportSchemaFailure: assign({
+      summary: ({ context }) => ({
+        ...context.summary,
+        failed: [...context.summary.failed, { file: "schema log", reason: context.lastFailure?.message ?? "unknown error", attempts: 1 }],
+      }),
+    }),
     failRound: assign({
       summary: ({ context }) => ({ ...context.summary, roundError: context.lastFailure?.message ?? "round failed" }),
     }),
@@ -166,6 +194,7 @@ export const senderRound = setup({
     parts: [],
     lastFailure: undefined,
     conflicted: {},
+    schemaDone: false,
     summary: emptySummary,
   }),
   on: { stop: ".stopped" },
@@ -191,7 +220,10 @@ export const senderRound = setup({
       entry: assign({ handshakes: ({ context }) => context.handshakes + 1 }),
       invoke: {
         src: "handshake",
-        onDone: { target: "nextFile", actions: assign({ session: ({ event }) => event.output, handshakes: 0 }) },
+        onDone: [
+          { guard: "schemaPending", target: "schema", actions: assign({ session: ({ event }) => event.output, handshakes: 0 }) },
+          { target: "nextFile", actions: assign({ session: ({ event }) => event.output, handshakes: 0 }) },
+        ],
         onError: {
           target: "handshakeFailed",
           actions: { type: "recordFailure", params: ({ event }) => asStepFailure(event.error) },
@@ -202,6 +234,18 @@ export const senderRound = setup({
       always: [{ guard: "canHandshakeAgain", target: "handshakeBackoff" }, { target: "failed" }],
     },
     handshakeBackoff: { after: { handshakeBackoff: "handshaking" } },
+    schema: {
+      entry: assign({ schemaDone: true }),
+      invoke: {
+        src: "syncSchema",
+        input: ({ context }) => ({ session: context.session! }),
+        onDone: { target: "nextFile", actions: { type: "recordSchema", params: ({ event }) => event.output } },
+        onError: { target: "schemaFailed", actions: { type: "recordFailure", params: ({ event }) => asStepFailure(event.error) } },
+      },
+    },
+    schemaFailed: {
+      always: [{ guard: "isRefused", target: "failed" }, { target: "nextFile", actions: "reportSchemaFailure" }],
+    },
     nextFile: {
       always: [
         { guard: "allFilesDoneDeletionsPending", target: "deleting" },

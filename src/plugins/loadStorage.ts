@@ -1,8 +1,9 @@
-import { isAbsolute } from "node:path";
+import { createRequire } from "node:module";
+import { isAbsolute, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { Effect } from "effect";
+import { Cause, Effect } from "effect";
 import { createFsStorage } from "./storageFs.js";
-import { StorageError, type StorageContext, type StorageFactory } from "./storage.js";
+import { StorageError, type Storage, type StorageContext, type StorageFactory } from "./storage.js";
 
 const builtIns: Readonly<Record<string, () => Promise<StorageFactory>>> = {
   fs: async () => createFsStorage,
@@ -10,22 +11,86 @@ const builtIns: Readonly<Record<string, () => Promise<StorageFactory>>> = {
   exec: async () => (await import("./storageExec.js")).createExecStorage,
 };
 
+export const builtInStorages: ReadonlyArray<string> = Object.keys(builtIns);
+
+const describe = (e: unknown): string => (e instanceof Error ? e.message : typeof e === "object" && e !== null && "message" in e ? String(e.message) : String(e));
+
+/**
+ * A package is looked up first from the directory the receiver runs in (where an operator would
+ * `npm install` it beside the properties), then from tsync's own dependencies.
+ */
+const importPackage = async (name: string, from: string): Promise<unknown> => {
+  let resolved: string | undefined;
+  try {
+    resolved = createRequire(join(from, "package.json")).resolve(name);
+  } catch {
+    resolved = undefined; // not installed there, or ESM-only exports: Node's own resolution decides
+  }
+  return import(resolved === undefined ? name : pathToFileURL(resolved).href);
+};
+
 /**
  * `storage_plugin` is a built-in name, a path to a module, or a package name. A third-party module
  * exports `createStorage` (or a default export) of type `StorageFactory`.
  */
-export const resolveStorageFactory = (ref: string): Effect.Effect<StorageFactory, StorageError> =>
+export const resolveStorageFactory = (ref: string, from: string = process.cwd()): Effect.Effect<StorageFactory, StorageError> =>
   Effect.tryPromise({
     try: async () => {
       const builtIn = builtIns[ref];
       if (builtIn) return builtIn();
-      const mod = (await import(isAbsolute(ref) ? pathToFileURL(ref).href : ref)) as { createStorage?: unknown; default?: unknown };
+      const mod = (await (isAbsolute(ref) ? import(pathToFileURL(ref).href) : importPackage(ref, from))) as { createStorage?: unknown; default?: unknown };
       const factory = mod.createStorage ?? mod.default;
       if (typeof factory !== "function") throw new Error(`module exports neither createStorage nor a default function`);
       return factory as StorageFactory;
     },
-    catch: (cause) => new StorageError({ op: "plugin", message: `cannot load storage plugin "${ref}": ${cause instanceof Error ? cause.message : String(cause)}`, cause }),
+    catch: (cause) => new StorageError({ op: "plugin", message: `cannot load storage plugin "${ref}": ${describe(cause)}`, cause }),
   });
 
-export const openStorage = (ref: string, ctx: StorageContext) =>
-  resolveStorageFactory(ref).pipe(Effect.flatMap((factory) => factory(ctx)));
+/**
+ * Whatever a plugin fails with (its own error class, a thrown exception, a defect) reaches the
+ * receiver as a StorageError that names the plugin and the operation, so a sender's summary can
+ * say what went wrong. Interruption passes through untouched.
+ */
+const guarded = <A>(plugin: string, op: string, run: () => Effect.Effect<A, unknown>): Effect.Effect<A, StorageError> =>
+  Effect.suspend(run).pipe(
+    Effect.catchCause((cause) => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>);
+      const e = Cause.squash(cause);
+      if (e instanceof StorageError) return Effect.fail(e);
+      // A plugin's own class with the contract's shape (another copy of tsync, or its own tagged error).
+      if (typeof e === "object" && e !== null && "_tag" in e && e._tag === "StorageError" && "message" in e && typeof e.message === "string")
+        return Effect.fail(new StorageError({ op: "op" in e && typeof e.op === "string" ? e.op : op, message: e.message, cause: e }));
+      const tag = typeof e === "object" && e !== null && "_tag" in e ? `${String(e._tag)}: ` : "";
+      return Effect.fail(new StorageError({ op, message: `${plugin} ${op} failed: ${tag}${describe(e)}`, cause: e }));
+    }),
+  );
+
+export const guardStorage = (s: Storage, log?: (line: string) => void): Storage => {
+  const name = typeof s.name === "string" ? s.name : "storage";
+  return {
+    name,
+    load: (req) => guarded(name, "load", () => s.load(req)),
+    remove: (sender, ref) => guarded(name, "remove", () => s.remove(sender, ref)),
+    has: (ref, kind, sha256) => guarded(name, "has", () => s.has(ref, kind, sha256)),
+    applySchema: (sender, records, batch) => guarded(name, "applySchema", () => s.applySchema(sender, records, batch)),
+    // Closing cannot fail the receiver's stop; what went wrong is logged.
+    close: guarded(name, "close", () => s.close).pipe(Effect.catch((e) => Effect.sync(() => log?.(e.message)))),
+  };
+};
+
+const checkShape = (ref: string, s: unknown): Effect.Effect<Storage, StorageError> => {
+  const missing = ["load", "remove", "has", "applySchema"].filter((k) => typeof (s as Record<string, unknown> | null)?.[k] !== "function");
+  if (typeof s !== "object" || s === null || missing.length > 0 || !Effect.isEffect((s as Storage).close))
+    return Effect.fail(
+      new StorageError({ op: "plugin", message: `storage plugin "${ref}" made something that is not a Storage (${missing.length > 0 ? `missing ${missing.join(", ")}` : "close is not an Effect"})` }),
+    );
+  return Effect.succeed(s as Storage);
+};
+
+/** Loads the plugin, builds the storage and wraps it so every failure is a StorageError. */
+export const openStorage = (ref: string, ctx: StorageContext, from?: string): Effect.Effect<Storage, StorageError> =>
+  resolveStorageFactory(ref, from).pipe(
+    Effect.flatMap((factory) => guarded(ref, "open", () => factory(ctx))),
+    Effect.flatMap((s) => checkShape(ref, s)),
+    Effect.map((s) => guardStorage(s, ctx.log)),
+  );

@@ -1,5 +1,7 @@
 import { Data, type Effect } from "effect";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { FileRef, PartKind } from "../protocol/messages.js";
+import type { SchemaLogFormat } from "./schemaRecords.js";
 
 /** A part that passed its digest check and waits in staging, ready to be placed. */
 export interface StagedPart {
@@ -23,6 +25,20 @@ export interface LoadRequest {
   readonly facts: TsFileFacts | undefined;
 }
 
+/**
+ * One piece of a sender's schema log as it travelled: whole records, byte for byte as in the
+ * sender's `mlog.bin` (IoTDB 0.12+) or `mlog.txt` (0.10/0.11). `splitSchemaRecords` in
+ * `./schemaRecords.js` cuts it into records.
+ */
+export interface SchemaBatch {
+  readonly format: SchemaLogFormat;
+  /** Goes up by one each time IoTDB rewrote the log (a schema snapshot truncates it). */
+  readonly epoch: number;
+  /** Where `bytes` starts in that generation of the sender's log. */
+  readonly offset: number;
+  readonly bytes: Uint8Array;
+}
+
 export class StorageError extends Data.TaggedError("StorageError")<{
   readonly op: string;
   readonly message: string;
@@ -41,7 +57,13 @@ export interface Storage {
   readonly remove: (senderId: string, ref: FileRef) => Effect.Effect<boolean, StorageError>;
   /** "Do you hold this part with this digest?" Used by recovery so nothing is loaded twice. */
   readonly has: (ref: FileRef, kind: PartKind, sha256: string) => Effect.Effect<boolean, StorageError>;
-  readonly applySchema: (senderId: string, records: ReadonlyArray<string>) => Effect.Effect<void, StorageError>;
+  /**
+   * Schema records of one sender, in log order, each at least once: after a receiver crash the
+   * last batch may come again (same `batch.epoch` and `batch.offset`). `records` are the lines
+   * of an `mlog.txt`, or for `mlog.bin` each record's serialized plans in base64. The receiver
+   * always passes `batch`; it is optional so storages written against the first contract still fit.
+   */
+  readonly applySchema: (senderId: string, records: ReadonlyArray<string>, batch?: SchemaBatch) => Effect.Effect<void, StorageError>;
   readonly close: Effect.Effect<void>;
 }
 
@@ -53,6 +75,10 @@ export interface StorageContext {
   /** NATS servers the receiver uses, for storages that live in NATS. */
   readonly natsServers: string;
   readonly natsOptions: Readonly<Record<string, unknown>>;
+  /** The receiver's own connection, authenticated as configured; storages in NATS should use it. */
+  readonly nc?: NatsConnection;
+  /** The receiver's log. */
+  readonly log?: (line: string) => void;
 }
 
 export type StorageFactory = (ctx: StorageContext) => Effect.Effect<Storage, StorageError>;

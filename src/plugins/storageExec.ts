@@ -1,6 +1,265 @@
+import { spawn } from "node:child_process";
+import { copyFile, link, mkdir, open, readFile, rm, type FileHandle } from "node:fs/promises";
+import { join, resolve, sep } from "node:path";
 import { Effect } from "effect";
-import { StorageError, type StorageFactory } from "./storage.js";
+import type { FileRef, PartKind } from "../protocol/messages.js";
+import { partFileName } from "../protocol/parts.js";
+import { summarizeFacts } from "./tsfileFacts.js";
+import { appendSchemaLog } from "./storageFs.js";
+import { StorageError, type LoadRequest, type SchemaBatch, type Storage, type StorageFactory } from "./storage.js";
 
-/** Runs a command per loaded or deleted file: see docs/plugins.md. */
-export const createExecStorage: StorageFactory = () =>
-  Effect.fail(new StorageError({ op: "plugin", message: "the exec storage is not available in this build" }));
+/** Most of a failing command's stderr that reaches the sender's summary. */
+const stderrTail = 4096;
+
+export interface CommandResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+}
+
+/**
+ * Runs `command` with `sh -c`, the arguments as `$1`, `$2`, … and `env` added to the receiver's
+ * environment. Values reach the command as arguments and variables, never spliced into the
+ * command text, so a name cannot inject shell syntax. On timeout the whole process group goes.
+ */
+export const runCommand = (
+  shell: string,
+  command: string,
+  args: ReadonlyArray<string>,
+  env: Readonly<Record<string, string>>,
+  timeoutMs: number,
+  stdin?: Uint8Array,
+): Promise<CommandResult> =>
+  new Promise((done, fail) => {
+    const child = spawn(shell, ["-c", command, "tsync", ...args], {
+      env: { ...process.env, ...env },
+      stdio: [stdin === undefined ? "ignore" : "pipe", "ignore", "pipe"],
+      detached: true,
+    });
+    let stderr = "";
+    let timedOut = false;
+    child.stderr?.setEncoding("utf8").on("data", (s: string) => {
+      stderr = (stderr + s).slice(-stderrTail);
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    }, timeoutMs);
+    child.once("error", (e) => {
+      clearTimeout(timer);
+      fail(e);
+    });
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      done({ code, signal, stderr: stderr.trim(), timedOut });
+    });
+    if (stdin !== undefined && child.stdin) {
+      // A command that exits without reading its input is its own business, not a write error.
+      child.stdin.on("error", () => undefined);
+      child.stdin.end(stdin);
+    }
+  });
+
+const describeExit = (what: string, r: CommandResult, timeoutMs: number): string =>
+  `${what} ${r.timedOut ? `timed out after ${timeoutMs / 1000} s` : r.code === null ? `was killed by ${r.signal}` : `exited with ${r.code}`}` +
+  (r.stderr ? `: ${r.stderr}` : " (no stderr)");
+
+interface Accepted {
+  readonly ref: FileRef;
+  readonly kind: PartKind;
+  readonly sha256: string;
+}
+
+type Line = ({ op: "accepted" } & Accepted) | { op: "deleted"; ref: FileRef };
+
+const partKey = (r: FileRef, kind: PartKind) => `${r.sg}/${r.vg}/${r.tp}/${partFileName(r.name, kind)}`;
+
+/** What the commands accepted, so `has` can answer without asking the destination. */
+class AcceptedLog {
+  private constructor(
+    private readonly map: Map<string, Accepted>,
+    private readonly handle: FileHandle,
+  ) {}
+
+  static async open(path: string): Promise<AcceptedLog> {
+    const map = new Map<string, Accepted>();
+    for (const raw of (await readFile(path, "utf8").catch(() => "")).split("\n")) {
+      if (!raw) continue;
+      let line: Line;
+      try {
+        line = JSON.parse(raw) as Line;
+      } catch {
+        continue; // torn last line: that load was never answered as done
+      }
+      if (line.op === "accepted") map.set(partKey(line.ref, line.kind), { ref: line.ref, kind: line.kind, sha256: line.sha256 });
+      else for (const k of ["resource", "tsfile", "mods", "mods2"] as const) map.delete(partKey(line.ref, k));
+    }
+    const handle = await open(path, "a");
+    return new AcceptedLog(map, handle);
+  }
+
+  get(ref: FileRef, kind: PartKind): Accepted | undefined {
+    return this.map.get(partKey(ref, kind));
+  }
+
+  holds(ref: FileRef): boolean {
+    return (["resource", "tsfile", "mods", "mods2"] as const).some((k) => this.map.has(partKey(ref, k)));
+  }
+
+  async write(lines: ReadonlyArray<Line>): Promise<void> {
+    await this.handle.write(lines.map((l) => JSON.stringify(l) + "\n").join(""));
+    await this.handle.sync();
+    for (const l of lines) {
+      if (l.op === "accepted") this.map.set(partKey(l.ref, l.kind), { ref: l.ref, kind: l.kind, sha256: l.sha256 });
+      else for (const k of ["resource", "tsfile", "mods", "mods2"] as const) this.map.delete(partKey(l.ref, k));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+const envName: Readonly<Record<PartKind, string>> = { tsfile: "TSYNC_TSFILE", resource: "TSYNC_RESOURCE", mods: "TSYNC_MODS", mods2: "TSYNC_MODS2" };
+
+/** What a command learns about a file: see docs/plugins.md for the list. */
+export const fileEnv = (senderId: string, ref: FileRef, dir: string): Record<string, string> => ({
+  TSYNC_SENDER: senderId,
+  TSYNC_STORAGE_GROUP: ref.sg,
+  TSYNC_VIRTUAL_GROUP: ref.vg,
+  TSYNC_TIME_PARTITION: ref.tp,
+  TSYNC_FILE_NAME: ref.name,
+  TSYNC_FILE: join(dir, ref.name),
+});
+
+export interface ExecSettings {
+  readonly dataDir: string;
+  readonly loadCommand: string;
+  readonly deleteCommand: string | undefined;
+  readonly schemaCommand: string | undefined;
+  readonly shell: string;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Runs a command per loaded file (`plugin.load_command`) and per deleted file
+ * (`plugin.delete_command`), e.g. an IoTDB CLI `load`. The parts are linked under their IoTDB
+ * names into `<receiver_data_directory>/.tsync/exec/<sender>/<sg>/<vg>/<tp>/` for the command and
+ * removed when it returns. Exit 0 = accepted and recorded; anything else fails the load with the
+ * command's stderr, and the staged parts stay for the sender's retry.
+ */
+export const execStorage = async (s: ExecSettings): Promise<Storage> => {
+  const root = resolve(s.dataDir, ".tsync", "exec");
+  await mkdir(root, { recursive: true });
+  const accepted = await AcceptedLog.open(join(root, "accepted.jsonl"));
+  const workDir = (senderId: string, ref: FileRef) => {
+    const p = resolve(root, senderId, ref.sg, ref.vg, ref.tp);
+    if (!p.startsWith(root + sep)) throw new Error(`refusing a path outside ${root}: ${p}`);
+    return p;
+  };
+  const attempt = <A>(op: string, f: () => Promise<A>) =>
+    Effect.tryPromise({ try: f, catch: (cause) => new StorageError({ op, message: cause instanceof Error ? cause.message : String(cause), cause }) });
+
+  const load = async (req: LoadRequest) => {
+    const dir = workDir(req.senderId, req.ref);
+    await mkdir(dir, { recursive: true });
+    // Every variable is set, empty when it does not apply, so nothing leaks in from the receiver's own environment.
+    const env: Record<string, string> = {
+      ...fileEnv(req.senderId, req.ref, dir),
+      TSYNC_PARTS: req.parts.map((p) => p.kind).join(","),
+      TSYNC_TSFILE: "",
+      TSYNC_RESOURCE: "",
+      TSYNC_MODS: "",
+      TSYNC_MODS2: "",
+      TSYNC_SHA256: "",
+      TSYNC_DEVICES: "",
+      TSYNC_DEVICE_COUNT: "",
+      TSYNC_START_TIME: "",
+      TSYNC_END_TIME: "",
+      TSYNC_TSFILE_VERSION: "",
+    };
+    const placed: string[] = [];
+    try {
+      for (const part of req.parts) {
+        const path = join(dir, partFileName(req.ref.name, part.kind));
+        await rm(path, { force: true });
+        // A link keeps the staged copy for a retry if the command fails; another disk means a copy.
+        await link(part.path, path).catch(async (e: NodeJS.ErrnoException) => {
+          if (e.code === "EXDEV" || e.code === "EPERM") await copyFile(part.path, path);
+          else throw e;
+        });
+        placed.push(path);
+        env[envName[part.kind]] = path;
+        if (part.kind === "tsfile") env["TSYNC_SHA256"] = part.sha256;
+      }
+      if (req.facts) {
+        const f = summarizeFacts(req.facts);
+        env["TSYNC_DEVICE_COUNT"] = String(f.deviceCount);
+        env["TSYNC_TSFILE_VERSION"] = String(f.version);
+        if (f.devices !== undefined) env["TSYNC_DEVICES"] = f.devices;
+        if (f.startTime !== undefined) env["TSYNC_START_TIME"] = f.startTime;
+        if (f.endTime !== undefined) env["TSYNC_END_TIME"] = f.endTime;
+      }
+      const r = await runCommand(s.shell, s.loadCommand, [join(dir, req.ref.name), req.senderId], env, s.timeoutMs);
+      if (r.code !== 0) throw new Error(describeExit(`load command for ${req.ref.sg}/${req.ref.vg}/${req.ref.tp}/${req.ref.name}`, r, s.timeoutMs));
+      await accepted.write(req.parts.map((p) => ({ op: "accepted", ref: req.ref, kind: p.kind, sha256: p.sha256 })));
+    } finally {
+      await Promise.all(placed.map((p) => rm(p, { force: true })));
+    }
+  };
+
+  const remove = async (senderId: string, ref: FileRef) => {
+    const existed = accepted.holds(ref);
+    if (s.deleteCommand !== undefined) {
+      const dir = workDir(senderId, ref);
+      const r = await runCommand(s.shell, s.deleteCommand, [join(dir, ref.name), senderId], { ...fileEnv(senderId, ref, dir), TSYNC_KNOWN: existed ? "1" : "0" }, s.timeoutMs);
+      if (r.code !== 0) throw new Error(describeExit(`delete command for ${ref.sg}/${ref.vg}/${ref.tp}/${ref.name}`, r, s.timeoutMs));
+    }
+    if (existed) await accepted.write([{ op: "deleted", ref }]);
+    return existed;
+  };
+
+  const applySchema = async (senderId: string, records: ReadonlyArray<string>, batch: SchemaBatch | undefined) => {
+    if (s.schemaCommand === undefined) return appendSchemaLog(resolve(s.dataDir, "schema"), senderId, records, batch);
+    const bytes = batch?.bytes ?? Buffer.from(records.map((r) => r + "\n").join(""));
+    const env = {
+      TSYNC_SENDER: senderId,
+      TSYNC_SCHEMA_FORMAT: batch?.format ?? "mlog.txt",
+      TSYNC_SCHEMA_EPOCH: String(batch?.epoch ?? 0),
+      TSYNC_SCHEMA_OFFSET: String(batch?.offset ?? 0),
+      TSYNC_SCHEMA_RECORDS: String(records.length),
+    };
+    const r = await runCommand(s.shell, s.schemaCommand, [env.TSYNC_SCHEMA_FORMAT, senderId], env, s.timeoutMs, bytes);
+    if (r.code !== 0) throw new Error(describeExit(`schema command`, r, s.timeoutMs));
+  };
+
+  return {
+    name: "exec",
+    load: (req) => attempt("load", () => load(req)),
+    remove: (senderId, ref) => attempt("remove", () => remove(senderId, ref)),
+    has: (ref, kind, sha256) => Effect.sync(() => accepted.get(ref, kind)?.sha256 === sha256),
+    applySchema: (senderId, records, batch) => attempt("applySchema", () => applySchema(senderId, records, batch)),
+    close: Effect.promise(() => accepted.close()),
+  };
+};
+
+export const createExecStorage: StorageFactory = (ctx) =>
+  Effect.tryPromise({
+    try: async () => {
+      const loadCommand = ctx.options["load_command"]?.trim();
+      if (!loadCommand) throw new Error("plugin.load_command is required (a shell command run per loaded file; see docs/plugins.md)");
+      const timeoutSeconds = Number(ctx.options["command_timeout_in_second"] ?? "600");
+      if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) throw new Error(`plugin.command_timeout_in_second must be a whole number of seconds ≥ 1, not ${ctx.options["command_timeout_in_second"]}`);
+      const optional = (k: string) => ctx.options[k]?.trim() || undefined;
+      return execStorage({
+        dataDir: ctx.dataDir,
+        loadCommand,
+        deleteCommand: optional("delete_command"),
+        schemaCommand: optional("schema_command"),
+        shell: optional("shell") ?? "/bin/sh",
+        timeoutMs: timeoutSeconds * 1000,
+      });
+    },
+    catch: (cause) => new StorageError({ op: "open", message: `exec storage: ${cause instanceof Error ? cause.message : String(cause)}`, cause }),
+  });

@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { appendFile, copyFile, mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { Effect } from "effect";
 import type { FileRef, PartKind } from "../protocol/messages.js";
 import { partFileName, placeOrder } from "../protocol/parts.js";
-import { StorageError, type Storage, type StorageFactory } from "./storage.js";
+import { isToken } from "../protocol/names.js";
+import { StorageError, type SchemaBatch, type Storage, type StorageFactory } from "./storage.js";
 
 const fsyncDir = async (dir: string) => {
   const h = await open(dir, "r");
@@ -20,6 +21,54 @@ const sha256Of = async (path: string): Promise<string> => {
   const h = createHash("sha256");
   for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
   return h.digest("hex");
+};
+
+interface SchemaLogState {
+  readonly epoch: number;
+  /** Where the sender's log is, in that epoch, after the last batch kept. */
+  readonly offset: number;
+  /** Bytes of our copy that the state vouches for; anything after them is a torn append. */
+  readonly size: number;
+}
+
+/**
+ * `schema/<sender>/mlog.bin` (or `mlog.txt`): the sender's schema records appended in order, byte
+ * for byte, so IoTDB's own log reader can replay the copy. A batch seen before is not appended
+ * twice: the log is cut back to what `.state` vouches for, then the new part is appended.
+ */
+export const appendSchemaLog = async (root: string, senderId: string, records: ReadonlyArray<string>, batch: SchemaBatch | undefined) => {
+  if (!isToken(senderId)) throw new Error(`refusing sender id ${JSON.stringify(senderId)} as a folder name`);
+  const dir = join(root, senderId);
+  await mkdir(dir, { recursive: true });
+  const b: SchemaBatch = batch ?? { format: "mlog.txt", epoch: 0, offset: -1, bytes: Buffer.from(records.map((r) => r + "\n").join("")) };
+  const log = join(dir, b.format);
+  const statePath = `${log}.state`;
+  const state = await readFile(statePath, "utf8").then((t) => JSON.parse(t) as SchemaLogState, () => undefined);
+  let bytes = b.bytes;
+  if (state && b.offset >= 0 && b.epoch === state.epoch) {
+    if (b.offset + bytes.length <= state.offset) return;
+    if (b.offset < state.offset) bytes = bytes.subarray(state.offset - b.offset);
+  }
+  const size = state?.size ?? 0;
+  const h = await open(log, "a+");
+  try {
+    if ((await h.stat()).size !== size) await h.truncate(size);
+    await h.write(bytes, 0, bytes.length, size);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+  const next: SchemaLogState = { epoch: b.epoch, offset: b.offset < 0 ? 0 : b.offset + b.bytes.length, size: size + bytes.length };
+  const tmp = `${statePath}.tmp`;
+  const t = await open(tmp, "w");
+  try {
+    await t.writeFile(JSON.stringify(next));
+    await t.sync();
+  } finally {
+    await t.close();
+  }
+  await rename(tmp, statePath);
+  await fsyncDir(dir);
 };
 
 /**
@@ -81,12 +130,7 @@ export const fsStorage = (dataDir: string): Storage => {
         if (!(await stat(p).then(() => true, () => false))) return false;
         return (await sha256Of(p)) === sha256;
       }),
-    applySchema: (senderId, records) =>
-      attempt("applySchema", async () => {
-        const log = resolve(dataDir, "schema", `${senderId}.mlog.txt`);
-        await mkdir(dirname(log), { recursive: true });
-        await appendFile(log, records.map((r) => r + "\n").join(""));
-      }),
+    applySchema: (senderId, records, batch) => attempt("applySchema", () => appendSchemaLog(resolve(dataDir, "schema"), senderId, records, batch)),
     close: Effect.void,
   };
 };

@@ -52,8 +52,16 @@ export type Load = typeof Load.Type;
 export const Delete = FileRef;
 export type Delete = FileRef;
 
-/** A piece of the sender's schema log, from `offset` on; see schema sync. */
-export const SchemaPiece = Schema.Struct({ file: Segment, offset: Size, records: Schema.Array(Schema.String) });
+/**
+ * A piece of the sender's schema log, as read from the headers of a `schema` message (the
+ * payload is the bytes): which log, which generation of it, where the bytes start, their digest.
+ */
+export const SchemaPiece = Schema.Struct({
+  file: Schema.Literals(["mlog.bin", "mlog.txt"]),
+  epoch: Size,
+  offset: Size,
+  sha256: Sha256,
+});
 export type SchemaPiece = typeof SchemaPiece.Type;
 
 export const Bye = Schema.Struct({});
@@ -81,6 +89,10 @@ export type OfferReply = typeof OfferReply.Type;
 /** Ack of one chunk: `offset` is the next byte the receiver expects. */
 export const ChunkAck = Schema.Struct({ ...Reply, offset: Schema.optional(Schema.Int) });
 export type ChunkAck = typeof ChunkAck.Type;
+
+/** Answer to a schema piece: the generation and byte the receiver expects next for that log. */
+export const SchemaAck = Schema.Struct({ ...Reply, epoch: Schema.optional(Schema.Int), offset: Schema.optional(Schema.Int) });
+export type SchemaAck = typeof SchemaAck.Type;
 
 export const PlainReply = Schema.Struct({ ...Reply, owner: Schema.optional(Schema.String) });
 export type PlainReply = typeof PlainReply.Type;

@@ -44,6 +44,7 @@ describe("defaults", () => {
       chunk_size_bytes: 0,
       window: 16,
       max_bandwidth_bytes_per_second: 0,
+      dashboard_port: 0,
       nats_user: undefined,
       nats_password: undefined,
       nats_token: undefined,

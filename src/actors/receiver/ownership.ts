@@ -9,14 +9,24 @@ export interface Owner {
 
 export const ownersBucket = (group: string): string => `tsync-owners-${group}`;
 
-/** KV keys allow [-/_=.a-zA-Z0-9]; anything else in a group name is escaped as `=XX` (UTF-8 hex). */
-export const ownerKey = (sg: string): string =>
-  [...new TextEncoder().encode(sg)]
-    .map((b) => {
+/**
+ * KV keys allow `[-/_=.a-zA-Z0-9]` in dot-separated tokens; a group name may hold other letters
+ * and dots anywhere, so anything else, and a dot that would start, end or double a token, is
+ * escaped as `=XX` (UTF-8 hex). `=` never appears unescaped, so the mapping is one-to-one.
+ */
+export const ownerKey = (sg: string): string => {
+  const bytes = [...new TextEncoder().encode(sg)];
+  return bytes
+    .map((b, i) => {
       const c = String.fromCharCode(b);
-      return /[-_.a-zA-Z0-9]/.test(c) ? c : `=${b.toString(16).padStart(2, "0")}`;
+      const safeDot = c === "." && i > 0 && i < bytes.length - 1 && bytes[i - 1] !== 0x2e;
+      return /[-_a-zA-Z0-9]/.test(c) || safeDot ? c : `=${b.toString(16).padStart(2, "0")}`;
     })
     .join("");
+};
+
+const isOwner = (v: unknown): v is Owner =>
+  typeof v === "object" && v !== null && typeof (v as Owner).sg === "string" && typeof (v as Owner).senderId === "string" && typeof (v as Owner).since === "string";
 
 /**
  * Storage group → first sender that offered it. Lives in JetStream KV so it survives restarts and
@@ -34,31 +44,37 @@ export class OwnershipRegistry {
   async owner(sg: string): Promise<Owner | undefined> {
     const e = await this.kv.get(ownerKey(sg));
     if (!e || e.operation !== "PUT" || e.length === 0) return undefined;
-    return e.json<Owner>();
+    const v: unknown = e.json();
+    if (!isOwner(v)) throw new Error(`the ownership entry of ${sg} is not an owner record: ${e.string().slice(0, 200)}`);
+    return v;
   }
 
-  /** Claims `sg` for `senderId` unless someone has it; answers who owns it now. */
+  /**
+   * Claims `sg` for `senderId` unless someone has it; answers who owns it now. Reads first, so an
+   * owner asking again costs one read; `create` succeeds for exactly one of racing claimants.
+   */
   async claim(sg: string, senderId: string): Promise<Owner> {
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.owner(sg);
+      if (existing) return existing;
       const mine: Owner = { sg, senderId, since: new Date().toISOString() };
       try {
         await this.kv.create(ownerKey(sg), JSON.stringify(mine));
         return mine;
       } catch (e) {
-        const existing = await this.owner(sg);
-        if (existing) return existing;
-        // Deleted between our create and get (a release raced us): try again.
+        // Another claimant won between our read and create (or a release raced us): read again.
         if (attempt === 2) throw e;
       }
     }
-    throw new Error("unreachable");
   }
 
   async list(): Promise<ReadonlyArray<Owner>> {
     const out: Owner[] = [];
     for await (const k of await this.kv.keys()) {
       const e = await this.kv.get(k);
-      if (e && e.operation === "PUT" && e.length > 0) out.push(e.json<Owner>());
+      if (!e || e.operation !== "PUT" || e.length === 0) continue;
+      const v: unknown = e.json();
+      if (isOwner(v)) out.push(v);
     }
     return out.sort((a, b) => (a.sg < b.sg ? -1 : a.sg > b.sg ? 1 : 0));
   }

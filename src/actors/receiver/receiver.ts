@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { Effect, Result } from "effect";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decodeJson, encodeJson, Hello, protocolVersion } from "../../protocol/messages.js";
 import { Code } from "../../protocol/status.js";
 import { helloWildcard, receiverQueue } from "../../protocol/subjects.js";
@@ -10,6 +10,7 @@ import { openStorage } from "../../plugins/loadStorage.js";
 import type { Storage } from "../../plugins/storage.js";
 import { connectNats } from "../natsConnect.js";
 import { startNatsServer, type NatsServerProcess } from "../natsServer.js";
+import { accountAddressBook, monitorAddressBook, type AddressBook } from "./addressOf.js";
 import { Catalog } from "./catalog.js";
 import { ReceiverCore, type TsFileCheck } from "./core.js";
 import { Journal } from "./journal.js";
@@ -26,6 +27,9 @@ export interface ReceiverOptions {
   readonly onSession?: (host: SessionHost, event: "open" | "end") => void;
 }
 
+/** Hellos being admitted at once; more are answered `busy` at once, so a flood cannot pile up. */
+export const maxPendingHellos = 256;
+
 export const catalogPath = (dataDir: string): string => join(dataDir, ".tsync", "catalog.jsonl");
 export const embeddedStoreDir = (dataDir: string): string => join(dataDir, ".tsync", "nats");
 
@@ -38,12 +42,23 @@ const embeddedTlsConfig = (c: ReceiverConfig): string =>
       `}\n`;
 
 /**
+ * Who tells us the address of a sender's connection: the embedded server's monitoring endpoint,
+ * `nats_monitor_url`, or else the servers of the receiver's account, over its own connection.
+ */
+const addressBookFor = (c: ReceiverConfig, nc: NatsConnection, embeddedMonitor: string | undefined): AddressBook => {
+  if (embeddedMonitor !== undefined) return monitorAddressBook(embeddedMonitor);
+  if (c.nats_monitor_url !== undefined) return monitorAddressBook(c.nats_monitor_url);
+  return accountAddressBook(nc);
+};
+
+/**
  * The receiver process: its NATS server (embedded unless `nats_url` is set), the hello
  * subscription shared by the receiver group, and one SessionHost per admitted sender.
  */
 export class Receiver {
   private readonly sessions = new Map<string, SessionHost>();
   private helloSub: Subscription | undefined;
+  private pendingHellos = 0;
 
   private constructor(
     readonly core: ReceiverCore,
@@ -53,6 +68,7 @@ export class Receiver {
     private readonly options: ReceiverOptions,
     readonly port: number,
     readonly url: string,
+    private readonly addresses: AddressBook | undefined,
   ) {}
 
   static async start(options: ReceiverOptions): Promise<Receiver> {
@@ -62,7 +78,6 @@ export class Receiver {
     await mkdir(join(dataDir, ".tsync"), { recursive: true });
     let server: NatsServerProcess | undefined;
     let servers: ReadonlyArray<string>;
-    let monitorUrl = c.nats_monitor_url;
     if (c.nats_url === undefined) {
       server = await startNatsServer({
         dir: embeddedStoreDir(dataDir),
@@ -71,16 +86,17 @@ export class Receiver {
         extraConfig: embeddedTlsConfig(c),
       });
       servers = [`127.0.0.1:${server.port}`];
-      monitorUrl = server.monitorUrl;
     } else {
       servers = c.nats_url;
     }
     const instance = newId().replace(/[^A-Za-z0-9]/g, "x");
     let nc: NatsConnection | undefined;
+    let addresses: AddressBook | undefined;
     try {
       nc = await connectNats(servers, `tsync-receiver-${c.receiver_group}-${instance}`, c);
+      addresses = addressBookFor(c, nc, server?.monitorUrl);
       const storage = await Effect.runPromise(
-        openStorage(c.storage_plugin, { dataDir, options: c.plugin, natsServers: servers.join(","), natsOptions: {} }),
+        openStorage(c.storage_plugin, { dataDir, options: c.plugin, natsServers: servers.join(","), natsOptions: {}, nc, log }),
       );
       const journal = await Journal.open(join(dataDir, ".tsync", "journal.jsonl"));
       const owners = await OwnershipRegistry.open(nc, c.receiver_group);
@@ -91,7 +107,7 @@ export class Receiver {
           instance,
           enabled: c.is_sync_enable,
           whiteList: c.ip_white_list,
-          monitorUrl,
+          addresses,
           maxSessions: c.max_sessions,
           maxChunkBytes: maxPayload,
           maxFileBytes: c.max_file_size_bytes,
@@ -107,12 +123,13 @@ export class Receiver {
         new Catalog(catalogPath(dataDir)),
       );
       const port = server?.port ?? Number(servers[0]?.split(":").pop() ?? 0);
-      const receiver = new Receiver(core, nc, server, storage, options, port, servers[0] ?? "");
+      const receiver = new Receiver(core, nc, server, storage, options, port, servers[0] ?? "", addresses);
       receiver.listen();
       await nc.flush();
       log(`sync service started on port ${port} (receiver group ${c.receiver_group}, sync ${c.is_sync_enable ? "enabled" : "disabled"})`);
       return receiver;
     } catch (e) {
+      await addresses?.close().catch(() => undefined);
       await nc?.close().catch(() => undefined);
       await server?.stop();
       throw e;
@@ -121,19 +138,30 @@ export class Receiver {
 
   private listen(): void {
     const c = this.options.config;
-    this.helloSub = this.nc.subscribe(helloWildcard(c.receiver_group), { queue: receiverQueue(c.receiver_group) });
+    const sub = this.nc.subscribe(helloWildcard(c.receiver_group), { queue: receiverQueue(c.receiver_group) });
+    this.helloSub = sub;
     void (async () => {
-      for await (const m of this.helloSub!) {
-        void this.hello(m).catch((e: unknown) => {
-          this.core.log(`hello failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-          if (m.reply) m.respond(encodeJson({ code: Code.internal, message: "internal error; see the receiver log" }));
-        });
+      for await (const m of sub) {
+        if (this.pendingHellos >= maxPendingHellos) {
+          // A burst beyond what admission can look up: answer at once rather than queue it.
+          this.core.stats.refused++;
+          if (m.reply) m.respond(encodeJson({ code: Code.busy, message: `receiver is admitting ${this.pendingHellos} senders; try later` }));
+          continue;
+        }
+        this.pendingHellos++;
+        void this.hello(m)
+          .catch((e: unknown) => {
+            this.core.log(`hello failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+            if (m.reply) m.respond(encodeJson({ code: Code.internal, message: "internal error; see the receiver log" }));
+          })
+          .finally(() => this.pendingHellos--);
       }
-    })();
+    })().catch((e: unknown) => this.core.log(`hello subscription ended: ${e instanceof Error ? e.message : String(e)}`));
   }
 
-  private async hello(m: import("@nats-io/transport-node").Msg): Promise<void> {
+  private async hello(m: Msg): Promise<void> {
     if (!m.reply) return;
+    const reply = m.reply;
     const decoded = decodeJson(Hello)(m.data);
     if (Result.isFailure(decoded)) {
       this.core.stats.rejected++;
@@ -152,14 +180,14 @@ export class Receiver {
       m.respond(encodeJson({ code: Code.protocolMismatch, message: `protocol ${hello.protocol} is not spoken here (receiver speaks ${protocolVersion})` }));
       return;
     }
-    // A sender has one live session per receiver: a new hello means the old one is gone.
-    for (const s of this.sessions.values()) if (s.input.senderId === hello.senderId) await s.stop();
     const sessionId = newId().replace(/[^A-Za-z0-9]/g, "x");
+    const sameSender = () => [...this.sessions.values()].filter((s) => s.input.senderId === hello.senderId);
     const host = new SessionHost(
       this.core,
       this.nc,
       { senderId: hello.senderId, sessionId, address: "", idleTimeoutMs: this.core.settings.idleTimeoutMs },
-      m.reply,
+      // The sender's live session does not count against max_sessions: the new one replaces it.
+      () => this.core.admit(reply, hello.senderId, () => sameSender().length),
       (h) => {
         if (this.sessions.get(h.input.sessionId) === h) {
           this.sessions.delete(h.input.sessionId);
@@ -169,15 +197,22 @@ export class Receiver {
       },
     );
     const admitted = await host.start(m);
-    if (admitted) {
-      this.sessions.set(sessionId, host);
-      this.core.activeSessions = this.sessions.size;
-      this.core.stats.sessionsOpened++;
-      this.core.log(`session ${sessionId} opened for sender ${hello.senderId}${hello.senderName ? ` (${hello.senderName})` : ""}`);
-      this.options.onSession?.(host, "open");
-    } else {
+    if (!admitted) {
       this.core.log(`sender ${hello.senderId} refused: ${host.actor.getSnapshot().context.lastReply?.message ?? "?"}`);
+      return;
     }
+    // Only an admitted hello ends the sender's earlier session, so a refused one disturbs nothing.
+    const earlier = sameSender();
+    this.sessions.set(sessionId, host);
+    this.core.settleAdmission();
+    this.core.activeSessions = this.sessions.size;
+    this.core.stats.sessionsOpened++;
+    for (const s of earlier) await s.stop();
+    this.core.log(
+      `session ${sessionId} opened for sender ${hello.senderId}${hello.senderName ? ` (${hello.senderName})` : ""} from ${host.address ?? "?"}` +
+        (earlier.length > 0 ? `, replacing ${earlier.map((s) => s.input.sessionId).join(", ")}` : ""),
+    );
+    this.options.onSession?.(host, "open");
   }
 
   get openSessions(): ReadonlyArray<SessionHost> {
@@ -187,6 +222,7 @@ export class Receiver {
   async stop(): Promise<void> {
     this.helloSub?.unsubscribe();
     for (const s of [...this.sessions.values()]) await s.stop();
+    await this.addresses?.close().catch(() => undefined);
     await this.nc.drain().catch(() => undefined);
     await this.core.journal.close();
     await Effect.runPromise(this.storage.close);

@@ -2,16 +2,40 @@ import { randomBytes } from "node:crypto";
 import { Effect, Result, type Schema } from "effect";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { createActor, fromPromise, waitFor, type ActorRefFrom } from "xstate";
-import { receiverSession, type Reply, type SessionEvent, type SessionInput, type Transfer } from "../../machines/receiverSession.js";
+import { receiverSession, type Reply, type SchemaRequest, type SessionEvent, type SessionInput, type Transfer } from "../../machines/receiverSession.js";
 import { Commit, decodeJson, Delete, encodeJson, Load, Offer, type FileRef } from "../../protocol/messages.js";
+import { describeBadName, isNumericSegment, isSegment, isTsFileName } from "../../protocol/names.js";
+import { partOrder } from "../../protocol/parts.js";
 import { Code } from "../../protocol/status.js";
 import { ChunkHeader, sessionSubject } from "../../protocol/subjects.js";
 import type { ReceiverCore } from "./core.js";
-import type { PartWriter } from "./staging.js";
+import { decodeSchemaRequest, receiveSchemaPiece } from "./schemaSync.js";
+import { StagingFullError, type PartWriter } from "./staging.js";
 
 export const newId = (): string => randomBytes(9).toString("base64url");
 
 const statusReply = (code: number, message: string, extra: Record<string, unknown> = {}): Reply => ({ code, message, ...extra });
+
+/**
+ * When a message that failed to decode names a file, says which name broke which rule: a bad
+ * name is a `badName`, not just any malformed message.
+ */
+const badNameIn = (data: Uint8Array): Reply | undefined => {
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== "object" || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const problems: string[] = [];
+  if ("sg" in o && !isSegment(o["sg"])) problems.push(describeBadName("storage group", o["sg"]));
+  for (const f of ["vg", "tp"] as const)
+    if (f in o && !isNumericSegment(o[f])) problems.push(`${f} ${JSON.stringify(o[f])} is not a partition number`);
+  if ("name" in o && !isTsFileName(o["name"])) problems.push(`${describeBadName("file name", o["name"])} or does not end in .tsfile`);
+  return problems.length > 0 ? statusReply(Code.badName, problems.join("; ")) : undefined;
+};
 
 /**
  * One connected sender: a receiverSession actor fed by the session's subscription. Requests are
@@ -24,12 +48,18 @@ export class SessionHost {
   private sub: Subscription | undefined;
   readonly prefix: string;
   readonly startedAt = Date.now();
+  /** The address the NATS server saw for this sender's connection, once admitted. */
+  address: string | undefined;
 
+  /**
+   * `admission` decides whether the hello is let in (the receiver's admission rules with the
+   * hello's reply subject); the session is not served before it answers ok.
+   */
   constructor(
     private readonly core: ReceiverCore,
     private readonly nc: NatsConnection,
     readonly input: SessionInput,
-    private readonly helloReply: string,
+    private readonly admission: () => Promise<Reply>,
     private readonly onEnd: (host: SessionHost) => void,
   ) {
     this.prefix = core.sessionPrefix(input.senderId, input.sessionId);
@@ -40,13 +70,16 @@ export class SessionHost {
     const core = this.core;
     return receiverSession.provide({
       actors: {
-        admit: fromPromise<Reply, SessionInput>(async () => core.admit(this.helloReply)),
+        admit: fromPromise<Reply, SessionInput>(async () => this.admission()),
         acceptOffer: fromPromise(async ({ input }: { input: { session: SessionInput; offer: Offer } }) => this.acceptOffer(input.offer)),
         verify: fromPromise(async ({ input }: { input: { session: SessionInput; transfer: Transfer; commit: Commit } }) =>
           this.verify(input.transfer, input.commit),
         ),
         load: fromPromise(async ({ input }: { input: { session: SessionInput; load: Load } }) => this.load(input.load)),
         remove: fromPromise(async ({ input }: { input: { session: SessionInput; ref: FileRef } }) => this.remove(input.ref)),
+        applySchema: fromPromise(async ({ input }: { input: { session: SessionInput; request: SchemaRequest } }) =>
+          receiveSchemaPiece(core, input.session.senderId, input.request),
+        ),
       },
     });
   }
@@ -61,8 +94,13 @@ export class SessionHost {
       hello.respond(encodeJson(r));
       return false;
     }
+    this.address = typeof r["address"] === "string" ? r["address"] : undefined;
     this.sub = this.nc.subscribe(`${this.prefix}.>`);
-    void this.serve(this.sub);
+    void this.serve(this.sub).catch((e: unknown) => {
+      // The subscription itself failed (connection closed, permissions): the session cannot go on.
+      this.core.log(`session ${this.input.sessionId}: subscription ended: ${e instanceof Error ? e.message : String(e)}`);
+      void this.stop();
+    });
     hello.respond(
       encodeJson({
         ...r,
@@ -99,7 +137,7 @@ export class SessionHost {
 
   private decode<S extends Schema.Codec<unknown, unknown>>(schema: S, m: Msg): Result.Result<S["Type"], Reply> {
     const r = decodeJson(schema)(m.data);
-    return Result.isSuccess(r) ? Result.succeed(r.success) : Result.fail(statusReply(Code.badMessage, r.failure));
+    return Result.isSuccess(r) ? Result.succeed(r.success) : Result.fail(badNameIn(m.data) ?? statusReply(Code.badMessage, r.failure));
   }
 
   private async handle(m: Msg): Promise<Reply> {
@@ -120,11 +158,19 @@ export class SessionHost {
       }
       case "load": {
         const r = this.decode(Load, m);
-        return Result.isFailure(r) ? this.rejectBad(r.failure) : this.ask({ type: "load", load: r.success });
+        if (Result.isFailure(r)) return this.rejectBad(r.failure);
+        const kinds = r.success.parts.map((p) => p.kind);
+        if (kinds.length === 0 || new Set(kinds).size !== kinds.length)
+          return this.rejectBad(statusReply(Code.badMessage, `a load names each of its parts once (got ${JSON.stringify(kinds)}; parts are ${partOrder.join(", ")})`));
+        return this.ask({ type: "load", load: r.success });
       }
       case "delete": {
         const r = this.decode(Delete, m);
         return Result.isFailure(r) ? this.rejectBad(r.failure) : this.ask({ type: "delete", ref: r.success });
+      }
+      case "schema": {
+        const r = decodeSchemaRequest(m.headers, m.data, this.core.maxChunkBytes);
+        return Result.isFailure(r) ? this.rejectBad(r.failure) : this.ask({ type: "schema", request: r.success });
       }
       case "bye":
         return this.ask({ type: "bye" });
@@ -160,10 +206,16 @@ export class SessionHost {
     return { code: Code.ok, message: "", offset: writer.received };
   }
 
-  private async claim(sg: string): Promise<Reply | undefined> {
-    if (this.owned.has(sg)) return undefined;
+  /**
+   * The ownership check. Offers may trust what this session learnt (staging writes nothing
+   * visible); loads and deletes ask the registry every time (`fresh`), so a group released and
+   * claimed by another sender mid-session is never written by its former owner.
+   */
+  private async claim(sg: string, fresh = false): Promise<Reply | undefined> {
+    if (!fresh && this.owned.has(sg)) return undefined;
     const owner = await this.core.claim(sg, this.input.senderId);
     if (owner.senderId !== this.input.senderId) {
+      this.owned.delete(sg);
       return statusReply(Code.conflict, `storage group ${sg} belongs to sender ${owner.senderId} (since ${owner.since}); this sender's files of ${sg} are refused`, {
         owner: owner.senderId,
       });
@@ -183,8 +235,16 @@ export class SessionHost {
       return statusReply(Code.have, "already loaded", { sha256: loaded.sha256 });
     const ready = await this.core.staging.ready(sender, offer, offer.kind, offer.sha256);
     if (ready && ready.size === offer.size) return statusReply(Code.have, "already received, waiting to be loaded", { sha256: ready.sha256 });
+    const placed = await this.core.recoverPlaced(sender, offer, offer.kind, offer.size, offer.sha256);
+    if (placed) return statusReply(Code.have, "already loaded (recovered)", { sha256: placed.sha256 });
     await this.closeWriters();
-    const writer = await this.core.staging.begin(sender, offer);
+    let writer: PartWriter;
+    try {
+      writer = await this.core.staging.begin(sender, offer);
+    } catch (e) {
+      if (e instanceof StagingFullError) return statusReply(Code.storageFailed, e.message);
+      throw e;
+    }
     const fileId = newId();
     this.writers.set(fileId, writer);
     const resumed = writer.received > 0;
@@ -220,13 +280,13 @@ export class SessionHost {
   }
 
   private async load(load: Load): Promise<Reply> {
-    const conflict = await this.claim(load.sg);
+    const conflict = await this.claim(load.sg, true);
     if (conflict) return conflict;
     return this.core.load(this.input.senderId, load);
   }
 
   private async remove(ref: FileRef): Promise<Reply> {
-    const conflict = await this.claim(ref.sg);
+    const conflict = await this.claim(ref.sg, true);
     if (conflict) return conflict;
     const existed = await Effect.runPromise(this.core.storage.remove(this.input.senderId, ref));
     await this.core.journal.recordDeleted(this.input.senderId, ref);

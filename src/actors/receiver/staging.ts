@@ -1,22 +1,79 @@
 import { createHash, type Hash } from "node:crypto";
-import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, type FileHandle } from "node:fs/promises";
+import { uptime } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import type { FileRef, Offer, PartKind } from "../../protocol/messages.js";
 import { partFileName } from "../../protocol/parts.js";
 import { writeFileAtomic } from "../durableFile.js";
 
-/** Bytes between two fsyncs of a partial file; what a power loss can cost a resume. */
+/** Bytes between two fsyncs of a partial file; what a reboot (not a killed process) can cost a resume. */
 const durableEvery = 64 * 1024 * 1024;
 
-interface PartMeta {
+export interface PartMeta {
   readonly size: number;
   /** Bytes known to be on disk (fsynced) in the .part file. */
   readonly durable: number;
+  /** The boot the bytes past `durable` were written in; see `resumeOffset`. */
+  readonly boot?: string;
   readonly sha256?: string;
   readonly facts?: unknown;
 }
 
 export class OutsideDataDirError extends Error {}
+
+/** The staging disk cannot hold the part: the partial copy was dropped to free the space for other files. */
+export class StagingFullError extends Error {
+  readonly code = "ENOSPC";
+}
+
+let bootIdentity: Promise<string> | undefined;
+
+/**
+ * Names this boot of the machine. Linux gives a random id per boot; elsewhere the boot time in
+ * minutes stands in (a wrong "different boot" only costs a resume from the fsynced offset).
+ */
+export const currentBoot = (): Promise<string> =>
+  (bootIdentity ??= readFile("/proc/sys/kernel/random/boot_id", "utf8").then(
+    (id) => id.trim(),
+    () => `up-${Math.round((Date.now() / 1000 - uptime()) / 60)}`,
+  ));
+
+/**
+ * Where a partial file resumes. A killed process (kill -9, a crash, an OOM kill) loses nothing it
+ * wrote: its writes sit in the kernel's page cache, which outlives the process and reaches the disk
+ * anyway. Writes are positional and in order, so within one boot every byte of the `.part` file is
+ * a byte that was received, and the transfer resumes after the last of them, whatever the fsync
+ * schedule. A reboot (power loss, kernel panic) can drop or garble anything past the last fsync,
+ * so after one only the fsynced prefix counts. Either way the end-to-end SHA-256 at commit has the
+ * last word: a bad prefix fails it, the partial copy is dropped, and the file starts over.
+ */
+export const resumeOffset = (meta: PartMeta | undefined, offerSize: number, onDisk: number, boot: string): number => {
+  if (!meta || meta.size !== offerSize) return 0;
+  const trusted = meta.boot === boot ? onDisk : Math.min(meta.durable, onDisk);
+  return Math.max(0, Math.min(trusted, offerSize));
+};
+
+/**
+ * Fault tests only: makes staging behave as if it lived on a filesystem of `bytes` bytes, for
+ * machines where a small filesystem cannot be mounted. The CLI sets it when fault injection is armed.
+ */
+let emulatedCapacity: number | undefined;
+export const emulateStagingCapacity = (bytes: number | undefined): void => {
+  emulatedCapacity = bytes;
+};
+
+const bytesUnder = async (dir: string): Promise<number> => {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
+    if (e.isFile()) total += (await stat(join(e.parentPath, e.name)).catch(() => undefined))?.size ?? 0;
+  }
+  return total;
+};
+
+const isNoSpace = (e: unknown): boolean => {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+};
 
 /**
  * Per-sender staging: `<root>/<sender>/<sg>/<vg>/<tp>/<file>.part` while it arrives (with its
@@ -55,20 +112,52 @@ export class Staging {
     return { path, size: m.size, sha256: m.sha256, facts: m.facts };
   }
 
-  /** Opens (or resumes) the partial file for an offer; the prefix already on disk is re-hashed. */
+  /**
+   * The digest a part was verified with, even when the storage has already taken the `.ready`
+   * file away: the `.meta` stays until the journal records the load, so recovery can ask the
+   * storage whether it holds that digest.
+   */
+  async verified(sender: string, ref: FileRef, kind: PartKind): Promise<{ size: number; sha256: string; facts: unknown } | undefined> {
+    const m = await this.meta(this.readyPath(sender, ref, kind));
+    return m?.sha256 ? { size: m.size, sha256: m.sha256, facts: m.facts } : undefined;
+  }
+
+  /** Bytes the staging disk can still take. */
+  async freeBytes(): Promise<number> {
+    await mkdir(this.root, { recursive: true });
+    const s = await statfs(this.root);
+    const real = s.bavail * s.bsize;
+    return emulatedCapacity === undefined ? real : Math.min(real, Math.max(0, emulatedCapacity - (await bytesUnder(this.root))));
+  }
+
+  /**
+   * Opens (or resumes) the partial file for an offer; the prefix already on disk is re-hashed.
+   * Refuses with StagingFullError, before touching anything, when the rest of the part cannot fit.
+   */
   async begin(sender: string, offer: Offer): Promise<PartWriter> {
     const base = this.base(sender, offer, offer.kind);
     const partPath = `${base}.part`;
     await mkdir(dirname(partPath), { recursive: true });
     const m = await this.meta(partPath);
     const onDisk = (await stat(partPath).catch(() => undefined))?.size ?? 0;
-    const resumeAt = m && m.size === offer.size ? Math.min(m.durable, onDisk) : 0;
+    const boot = await currentBoot();
+    const resumeAt = resumeOffset(m, offer.size, onDisk, boot);
+    const free = (await this.freeBytes()) + (onDisk > resumeAt ? onDisk - resumeAt : 0);
+    if (free < offer.size - resumeAt)
+      throw new StagingFullError(`the receiver's staging disk is full: ${offer.name} (${offer.kind}) needs ${offer.size - resumeAt} more bytes, ${free} are free`);
     const handle = await open(partPath, resumeAt > 0 ? "r+" : "w");
-    await handle.truncate(resumeAt);
-    const hash = createHash("sha256");
-    if (resumeAt > 0) await hashPrefix(handle, hash, resumeAt);
-    await writeFileAtomic(`${partPath}.meta`, JSON.stringify({ size: offer.size, durable: resumeAt } satisfies PartMeta));
-    return new PartWriter(partPath, base, offer.size, resumeAt, handle, hash);
+    try {
+      await handle.truncate(resumeAt);
+      const hash = createHash("sha256");
+      if (resumeAt > 0) await hashPrefix(handle, hash, resumeAt);
+      // The prefix is now claimed durable: make it so before saying it.
+      if (resumeAt > (m?.durable ?? 0)) await handle.datasync();
+      await writeFileAtomic(`${partPath}.meta`, JSON.stringify({ size: offer.size, durable: resumeAt, boot } satisfies PartMeta));
+      return new PartWriter(partPath, base, offer.size, resumeAt, handle, hash, boot, () => this.freeBytes());
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
   }
 
   async discard(sender: string, ref: FileRef, kind: PartKind): Promise<void> {
@@ -102,6 +191,8 @@ export class PartWriter {
     public received: number,
     private handle: FileHandle | undefined,
     private readonly hash: Hash,
+    private readonly boot: string,
+    private readonly freeBytes: () => Promise<number>,
   ) {
     this.durable = received;
   }
@@ -110,15 +201,28 @@ export class PartWriter {
     return this.durable;
   }
 
+  private metaText(durable: number): string {
+    return JSON.stringify({ size: this.size, durable, boot: this.boot } satisfies PartMeta);
+  }
+
   async write(chunk: Uint8Array, offset: number): Promise<void> {
     if (!this.handle) throw new Error("part is closed");
-    await this.handle.write(chunk, 0, chunk.length, offset);
+    try {
+      if (emulatedCapacity !== undefined && (await this.freeBytes()) < chunk.length)
+        throw Object.assign(new Error("no space left on device (emulated staging capacity)"), { code: "ENOSPC" });
+      await this.handle.write(chunk, 0, chunk.length, offset);
+    } catch (e) {
+      if (!isNoSpace(e)) throw e;
+      // Keeping a partial copy nobody can finish would starve every other file of space.
+      await this.abandon();
+      throw new StagingFullError(`the receiver's staging disk is full at ${offset} of ${this.size} bytes of ${this.partPath}; the partial copy was dropped`);
+    }
     this.hash.update(chunk);
     this.received = offset + chunk.length;
     if (this.received - this.durable >= durableEvery) {
       await this.handle.datasync();
       this.durable = this.received;
-      await writeFileAtomic(`${this.partPath}.meta`, JSON.stringify({ size: this.size, durable: this.durable } satisfies PartMeta));
+      await writeFileAtomic(`${this.partPath}.meta`, this.metaText(this.durable));
     }
   }
 
@@ -151,8 +255,12 @@ export class PartWriter {
     if (!this.handle) return;
     const h = this.handle;
     this.handle = undefined;
-    await h.datasync().catch(() => undefined);
-    await writeFileAtomic(`${this.partPath}.meta`, JSON.stringify({ size: this.size, durable: this.received } satisfies PartMeta)).catch(() => undefined);
+    // Best effort: a failed fsync only means a reboot would resume from the previous durable offset.
+    const synced = await h.datasync().then(
+      () => true,
+      () => false,
+    );
+    if (synced) await writeFileAtomic(`${this.partPath}.meta`, this.metaText(this.received)).catch(() => undefined);
     await h.close();
   }
 }

@@ -175,9 +175,9 @@ export class SenderLink {
         .finally(() => inflight.delete(p));
       inflight.add(p);
     };
-    while ((pos < size || inflight.size > 0) && firstError === undefined) {
-      while (inflight.size < this.options.window && pos < size && firstError === undefined) {
-        if (signal?.aborted) throw failure("retryable", -1, "stopped");
+    const stopped = () => signal?.aborted === true;
+    while ((pos < size || inflight.size > 0) && firstError === undefined && !stopped()) {
+      while (inflight.size < this.options.window && pos < size && firstError === undefined && !stopped()) {
         const len = Math.min(session.chunkBytes, size - pos);
         const chunk = Buffer.allocUnsafe(len);
         const { bytesRead } = await file.read(chunk, 0, len, pos);
@@ -189,8 +189,13 @@ export class SenderLink {
       }
       if (inflight.size > 0) await Promise.race(inflight);
     }
+    // The first failure decides the attempt: chunks still in flight cannot change that, and waiting
+    // out their timeouts (a receiver that died holding them) would only delay the retry. A stop lets
+    // them land instead, so the receiver keeps every byte already sent.
+    if (firstError) throw firstError;
     await Promise.all(inflight);
     if (firstError) throw firstError;
+    if (stopped()) throw failure("retryable", -1, "stopped");
     return pos - from;
   }
 

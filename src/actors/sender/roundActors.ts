@@ -1,6 +1,6 @@
 import { randomInt } from "node:crypto";
 import { fromPromise } from "xstate";
-import { senderRound } from "../../machines/senderRound.js";
+import { senderRound, type SchemaSyncOutput } from "../../machines/senderRound.js";
 import {
   type DeleteOutput,
   type LoadInput,
@@ -13,6 +13,7 @@ import {
 import type { FileRef } from "../../protocol/messages.js";
 import type { Source } from "../../plugins/source.js";
 import { scanForRound } from "./scan.js";
+import { syncSchemaLog, type SchemaLogOptions } from "./schemaLog.js";
 import type { SenderLink } from "./link.js";
 import type { WorkDir } from "./workDir.js";
 
@@ -21,6 +22,8 @@ export interface RoundDeps {
   readonly work: WorkDir;
   readonly source: Source;
   readonly storageGroups: ReadonlyArray<string>;
+  /** Set when `iotdb_schema_directory` is: the schema log to ship before the data files. */
+  readonly schemaLog?: SchemaLogOptions;
   readonly log?: (line: string) => void;
 }
 
@@ -40,6 +43,9 @@ export const senderRoundWith = (deps: RoundDeps) =>
         return r;
       }),
       handshake: fromPromise<SessionInfo, void>(() => deps.link.hello(deps.storageGroups)),
+      syncSchema: fromPromise<SchemaSyncOutput | undefined, { session: SessionInfo }>(async ({ input }) =>
+        deps.schemaLog ? syncSchemaLog(deps.schemaLog, input.session) : undefined,
+      ),
       transfer: fromPromise<SentPart, TransferInput>(({ input, signal }) => {
         const part = input.unit.parts[input.partIndex];
         if (!part) throw new Error(`no part ${input.partIndex} in ${input.unit.ref.name}`);

@@ -64,6 +64,7 @@ export class Sender {
       work: this.work,
       source: this.options.source ?? iotdbSource(c.data_directory),
       storageGroups: c.sync_storage_groups ?? [],
+      ...(c.iotdb_schema_directory ? { schemaLog: { nc: this.nc, workDir: this.work.dir, path: c.iotdb_schema_directory, ...(this.options.log ? { log: this.options.log } : {}) } } : {}),
       ...(this.options.log ? { log: this.options.log } : {}),
     });
   }

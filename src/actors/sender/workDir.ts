@@ -43,6 +43,7 @@ const pidAlive = (pid: number): boolean => {
  * - `confirmed.jsonl`: append-only journal of loads the receiver confirmed; compacted on open
  * - `snapshot/`: hard links to the files of the round, so compaction on the edge cannot pull
  *   a file away mid-transfer
+ * - `schema-position.json`: how far the schema log (mlog) has been shipped (see schemaLog.ts)
  */
 export class WorkDir {
   private constructor(

@@ -1,0 +1,18 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { bigFileTree } from "./data.js";
+import { startReceiver, senderOnce } from "./tsyncProcs.js";
+const root = await mkdtemp("/tmp/tsb-");
+const size = Number(process.argv[2] ?? 256) * 1024 * 1024;
+let t = performance.now();
+const tree = await bigFileTree(join(root, "edge"), size);
+console.log("gen", (performance.now() - t).toFixed(0), "ms", tree.bytes);
+const prof = process.env.PROF ? { nodeFlags: ["--cpu-prof", "--cpu-prof-dir=" + process.env.PROF] } : process.env.FLAGS ? { nodeFlags: process.env.FLAGS.split(" ") } : {};
+import { execSync } from "node:child_process"; execSync("sync");
+const r = await startReceiver(join(root, "r"), {}, prof);
+const s = await senderOnce(join(root, "s"), tree.dataDir, r.port, {}, { echo: process.env.ECHO === "1", ...prof });
+const rr = await r.stop();
+if (process.env.OUT) (await import("node:fs")).writeFileSync(process.env.OUT, r.proc.output());
+console.log("cpu receiver", r.proc.rss.cpuSeconds());
+console.log("tsync", (s.ms).toFixed(0), "ms", (tree.bytes / s.ms / 1000).toFixed(0), "MB/s", s.rss, rr);
+await rm(root, { recursive: true, force: true });

@@ -1,0 +1,18 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { bigFileTree } from "./data.js";
+import { startNatsServer } from "../src/actors/natsServer.js";
+import { start } from "./procs.js";
+const root = await mkdtemp("/tmp/tsb-");
+const size = Number(process.argv[2] ?? 256) * 1024 * 1024;
+const tree = await bigFileTree(join(root, "edge"), size);
+import { execSync } from "node:child_process"; execSync("sync");
+const srv = await startNatsServer({ dir: join(root, "nats") });
+const resp = start(process.execPath, ["--import", "tsx", "bench/children/rawNats.ts", "responder", srv.url, "bench.raw"], { role: "responder" });
+await resp.line(/ready/);
+const req = start(process.execPath, ["--import", "tsx", "bench/children/rawNats.ts", "requester", srv.url, "bench.raw", String(1048576 - 4096), process.argv[3] ?? "16", tree.files[0]!], { role: "requester" });
+const { match } = await req.line(/(\{.*\})/);
+const r = JSON.parse(match[1]!);
+console.log("raw", r.ms.toFixed(0), "ms", (r.bytes / r.ms / 1000).toFixed(0), "MB/s");
+await req.exited; console.log("req cpu", req.rss.cpuSeconds(), "resp cpu", resp.rss.cpuSeconds()); await resp.stop(); await srv.stop();
+await rm(root, { recursive: true, force: true });

@@ -1,0 +1,47 @@
+// The cost of a round that finds nothing new. `unchangedRound.ts PORT DATADIR ROUNDS` first records
+// every sealed file of DATADIR as confirmed in the sender's work directory, as a finished earlier
+// round would have (sending 100,000 files first would take most of the bench's time), then times
+// ROUNDS rounds of an open sender; prints one JSON line.
+import { stat } from "node:fs/promises";
+import { Effect, Result } from "effect";
+import { sha256OfFile } from "../../src/actors/sender/scan.js";
+import { Sender } from "../../src/actors/sender/sender.js";
+import { WorkDir } from "../../src/actors/sender/workDir.js";
+import { parseSenderConfig, senderWorkDirectory } from "../../src/config/sender.js";
+import { roundSucceeded } from "../../src/machines/senderTypes.js";
+import { iotdbSource } from "../../src/plugins/sourceIotdb.js";
+
+const [portText, dataDir, roundsText] = process.argv.slice(2);
+if (!portText || !dataDir) throw new Error("usage: unchangedRound.ts PORT DATADIR ROUNDS");
+const parsed = parseSenderConfig({ data_directory: dataDir, server_ip: "127.0.0.1", server_port: portText, sender_name: "bench-unchanged" }, {}, "bench");
+if (Result.isFailure(parsed)) throw new Error(parsed.failure.message);
+const config = parsed.success;
+
+const work = await WorkDir.open(senderWorkDirectory(config), config.sender_name);
+const listing = await Effect.runPromise(iotdbSource(dataDir).list([]));
+// Hard links of a few templates: one digest per distinct (size, inode) is enough.
+const digests = new Map<string, string>();
+for (const unit of listing.units) {
+  const parts = [];
+  for (const p of unit.parts) {
+    const s = await stat(p.path);
+    const key = `${s.dev}:${s.ino}`;
+    let sha256 = digests.get(key);
+    if (!sha256) digests.set(key, (sha256 = await sha256OfFile(p.path)));
+    parts.push({ kind: p.kind, size: s.size, sha256, mtimeMs: s.mtimeMs });
+  }
+  await work.confirm({ ref: unit.ref, parts });
+}
+await work.close();
+
+const sender = await Sender.open({ config });
+process.stdout.write(`ready ${listing.units.length}\n`);
+const rounds: number[] = [];
+for (let i = 0; i < Number(roundsText ?? 3); i++) {
+  const t0 = performance.now();
+  const summary = await sender.runOnce();
+  rounds.push(performance.now() - t0);
+  if (!roundSucceeded(summary) || summary.sent.length > 0) throw new Error(`round ${i} was not a no-op: ${JSON.stringify({ sent: summary.sent.length, err: summary.roundError })}`);
+}
+process.stdout.write(`${JSON.stringify({ rounds, files: listing.units.length })}\n`);
+await sender.close();

@@ -1,0 +1,102 @@
+// tsync as users run it: `tsync receiver` and `tsync sender` as separate processes, each with its
+// own properties file.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { start, type PeakRss, type Running } from "./procs.js";
+
+export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
+export const tsyncBin = join(repoRoot, "bin", "tsync.js");
+
+const properties = (values: Readonly<Record<string, string | number | boolean>>): string =>
+  Object.entries(values)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join("\n") + "\n";
+
+/** How to start a tsync process: inside `wrap` (e.g. `ip netns exec NS`), with extra node flags. */
+export interface SpawnHow {
+  readonly wrap?: ReadonlyArray<string>;
+  readonly nodeFlags?: ReadonlyArray<string>;
+  readonly echo?: boolean;
+}
+
+const command = (how: SpawnHow, tsyncArgs: ReadonlyArray<string>): [string, string[]] => {
+  const [cmd, ...args] = [...(how.wrap ?? []), process.execPath, ...(how.nodeFlags ?? []), tsyncBin, ...tsyncArgs];
+  return [cmd!, args];
+};
+
+export interface ReceiverProc {
+  readonly proc: Running;
+  readonly port: number;
+  readonly dataDir: string;
+  /** SIGTERM; returns the peak RSS of the receiver and of its embedded nats-server. */
+  stop(): Promise<PeakRss>;
+}
+
+/** A receiver with its embedded nats-server on a free port. */
+export const startReceiver = async (
+  dir: string,
+  extra: Readonly<Record<string, string | number | boolean>> = {},
+  spawn: SpawnHow = {},
+): Promise<ReceiverProc> => {
+  await mkdir(dir, { recursive: true });
+  const dataDir = join(dir, "centre");
+  const conf = join(dir, "receiver.properties");
+  await writeFile(conf, properties({ is_sync_enable: true, sync_server_port: 0, receiver_data_directory: dataDir, ...extra }));
+  const [cmd, args] = command(spawn, ["receiver", "--config", conf]);
+  const proc = start(cmd, args, { role: "receiver", cwd: dir, ...(spawn.echo ? { echo: true } : {}) });
+  const { match } = await proc.line(/sync service started on port (\d+)/, 60_000);
+  return {
+    proc,
+    port: Number(match[1]),
+    dataDir,
+    stop: async () => {
+      const rss = await proc.rss.stop();
+      await proc.stop();
+      return rss;
+    },
+  };
+};
+
+export interface SenderRun {
+  /** From the sender's first log line (connected, round about to start) to its exit. */
+  readonly ms: number;
+  readonly rss: PeakRss;
+  readonly output: string;
+}
+
+export const writeSenderConf = async (
+  dir: string,
+  dataDir: string,
+  receiverPort: number,
+  extra: Readonly<Record<string, string | number | boolean>> = {},
+): Promise<string> => {
+  await mkdir(dir, { recursive: true });
+  const conf = join(dir, "sender.properties");
+  await writeFile(conf, properties({ data_directory: dataDir, server_ip: "127.0.0.1", server_port: receiverPort, ...extra }));
+  return conf;
+};
+
+/** Starts `tsync sender` with `conf`; `once` makes one round and exits. */
+export const startSender = (dir: string, conf: string, once: boolean, spawn: SpawnHow = {}): Running => {
+  const [cmd, args] = command(spawn, ["sender", "--config", conf, ...(once ? ["--once"] : [])]);
+  return start(cmd, args, { role: "sender", cwd: dir, ...(spawn.echo ? { echo: true } : {}) });
+};
+
+/** One `tsync sender --once` round; fails unless every file synced. */
+export const senderOnce = async (
+  dir: string,
+  dataDir: string,
+  receiverPort: number,
+  extra: Readonly<Record<string, string | number | boolean>> = {},
+  spawn: SpawnHow = {},
+): Promise<SenderRun> => {
+  const conf = await writeSenderConf(dir, dataDir, receiverPort, extra);
+  const proc = startSender(dir, conf, true, spawn);
+  const began = await proc.line(/INFO  sender: sender \S+ for /, 120_000);
+  const end = await proc.exited;
+  const rss = await proc.rss.stop();
+  if (process.env["BENCH_DEBUG"]) process.stderr.write(`sender cpu ${JSON.stringify(proc.rss.cpuSeconds())}\n`);
+  if (end.code !== 0) throw new Error(`tsync sender --once failed (${end.code ?? end.signal}):\n${proc.output().slice(-4000)}`);
+  return { ms: end.at - began.at, rss, output: proc.output() };
+};
