@@ -56,17 +56,15 @@ const place = async (
   concurrency = 32,
 ): Promise<string[]> => {
   const files: string[] = new Array<string>(count);
-  const made = new Set<string>();
+  const made = new Map<string, Promise<unknown>>();
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < count; i = next++) {
       const src = tmpl[i % tmpl.length]!;
       const dest = target(i);
       const dir = dest.slice(0, dest.lastIndexOf("/"));
-      if (!made.has(dir)) {
-        made.add(dir);
-        await mkdir(dir, { recursive: true });
-      }
+      if (!made.has(dir)) made.set(dir, mkdir(dir, { recursive: true }));
+      await made.get(dir);
       if (how === "copy") {
         await copyFile(src, dest);
         await copyFile(resourceOf(src), resourceOf(dest));

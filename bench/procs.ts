@@ -1,6 +1,7 @@
 // Child processes for the bench: spawn, wait for a line or an exit, and follow each process's
 // peak resident memory (VmHWM) for as long as it runs, including the processes it forks.
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 
@@ -192,14 +193,25 @@ export const start = (command: string, args: ReadonlyArray<string>, options: Sta
   };
 };
 
-/** Runs a command to the end; rejects with its output when it fails. */
+const gnuTime = "/usr/bin/time";
+const hasGnuTime = existsSync(gnuTime);
+const maxRssLine = /^tsync-bench-maxrss-kb=(\d+)$/m;
+
+/**
+ * Runs a command to the end; rejects with its output when it fails. Native tools often finish
+ * before the first sample, so their peak comes from the kernel's own count (GNU time's %M) where
+ * that is installed; the few milliseconds of `time` itself are inside `ms`.
+ */
 export const run = async (command: string, args: ReadonlyArray<string>, options: StartOptions = {}): Promise<{ ms: number; output: string; rss: PeakRss }> => {
   const t0 = performance.now();
-  const p = start(command, args, options);
+  const p = hasGnuTime ? start(gnuTime, ["-f", "tsync-bench-maxrss-kb=%M", command, ...args], options) : start(command, args, options);
   const e = await p.exited;
-  const rss = await p.rss.stop();
-  if (e.code !== 0) throw new Error(`${command} ${args.join(" ")} failed (${e.code ?? e.signal}):\n${p.output().slice(-3000)}`);
-  return { ms: e.at - t0, output: p.output(), rss };
+  const sampled = await p.rss.stop();
+  const output = p.output().replace(maxRssLine, "");
+  if (e.code !== 0) throw new Error(`${command} ${args.join(" ")} failed (${e.code ?? e.signal}):\n${output.slice(-3000)}`);
+  const kb = maxRssLine.exec(p.output())?.[1];
+  const role = options.role ?? command;
+  return { ms: e.at - t0, output, rss: kb === undefined ? sampled : { [role]: Number(kb) * 1024 } };
 };
 
 /** `node` with tsx, so bench children run from their TypeScript sources like `bin/tsync.js`. */

@@ -42,7 +42,7 @@ export const receiverKeys = {
   ip_white_list: key({ section: SYNC, default: "0.0.0.0/0", parse: ipWhiteListParser, description: "Sender networks allowed, as CIDRs separated by commas (e.g. 192.168.0.0/16, fd00::/8); empty = nobody" }),
 
   nats_url: key({ section: NATS, default: "", parse: optional(list(natsServerUrl)), description: "External NATS server URL(s), separated by commas; empty = run an embedded nats-server on sync_server_port" }),
-  nats_monitor_url: key({ section: NATS, default: "", parse: optional(httpUrl), description: "HTTP monitoring URL of the external server (e.g. http://centre:8222), to check sender addresses; needs nats_url" }),
+  nats_monitor_url: key({ section: NATS, default: "", parse: optional(httpUrl), description: "Optional HTTP monitoring URL of the external server (e.g. http://centre:8222) to look up sender addresses; empty = ask the server over $SYS.REQ.ACCOUNT.PING.CONNZ; needs nats_url" }),
   receiver_group: key({ section: NATS, default: "tsync", parse: token, description: "Receiver group this receiver serves (letters, digits, _ and -)" }),
 
   receiver_data_directory: key({ section: STORAGE, default: "./receiver-data", parse: path, description: "Where received files and receiver state are kept; created if missing" }),

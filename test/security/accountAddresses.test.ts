@@ -33,7 +33,14 @@ const freePort = async (): Promise<number> => {
 const accounts = `
 accounts {
   SYS { users [{ user: "sys", password: "sys-secret" }] }
-  APP { jetstream: enabled, users [{ user: "receiver", password: "r-secret" }, { user: "edge", password: "e-secret" }] }
+  APP {
+    jetstream: enabled
+    users [
+      { user: "receiver", password: "r-secret" }
+      { user: "edge", password: "e-secret" }
+      { user: "limited", password: "l-secret", permissions: { publish: { deny: ["$SYS.>"] } } }
+    ]
+  }
   OTHER { users [{ user: "other", password: "o-secret" }] }
 }
 system_account: SYS
@@ -140,6 +147,20 @@ test("a connection of another account is not found: that hello is refused", asyn
   } finally {
     await other.close();
     await app.close();
+    await receiver.stop();
+  }
+});
+
+test("a receiver whose user may not ask the servers refuses every hello and says why", async () => {
+  const receiver = await startWith("acctlimited", { nats_user: "limited", nats_password: "l-secret" });
+  const client = await rawClient(nodes[0]!.url, "someone", { ...noAuth, nats_user: "edge", nats_password: Redacted.make("e-secret") });
+  try {
+    const r = await sayHello(client, "acctlimited", "someone");
+    expect(r.code).toBe(Code.internal);
+    expect(r.message).toMatch(/^cannot ask the NATS servers of this account .*Permissions Violation for Publish to "\$SYS\.REQ\.ACCOUNT\.PING\.CONNZ"/);
+    expect(receiver.core.stats.sessionsOpened).toBe(0);
+  } finally {
+    await client.close();
     await receiver.stop();
   }
 });

@@ -151,9 +151,12 @@ export const accountAddressBook = (nc: NatsConnection, stallMs = 100): AddressBo
     const answers = await nc.requestMany("$SYS.REQ.ACCOUNT.PING.CONNZ", body, { strategy: "stall", stall: stallMs, maxWait: 5_000 });
     const listings: Array<{ server: string | undefined; connections: ReadonlyArray<ConnzConnection> }> = [];
     for await (const m of answers) {
+      // An empty message is a status (no responders), not a listing.
+      if (m.data.length === 0) continue;
       const r = m.json<ServerConnz>();
       if (r.error) throw new Error(`server ${r.server?.name ?? "?"} refused CONNZ: ${r.error.description ?? r.error.code}`);
       listings.push({ server: r.server?.name ?? r.server?.id, connections: r.data?.connections ?? [] });
     }
+    if (listings.length === 0) throw new Error("no NATS server answered $SYS.REQ.ACCOUNT.PING.CONNZ (is the system account off?); set nats_monitor_url");
     return listings;
   });

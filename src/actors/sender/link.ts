@@ -1,6 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { open } from "node:fs/promises";
-import { headers, NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
+import { headers, NoRespondersError, PermissionViolationError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
 import { Result, type Schema } from "effect";
 import {
   ChunkAck,
@@ -52,6 +52,9 @@ export const failureFor = (r: Status & { owner?: string | undefined }): StepFail
 };
 
 const transportFailure = (op: string, e: unknown): StepFailure => {
+  // The server's permissions forbid this subject: retrying with the same credentials cannot help.
+  if (e instanceof PermissionViolationError || (e instanceof RequestError && e.cause instanceof PermissionViolationError))
+    return failure("refused", Code.unauthorized, `the NATS server refused ${op}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`);
   if (e instanceof RequestError && e.cause instanceof NoRespondersError)
     return failure(op === "hello" ? "retryable" : "sessionLost", -1, `no receiver answered ${op}`);
   if (e instanceof NoRespondersError) return failure(op === "hello" ? "retryable" : "sessionLost", -1, `no receiver answered ${op}`);

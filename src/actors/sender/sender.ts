@@ -5,7 +5,7 @@ import { senderLifecycle } from "../../machines/senderLifecycle.js";
 import type { RoundSummary } from "../../machines/senderTypes.js";
 import { iotdbSource } from "../../plugins/sourceIotdb.js";
 import type { Source } from "../../plugins/source.js";
-import { connectNats } from "../natsConnect.js";
+import { connectNats, senderConnectionName } from "../natsConnect.js";
 import { SenderLink } from "./link.js";
 import { bandwidthPacer } from "./pacer.js";
 import { senderRoundWith } from "./roundActors.js";
@@ -35,7 +35,7 @@ export class Sender {
     const c = options.config;
     const work = await WorkDir.open(senderWorkDirectory(c), c.sender_name);
     try {
-      const nc = await connectNats(senderServers(c), `tsync-sender-${work.senderId}`, c);
+      const nc = await connectNats(senderServers(c), senderConnectionName(work.senderId), c);
       const pace = bandwidthPacer(c.max_bandwidth_bytes_per_second);
       const link = new SenderLink(nc, {
         group: c.receiver_group,

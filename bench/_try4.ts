@@ -1,0 +1,24 @@
+import { mkdtemp, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { startReceiver, startSender, writeSenderConf } from "./tsyncProcs.js";
+import { bigFileTree } from "./data.js";
+const root = await mkdtemp("/tmp/tsb-");
+const tree = await bigFileTree(join(root, "edge"), Number(process.argv[2] ?? 64) * 1048576);
+const flags = process.env.RFLAGS ? { nodeFlags: process.env.RFLAGS.split(" ") } : {};
+const r = await startReceiver(join(root, "r"), {}, flags);
+const show = async (pid: number, what: string) => {
+  const s = await readFile(`/proc/${pid}/status`, "utf8");
+  const roll = await readFile(`/proc/${pid}/smaps_rollup`, "utf8").catch(() => "");
+  console.log(what, s.match(/VmHWM.*|VmRSS.*|RssAnon.*|RssFile.*/g)?.join(" ").replace(/\s+/g, " "));
+};
+await new Promise((x) => setTimeout(x, 500));
+await show(r.proc.pid, "receiver idle");
+const conf = await writeSenderConf(join(root, "s"), tree.dataDir, r.port);
+const s = startSender(join(root, "s"), conf, true, flags);
+await s.line(/sender \S+ for/);
+await show(s.pid, "sender ready");
+const done = s.line(/round/);
+await done;
+await show(s.pid, "sender end");
+await show(r.proc.pid, "receiver end");
+await s.exited; await r.stop();
