@@ -1,0 +1,44 @@
+import { expect, test } from "vitest";
+import { runBench } from "../../bench/run.js";
+import { plans } from "../../bench/workloads.js";
+
+/** The cells of a Markdown table row, `|` escapes respected. */
+const cells = (line: string): string[] =>
+  line
+    .slice(1, -1)
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim());
+
+test("the bench's smallest variant measures every tool and prints one well-formed table", async () => {
+  const lines: string[] = [];
+  const result = await runBench({ plan: plans.smoke, install: false, log: (l) => lines.push(l) });
+  expect(result.failed, lines.join("\n")).toEqual([]);
+
+  const all = result.markdown.split("\n");
+  const start = all.findIndex((l) => l.startsWith("| workload |"));
+  expect(start, result.markdown).toBeGreaterThanOrEqual(0);
+  const rows: string[][] = [];
+  for (let i = start + 2; i < all.length && all[i]!.startsWith("|"); i++) rows.push(cells(all[i]!));
+  const header = cells(all[start]!);
+  expect(header).toEqual(["workload", "tool", "MB/s", "files/s", "seconds", "peak RSS (MB) per process", "tsync ÷ this", "note"]);
+  expect(all[start + 1]).toMatch(/^\|(---\|){8}$/);
+  for (const r of rows) expect(r).toHaveLength(header.length);
+
+  const byTool = (prefix: string) => rows.find((r) => r[1]!.startsWith(prefix));
+  for (const tool of ["tsync", "raw NATS request/reply", "NATS object store put", "NATS object store get", "cp -a + fsync"]) {
+    const r = byTool(tool);
+    expect(r, tool).toBeDefined();
+    expect(Number(r![2]), `${tool} MB/s`).toBeGreaterThan(0);
+    expect(Number(r![4]), `${tool} seconds`).toBeGreaterThan(0);
+    expect(r![5], `${tool} RSS`).toMatch(/^[a-z -]+ \d+(, [a-z -]+ \d+)*$/);
+  }
+  // tsync's own process memory is on its row, and every peer carries its ratio to tsync.
+  expect(byTool("tsync")![5]).toMatch(/sender \d+, receiver \d+/);
+  for (const r of rows.filter((r) => r[1] !== "tsync" && r[4] !== "")) expect(r[6]).toMatch(/^\d+\.\d\d \(MB\/s\)$/);
+  // rsync runs where it is installed; elsewhere its row says why it was skipped.
+  const rsync = byTool("rsync")!;
+  expect(rsync[4] !== "" || /skipped: rsync is not installed/.test(rsync[7]!)).toBe(true);
+
+  // The targets of this workload are judged, one line each.
+  expect(result.markdown).toMatch(/\| 8 MiB file: tsync ≥ 0\.8 × raw NATS request\/reply \| \d+\.\d\d× .* \| (yes|\*\*no\*\*) \|/);
+});
