@@ -130,12 +130,16 @@ export const start = (command: string, args: ReadonlyArray<string>, options: Sta
   if (child.pid === undefined) throw new Error(`cannot start ${command}`);
   const pid = child.pid;
   let text = "";
+  // When each piece of output arrived, so a line already printed is dated when it came, not when asked.
+  const arrivals: { end: number; at: number }[] = [];
+  const arrivedAt = (pos: number): number => arrivals.find((a) => a.end >= pos)?.at ?? performance.now();
   const waiters: { re: RegExp; after: number; resolve: (v: { at: number; match: RegExpExecArray }) => void }[] = [];
   const onData = (b: Buffer) => {
     const at = performance.now();
     const piece = b.toString();
     if (options.echo) process.stderr.write(piece.replace(/^/gm, `[${options.role ?? command}] `));
     text += piece;
+    arrivals.push({ end: text.length, at });
     for (const w of [...waiters]) {
       const m = w.re.exec(text.slice(w.after));
       if (m) {
@@ -163,7 +167,7 @@ export const start = (command: string, args: ReadonlyArray<string>, options: Sta
     line: (re, timeoutMs = 60_000, after = 0) =>
       new Promise((resolve, reject) => {
         const m = re.exec(text.slice(after));
-        if (m) return resolve({ at: performance.now(), match: m });
+        if (m) return resolve({ at: arrivedAt(after + m.index + m[0].length), match: m });
         const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms from ${command}:\n${text.slice(-3000)}`)), timeoutMs);
         const w = {
           re,

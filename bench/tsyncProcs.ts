@@ -17,11 +17,13 @@ const properties = (values: Readonly<Record<string, string | number | boolean>>)
 export interface SpawnHow {
   readonly wrap?: ReadonlyArray<string>;
   readonly nodeFlags?: ReadonlyArray<string>;
+  /** The tsync entry point: `bin/tsync.js` (TypeScript through tsx) unless a compiled one is given. */
+  readonly bin?: string;
   readonly echo?: boolean;
 }
 
 const command = (how: SpawnHow, tsyncArgs: ReadonlyArray<string>): [string, string[]] => {
-  const [cmd, ...args] = [...(how.wrap ?? []), process.execPath, ...(how.nodeFlags ?? []), tsyncBin, ...tsyncArgs];
+  const [cmd, ...args] = [...(how.wrap ?? []), process.execPath, ...(how.nodeFlags ?? []), how.bin ?? tsyncBin, ...tsyncArgs];
   return [cmd!, args];
 };
 
@@ -96,7 +98,6 @@ export const senderOnce = async (
   const began = await proc.line(/INFO  sender: sender \S+ for /, 120_000);
   const end = await proc.exited;
   const rss = await proc.rss.stop();
-  if (process.env["BENCH_DEBUG"]) process.stderr.write(`sender cpu ${JSON.stringify(proc.rss.cpuSeconds())}\n`);
   if (end.code !== 0) throw new Error(`tsync sender --once failed (${end.code ?? end.signal}):\n${proc.output().slice(-4000)}`);
   return { ms: end.at - began.at, rss, output: proc.output() };
 };

@@ -28,3 +28,22 @@ export const writeFileAtomic = async (path: string, data: string | Uint8Array): 
   await rename(tmp, path);
   await fsyncDir(dirname(path));
 };
+
+/**
+ * Replaces `path` atomically but without fsync: for hints whose loss after a power failure costs
+ * only work, never correctness (staging metadata: a lost one means the part is sent again, and
+ * the end-to-end digest checks whatever is resumed).
+ */
+export const replaceFile = async (path: string, data: string | Uint8Array): Promise<void> => {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomUUID().slice(0, 8)}.tmp`);
+  const h = await open(tmp, "w");
+  try {
+    await h.writeFile(data);
+  } catch (e) {
+    await h.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await h.close();
+  await rename(tmp, path);
+};

@@ -95,19 +95,19 @@ export const fsStorage = (dataDir: string): Storage => {
           const part = req.parts.find((p) => p.kind === kind);
           if (!part) continue;
           const dest = target(req.ref, kind);
-          const tmp = join(dir, `.${partFileName(req.ref.name, kind)}.tsync-tmp`);
-          // The staged file is already fsynced and on the same disk: moving it costs no copy. From
-          // another filesystem it is copied and synced again.
+          // The staged file is already fsynced and on the same disk: one rename puts it in place
+          // atomically, with no copy. From another filesystem it is copied, synced and renamed.
           try {
-            await rename(part.path, tmp);
+            await rename(part.path, dest);
           } catch (e) {
             if ((e as NodeJS.ErrnoException).code !== "EXDEV") throw e;
+            const tmp = join(dir, `.${partFileName(req.ref.name, kind)}.tsync-tmp`);
             await copyFile(part.path, tmp);
             const h = await open(tmp, "r+");
             await h.sync();
             await h.close();
+            await rename(tmp, dest);
           }
-          await rename(tmp, dest);
         }
         await fsyncDir(dir);
       }),

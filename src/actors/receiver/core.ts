@@ -174,7 +174,12 @@ export class ReceiverCore {
     }
     if (toLoad.length === 0) return { code: Code.have, message: recovered > 0 ? "already loaded (recovered)" : "already loaded" };
     await Effect.runPromise(this.storage.load({ senderId: sender, ref: load, parts: toLoad, facts }));
-    for (const p of toLoad) await this.noteLoaded(sender, load, p.kind, p.size, p.sha256, p.kind === "tsfile" ? facts : undefined);
+    // Catalog first (idempotent), then one journal append and one fsync for the whole file.
+    if (facts && toLoad.some((p) => p.kind === "tsfile")) {
+      await this.catalog.loaded({ sender, ref: { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name }, devices: facts.devices, version: facts.version, loadedAt: new Date().toISOString() });
+    }
+    await this.journal.recordLoadedAll(toLoad.map((p) => ({ sender, ref: { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name }, kind: p.kind, size: p.size, sha256: p.sha256 })));
+    for (const p of toLoad) await this.staging.discard(sender, load, p.kind);
     this.stats.loads++;
     return { code: Code.ok, message: `loaded ${toLoad.map((p) => p.kind).join(", ")}` };
   }

@@ -70,6 +70,16 @@ export class Journal {
     await this.append(rec);
   }
 
+  /** The parts of one file in one append and one fsync. */
+  async recordLoadedAll(parts: ReadonlyArray<Omit<LoadedPart, "at">>): Promise<void> {
+    const at = Date.now();
+    const recs: Record_[] = parts.map((p) => ({ op: "loaded", ...p, at }));
+    for (const r of recs) this.apply(r);
+    await this.handle.write(recs.map((r) => JSON.stringify(r) + "\n").join(""));
+    this.dirty = true;
+    await this.sync();
+  }
+
   async recordDeleted(sender: string, ref: FileRef): Promise<void> {
     const rec: Record_ = { op: "deleted", sender, ref, at: Date.now() };
     this.apply(rec);
