@@ -38,6 +38,24 @@ export const compareTsFileNames = (a: string, b: string): number => {
   return a < b ? -1 : a > b ? 1 : 0;
 };
 
+/** Sorted as `compareTsFileNames` orders them, parsing each name once (a partition holds thousands). */
+export const sortTsFileNames = (names: ReadonlyArray<string>): string[] => {
+  const keyed = names.map((name) => {
+    const nums = name.replace(/\.tsfile$/, "").split("-").map(Number);
+    return { name, nums, numeric: nums.every((n) => !Number.isNaN(n)) };
+  });
+  keyed.sort((a, b) => {
+    if (a.numeric && b.numeric) {
+      for (let i = 0; i < Math.max(a.nums.length, b.nums.length); i++) {
+        const d = (a.nums[i] ?? 0) - (b.nums[i] ?? 0);
+        if (d !== 0) return d;
+      }
+    }
+    return compareTsFileNames(a.name, b.name);
+  });
+  return keyed.map((k) => k.name);
+};
+
 const sideKinds: ReadonlyArray<PartKind> = ["mods", "mods2"];
 
 /** Sealed = `.resource` exists and no `.resource.temp`, `.merge` or compaction marker beside it. */
@@ -50,7 +68,7 @@ const unitsInPartition = async (
   const units: SourceUnit[] = [];
   const notReady: FileRef[] = [];
   let ignored = 0;
-  for (const name of [...names].filter((n) => n.endsWith(".tsfile")).sort(compareTsFileNames)) {
+  for (const name of sortTsFileNames([...names].filter((n) => n.endsWith(".tsfile")))) {
     const sealed =
       names.has(`${name}.resource`) &&
       !names.has(`${name}.resource.temp`) &&
