@@ -1,20 +1,19 @@
-// tsync compiled ahead of time into plain JavaScript, for the memory workload: the same sources
-// without tsx's loader thread and on-the-fly transforms, which cost each process tens of MB.
+// tsync compiled ahead of time into plain JavaScript for one bench run: the sources as they are
+// when the run starts, so a tree edited during the run does not change what is measured.
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { repoRoot } from "./tsyncProcs.js";
 
-/** Where the bundle goes: inside the repository (git-ignored), so its imports find node_modules. */
-export const bundleDir = join(repoRoot, "bench", "out", "bundle");
-
 /**
- * Bundles src/cli/main.ts with esbuild (which tsx already brings), packages left external.
- * Resolves to the entry point, or to the reason it could not be built.
+ * Bundles src/cli/main.ts with esbuild, packages left external, into a directory of its own
+ * inside the repository (git-ignored), so its imports find node_modules. Resolves to the entry
+ * point and the directory to remove afterwards, or to the reason it could not be built.
  */
-export const buildBundle = async (): Promise<{ entry: string } | { error: string }> => {
+export const buildBundle = async (): Promise<{ entry: string; dir: string } | { error: string }> => {
+  const dir = join(repoRoot, "bench", "out", `bundle-${process.pid}`);
   try {
     const esbuild = await import("esbuild");
-    await rm(bundleDir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
     await esbuild.build({
       entryPoints: [join(repoRoot, "src", "cli", "main.ts")],
       bundle: true,
@@ -23,11 +22,12 @@ export const buildBundle = async (): Promise<{ entry: string } | { error: string
       format: "esm",
       target: "node20",
       packages: "external",
-      outdir: bundleDir,
+      outdir: dir,
       logLevel: "silent",
     });
-    return { entry: join(bundleDir, "main.js") };
+    return { entry: join(dir, "main.js"), dir };
   } catch (e) {
+    await rm(dir, { recursive: true, force: true });
     return { error: e instanceof Error ? e.message.split("\n")[0]! : String(e) };
   }
 };

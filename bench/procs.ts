@@ -218,5 +218,8 @@ export const run = async (command: string, args: ReadonlyArray<string>, options:
   return { ms: e.at - t0, output, rss: kb === undefined ? sampled : { [role]: Number(kb) * 1024 } };
 };
 
+/** tsx's loader, resolved here: a child started in another directory could not find it by name. */
+export const tsxLoader = import.meta.resolve("tsx");
+
 /** `node` with tsx, so bench children run from their TypeScript sources like `bin/tsync.js`. */
-export const tsxArgs = (script: string, args: ReadonlyArray<string> = []): string[] => ["--import", "tsx", script, ...args];
+export const tsxArgs = (script: string, args: ReadonlyArray<string> = []): string[] => ["--import", tsxLoader, script, ...args];

@@ -2,12 +2,13 @@
 // raw NATS, the NATS object store, rsync and cp on the same generated data; prints one table and
 // (for the full run, or with --write) puts it into docs/benchmarks.md.
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, statfs } from "node:fs/promises";
+import { mkdtemp, rm, rmdir, statfs } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
+import { buildBundle } from "./bundle.js";
 import { rsyncAvailable } from "./peers.js";
 import { describeMachine, renderReport, writeDocs } from "./report.js";
 import { repoRoot } from "./tsyncProcs.js";
@@ -21,6 +22,8 @@ export interface BenchOptions {
   /** apt-get install rsync when it is missing. */
   readonly install: boolean;
   readonly keep?: boolean;
+  /** false: run tsync from its TypeScript sources (bin/tsync.js) instead of a build made for the run. */
+  readonly compiled?: boolean;
   /** Workloads not started once this many minutes have passed are reported as skipped. */
   readonly maxMinutes?: number;
   readonly log?: (line: string) => void;
@@ -54,8 +57,15 @@ export const runBench = async (o: BenchOptions): Promise<BenchResult> => {
   const df = await exec("df", ["-h", tmpdir()]).then((r) => r.stdout.trim(), () => "");
   log(`scratch ${scratch}\n${df}`);
   const rsync = await ensureRsync(o.install, log);
+  // One build for the whole run: a tree edited meanwhile must not change what is measured.
+  const bundle = o.compiled === false ? { error: "asked for the TypeScript sources (--tsx)" } : await buildBundle();
+  const tsync = "entry" in bundle ? { bin: bundle.entry } : {};
+  const entry =
+    "entry" in bundle
+      ? "tsync processes ran JavaScript compiled from `src/cli/main.ts` at the start of the run (bench/bundle.ts: esbuild, packages external), as an installed tsync runs dist/"
+      : `tsync processes ran bin/tsync.js (${bundle.error})`;
   const machine = await describeMachine(scratch);
-  const ctx: Context = { plan: o.plan, scratch, rsync, log };
+  const ctx: Context = { plan: o.plan, scratch, rsync, tsync, log };
   const all: Outcome = { rows: [], targets: [], notes: [] };
   const failed: string[] = [];
   try {
@@ -86,9 +96,20 @@ export const runBench = async (o: BenchOptions): Promise<BenchResult> => {
     }
   } finally {
     if (!o.keep) await rm(scratch, { recursive: true, force: true });
+    if ("dir" in bundle) {
+      await rm(bundle.dir, { recursive: true, force: true });
+      await rmdir(dirname(bundle.dir)).catch(() => undefined); // only when no other run uses it
+    }
   }
   const command = o.plan.name === "full" ? "npm run bench" : `npm run bench -- --${o.plan.name}`;
-  const markdown = renderReport({ plan: o.plan.name, command, machine, outcome: all, minutes: (performance.now() - t0) / 60_000, loadAtEnd: loadavg() });
+  const markdown = renderReport({
+    plan: o.plan.name,
+    command,
+    machine: { lines: [...machine.lines, entry] },
+    outcome: all,
+    minutes: (performance.now() - t0) / 60_000,
+    loadAtEnd: loadavg(),
+  });
   return { markdown, outcome: all, failed };
 };
 
@@ -101,6 +122,7 @@ const main = async (): Promise<number> => {
       write: { type: "boolean" },
       keep: { type: "boolean", default: false },
       "no-install": { type: "boolean", default: false },
+      tsx: { type: "boolean", default: false },
       "max-minutes": { type: "string", default: "40" },
     },
   });
@@ -112,7 +134,13 @@ const main = async (): Promise<number> => {
     return 2;
   }
   const plan: Plan = only.length > 0 ? { ...base, workloads: only as WorkloadId[] } : base;
-  const result = await runBench({ plan, install: !values["no-install"], keep: values.keep ?? false, maxMinutes: Number(values["max-minutes"]) });
+  const result = await runBench({
+    plan,
+    install: !values["no-install"],
+    keep: values.keep ?? false,
+    compiled: !values.tsx,
+    maxMinutes: Number(values["max-minutes"]),
+  });
   process.stdout.write(result.markdown + "\n");
   if (values.write ?? (plan.name === "full" && only.length === 0)) {
     const docs = join(repoRoot, "docs", "benchmarks.md");

@@ -7,12 +7,11 @@ import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
 import { senderKeys } from "../src/config/sender.js";
 import { chunkSizeFor } from "../src/protocol/subjects.js";
-import { buildBundle, bundleDir } from "./bundle.js";
 import { bigFileTree, partitionDir, smallFilesTree, tsFileName, writeSealed, type Tree } from "./data.js";
 import { longLinkPath, type LinkHow, type LinkPath } from "./longLink.js";
 import { cp, find, objectStore, rawNats, rsync, type Measured } from "./peers.js";
-import { start, tsxArgs, type PeakRss } from "./procs.js";
-import { repoRoot, senderOnce, startReceiver, startSender, writeSenderConf } from "./tsyncProcs.js";
+import { start, tsxArgs, tsxLoader, type PeakRss } from "./procs.js";
+import { repoRoot, senderOnce, startReceiver, startSender, writeSenderConf, type SpawnHow } from "./tsyncProcs.js";
 
 const MiB = 1024 * 1024;
 
@@ -107,8 +106,13 @@ export interface Context {
   readonly plan: Plan;
   readonly scratch: string;
   readonly rsync: boolean;
+  /** How tsync's processes start: the build compiled at the start of the run, or bin/tsync.js. */
+  readonly tsync: SpawnHow;
   readonly log: (line: string) => void;
 }
+
+/** The TypeScript sources through tsx, as bin/tsync.js runs them when they are newer than dist/. */
+const throughTsx: SpawnHow = { bin: join(repoRoot, "src", "cli", "main.ts"), nodeFlags: ["--import", tsxLoader] };
 
 /** tsync's chunk and window as a default sender uses them against a default server (max_payload 1 MiB). */
 export const tsyncChunk = chunkSizeFor(1 << 20, 0);
@@ -143,16 +147,16 @@ const repeat = async (reps: number, f: () => Promise<Measured>): Promise<Measure
 
 /** One tsync round of `tree` into a fresh receiver, both as CLI processes. */
 const tsyncRound = async (
-  scratch: string,
+  ctx: Context,
   tree: Tree,
   senderProps: Readonly<Record<string, string | number | boolean>> = {},
   how: Partial<Omit<LinkHow, "senderProps">> = {},
 ): Promise<Measured> => {
-  const dir = join(scratch, "tsync");
-  const receiver = await startReceiver(join(dir, "receiver"), {}, how.receiver ?? {});
+  const dir = join(ctx.scratch, "tsync");
+  const receiver = await startReceiver(join(dir, "receiver"), {}, { ...ctx.tsync, ...how.receiver });
   try {
     const port = how.senderPort ? await how.senderPort(receiver.port) : receiver.port;
-    const s = await senderOnce(join(dir, "sender"), tree.dataDir, port, { ...(how.serverIp ? { server_ip: how.serverIp } : {}), ...senderProps }, how.sender ?? {});
+    const s = await senderOnce(join(dir, "sender"), tree.dataDir, port, { ...(how.serverIp ? { server_ip: how.serverIp } : {}), ...senderProps }, { ...ctx.tsync, ...how.sender });
     return { seconds: s.ms / 1000, rss: { ...s.rss, ...(await receiver.stop()) } };
   } finally {
     await receiver.stop();
@@ -209,7 +213,7 @@ const peersOf = async (ctx: Context, workload: string, tree: Tree, count: { byte
   return rows;
 };
 
-const find_ = (rows: ReadonlyArray<Row>, prefix: string) => rows.find((r) => r.tool.startsWith(prefix) && r.seconds !== undefined);
+const measuredRow = (rows: ReadonlyArray<Row>, prefix: string) => rows.find((r) => r.tool.startsWith(prefix) && r.seconds !== undefined);
 
 /** 1. One big file: tsync against every peer, MB/s. */
 export const bigFile = async (ctx: Context): Promise<Outcome> => {
@@ -218,12 +222,12 @@ export const bigFile = async (ctx: Context): Promise<Outcome> => {
   try {
     const count = { bytes: tree.bytes, files: 1 };
     ctx.log(`${label}: tsync`);
-    const rows = [row(label, "tsync", count, await repeat(ctx.plan.reps, () => tsyncRound(ctx.scratch, tree)))];
+    const rows = [row(label, "tsync", count, await repeat(ctx.plan.reps, () => tsyncRound(ctx, tree)))];
     rows.push(...(await peersOf(ctx, label, tree, count, "MB/s", true)));
     const t = mbps(rows[0]!);
-    const raw = find_(rows, "raw NATS");
-    const put = find_(rows, "NATS object store put");
-    const rs = find_(rows, "rsync");
+    const raw = measuredRow(rows, "raw NATS");
+    const put = measuredRow(rows, "NATS object store put");
+    const rs = measuredRow(rows, "rsync");
     const targets: Target[] = [
       ratioTarget(`${label}: tsync ≥ 0.8 × raw NATS request/reply`, raw ? t / mbps(raw) : NaN, 0.8, `${fmt(t, 0)} vs ${raw ? fmt(mbps(raw), 0) : "n/a"} MB/s`),
       ratioTarget(`${label}: tsync ≥ 1.5 × object store put`, put ? t / mbps(put) : NaN, 1.5, `${fmt(t, 0)} vs ${put ? fmt(mbps(put), 0) : "n/a"} MB/s`),
@@ -243,11 +247,11 @@ export const smallFiles = async (ctx: Context): Promise<Outcome> => {
   try {
     const count = { bytes: tree.bytes, files: n };
     ctx.log(`${label}: tsync`);
-    const rows = [row(label, "tsync", count, await repeat(ctx.plan.reps, () => tsyncRound(ctx.scratch, tree)))];
+    const rows = [row(label, "tsync", count, await repeat(ctx.plan.reps, () => tsyncRound(ctx, tree)))];
     rows.push(...(await peersOf(ctx, label, tree, count, "files/s", false)));
     const t = filesPerSecond(rows[0]!);
-    const put = find_(rows, "NATS object store put");
-    const rs = find_(rows, "rsync");
+    const put = measuredRow(rows, "NATS object store put");
+    const rs = measuredRow(rows, "rsync");
     return {
       rows,
       targets: [
@@ -265,7 +269,7 @@ export const smallFiles = async (ctx: Context): Promise<Outcome> => {
 /** Senders in one process (see children/senders.ts) into one receiver process. */
 const sendersRound = async (ctx: Context, dataDirs: ReadonlyArray<string>): Promise<{ rounds: { endMs: number; files: number; bytes: number }[]; rss: PeakRss }> => {
   const dir = join(ctx.scratch, "fanin-tsync");
-  const receiver = await startReceiver(join(dir, "receiver"));
+  const receiver = await startReceiver(join(dir, "receiver"), {}, ctx.tsync);
   try {
     const p = start(process.execPath, tsxArgs(join(repoRoot, "bench", "children", "senders.ts"), [String(receiver.port), ...dataDirs]), { role: "senders" });
     const { match } = await p.line(/^(\{.*\})$/m, 1_200_000);
@@ -331,7 +335,7 @@ export const unchanged = async (ctx: Context): Promise<Outcome> => {
   try {
     ctx.log(`${label}: making the tree`);
     const tree = await smallFilesTree(join(base, "tmpl"), join(base, "edge"), { count: files, bytes: 4096, perPartition: 1000, how: "link" });
-    const receiver = await startReceiver(join(base, "receiver"));
+    const receiver = await startReceiver(join(base, "receiver"), {}, ctx.tsync);
     let tsyncRounds: number[];
     let rss: PeakRss;
     try {
@@ -377,34 +381,27 @@ export const memory = async (ctx: Context): Promise<Outcome> => {
     const tree = await bigFileTree(edge, ctx.plan.memory);
     await settle();
     ctx.log(`${label}: tsync`);
-    const m = await tsyncRound(ctx.scratch, tree);
+    const m = await tsyncRound(ctx, tree);
     const limit = 200 * 1e6;
     const sides = (x: Measured) => ({ s: x.rss["sender"] ?? NaN, v: x.rss["receiver"] ?? NaN });
     const { s, v } = sides(m);
-    const rows = [row(label, "tsync (bin/tsync.js: TypeScript through tsx)", { bytes: tree.bytes, files: 1 }, m)];
+    const compiled = ctx.tsync.bin !== undefined;
+    const rows = [row(label, compiled ? "tsync (compiled JavaScript)" : "tsync (bin/tsync.js)", { bytes: tree.bytes, files: 1 }, m)];
     const targets: Target[] = [
-      { name: `${label}: peak RSS < 200 MB on each side (bin/tsync.js)`, measured: `sender ${fmt(s / 1e6, 0)} MB, receiver ${fmt(v / 1e6, 0)} MB`, holds: s < limit && v < limit },
+      { name: `${label}: peak RSS < 200 MB on each side${compiled ? " (compiled)" : ""}`, measured: `sender ${fmt(s / 1e6, 0)} MB, receiver ${fmt(v / 1e6, 0)} MB`, holds: s < limit && v < limit },
     ];
-    const notes: string[] = [];
-    const bundle = await buildBundle();
-    if ("entry" in bundle) {
-      ctx.log(`${label}: tsync compiled`);
+    if (compiled) {
+      // What the same round costs when the sources run through tsx instead (an edited tree).
+      ctx.log(`${label}: tsync through tsx`);
       await settle();
-      const c = await tsyncRound(ctx.scratch, tree, {}, { receiver: { bin: bundle.entry }, sender: { bin: bundle.entry } });
-      const cs = sides(c);
-      rows.push(row(label, "tsync compiled to JavaScript (same sources, bundled by esbuild, run by node)", { bytes: tree.bytes, files: 1 }, c));
-      targets.push({
-        name: `${label}: peak RSS < 200 MB on each side (compiled)`,
-        measured: `sender ${fmt(cs.s / 1e6, 0)} MB, receiver ${fmt(cs.v / 1e6, 0)} MB`,
-        holds: cs.s < limit && cs.v < limit,
-      });
-    } else {
-      notes.push(`The compiled variant of the memory workload was skipped: ${bundle.error}.`);
+      const t = await tsyncRound(ctx, tree, {}, { receiver: throughTsx, sender: throughTsx });
+      const ts = sides(t);
+      rows.push(row(label, "tsync (TypeScript through tsx)", { bytes: tree.bytes, files: 1 }, t));
+      targets.push({ name: `${label}: peak RSS < 200 MB on each side (through tsx)`, measured: `sender ${fmt(ts.s / 1e6, 0)} MB, receiver ${fmt(ts.v / 1e6, 0)} MB`, holds: ts.s < limit && ts.v < limit });
     }
-    return { rows, targets, notes };
+    return { rows, targets, notes: [] };
   } finally {
     await rm(edge, { recursive: true, force: true });
-    await rm(bundleDir, { recursive: true, force: true });
   }
 };
 
@@ -419,7 +416,7 @@ export const longLink = async (ctx: Context): Promise<Outcome> => {
     path = await longLinkPath({ delayMs: 50, rate });
     ctx.log(`${label}: tsync over ${path.kind}`);
     await settle();
-    const m = await path.run(async (how) => tsyncRound(ctx.scratch, tree, how.senderProps, how));
+    const m = await path.run(async (how) => tsyncRound(ctx, tree, how.senderProps, how));
     const r = row(label, `tsync over ${path.kind === "netem" ? "netns + veth + tc netem" : "a user-space link emulator"}`, { bytes: tree.bytes, files: 1 }, m);
     const share = (tree.bytes / m.seconds) / rate;
     return {
@@ -442,7 +439,7 @@ export const bandwidth = async (ctx: Context): Promise<Outcome> => {
     const tree = await bigFileTree(edge, bytes);
     await settle();
     ctx.log(`${label}: tsync`);
-    const m = await tsyncRound(ctx.scratch, tree, { max_bandwidth_bytes_per_second: limit });
+    const m = await tsyncRound(ctx, tree, { max_bandwidth_bytes_per_second: limit });
     const r = row(label, `tsync, max_bandwidth_bytes_per_second=${limit}`, { bytes: tree.bytes, files: 1 }, m);
     const off = mbps(r) * 1e6 / limit - 1;
     return {
@@ -461,9 +458,9 @@ export const sealLatency = async (ctx: Context): Promise<Outcome> => {
   const base = join(ctx.scratch, "seal");
   const edge = join(base, "edge");
   await mkdir(join(edge, "sequence"), { recursive: true });
-  const receiver = await startReceiver(join(base, "receiver"));
+  const receiver = await startReceiver(join(base, "receiver"), {}, ctx.tsync);
   const conf = await writeSenderConf(join(base, "sender"), edge, receiver.port, { sync_on_seal: true, sync_period_in_second: 3600 });
-  const sender = startSender(join(base, "sender"), conf, false);
+  const sender = startSender(join(base, "sender"), conf, false, ctx.tsync);
   const loaded: number[] = [];
   const started: number[] = [];
   try {

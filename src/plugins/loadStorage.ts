@@ -30,6 +30,18 @@ const importPackage = async (name: string, from: string): Promise<unknown> => {
 };
 
 /**
+ * A plugin written in TypeScript loads as it is: the compiled receiver registers tsx's loader the
+ * first time it meets one (under tsx it is registered already, and registering again is harmless).
+ */
+let typescriptLoader: Promise<void> | undefined;
+const allowTypeScript = (): Promise<void> =>
+  (typescriptLoader ??= import("tsx/esm/api").then((m) => {
+    m.register();
+  }));
+
+const isTypeScript = (path: string): boolean => /\.(ts|mts|cts)$/.test(path);
+
+/**
  * `storage_plugin` is a built-in name, a path to a module, or a package name. A third-party module
  * exports `createStorage` (or a default export) of type `StorageFactory`.
  */
@@ -38,6 +50,7 @@ export const resolveStorageFactory = (ref: string, from: string = process.cwd())
     try: async () => {
       const builtIn = builtIns[ref];
       if (builtIn) return builtIn();
+      if (isTypeScript(ref)) await allowTypeScript();
       const mod = (await (isAbsolute(ref) ? import(pathToFileURL(ref).href) : importPackage(ref, from))) as { createStorage?: unknown; default?: unknown };
       const factory = mod.createStorage ?? mod.default;
       if (typeof factory !== "function") throw new Error(`module exports neither createStorage nor a default function`);
