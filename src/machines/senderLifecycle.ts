@@ -9,6 +9,8 @@ export interface LifecycleInput {
 
 export interface LifecycleContext extends LifecycleInput {
   readonly rounds: number;
+  /** A file was sealed after this round's scan: the next round starts as soon as this one ends. */
+  readonly sealedDuringRound: boolean;
   readonly lastSummary: RoundSummary | undefined;
 }
 
@@ -34,10 +36,12 @@ export const senderLifecycle = setup({
 }).createMachine({
   id: "sender",
   initial: "syncing",
-  context: ({ input }) => ({ ...input, rounds: 0, lastSummary: undefined }),
+  context: ({ input }) => ({ ...input, rounds: 0, lastSummary: undefined, sealedDuringRound: false }),
   on: { stop: ".stopped" },
   states: {
     syncing: {
+      entry: assign({ sealedDuringRound: false }),
+      on: { sealed: { actions: assign({ sealedDuringRound: true }) } },
       invoke: {
         src: "round",
         input: ({ context }: { context: LifecycleContext }) => ({ maxRetries: context.maxRetries }),
@@ -52,6 +56,7 @@ export const senderLifecycle = setup({
       },
     },
     waiting: {
+      always: { guard: ({ context }) => context.sealedDuringRound, target: "syncing" },
       after: { period: "syncing" },
       on: { sealed: "syncing", syncNow: "syncing" },
     },
