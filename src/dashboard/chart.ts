@@ -1,5 +1,5 @@
 import type { AnyStateMachine, AnyStateNode } from "xstate";
-import { eventLabel } from "../machines/diagram.js";
+import { eventLabel, guardName, type TransitionLike } from "../machines/diagram.js";
 
 /** A top-level state of a machine, as the dashboard draws it. */
 export interface ChartState {
@@ -24,18 +24,6 @@ export interface ChartGraph {
   /** Transitions declared on the machine itself: taken from whatever state is active ("stop"). */
   readonly fromAnyState: ReadonlyArray<{ readonly to: string; readonly label: string }>;
 }
-
-interface TransitionLike {
-  readonly target?: ReadonlyArray<{ readonly id: string }> | undefined;
-  readonly guard?: unknown;
-}
-
-const guardName = (g: unknown): string | undefined => {
-  if (g === undefined) return undefined;
-  if (typeof g === "string") return g;
-  if (typeof g === "object" && g !== null && "type" in g) return String((g as { type: unknown }).type);
-  return "guard";
-};
 
 /** The top-level state a target id falls in: `senderRound.nextFile` → `nextFile`. */
 const topState = (machine: AnyStateMachine, id: string): string => id.slice(machine.id.length + 1).split(".")[0] ?? id;

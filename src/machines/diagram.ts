@@ -1,11 +1,11 @@
 import type { AnyStateMachine, AnyStateNode } from "xstate";
 
-interface TransitionLike {
+export interface TransitionLike {
   readonly target?: ReadonlyArray<{ readonly id: string }> | undefined;
   readonly guard?: unknown;
 }
 
-const guardName = (g: unknown): string | undefined => {
+export const guardName = (g: unknown): string | undefined => {
   if (g === undefined) return undefined;
   if (typeof g === "string") return g;
   if (typeof g === "object" && g !== null && "type" in g) return String((g as { type: unknown }).type);
