@@ -1,21 +1,3 @@
 #!/usr/bin/env bash
-# Stops the tsync receiver started by bin/start-receiver.sh with the same config: SIGTERM, then waits for a
-# graceful exit (the current chunk is checkpointed). Only that pid is signalled, never a pattern match.
-set -euo pipefail
-home="$(cd "$(dirname "$0")/.." && pwd)"
-conf="${1:-$home/conf/receiver.properties}"
-name="$(basename "$conf" .properties)"
-pidfile="${TSYNC_RUN_DIR:-$home/run}/receiver-$name.pid"
-if [ ! -f "$pidfile" ] || ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-  echo "No tsync receiver to stop for $conf" >&2
-  rm -f "$pidfile"
-  exit 1
-fi
-pid="$(cat "$pidfile")"
-kill -TERM "$pid"
-for _ in $(seq 1 150); do
-  kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; echo "tsync receiver stopped (pid $pid)"; exit 0; }
-  sleep 0.1
-done
-echo "tsync receiver (pid $pid) did not stop within 15 s" >&2
-exit 1
+# `bin/stop-receiver.sh [conf/receiver.properties]`: see bin/service.sh.
+exec "$(dirname "$0")/service.sh" stop receiver "$@"

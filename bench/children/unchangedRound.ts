@@ -6,7 +6,7 @@
 // one JSON line.
 import { stat } from "node:fs/promises";
 import { Effect, Result } from "effect";
-import { sha256OfFile } from "../../src/actors/sender/scan.js";
+import { sha256OfFile } from "../../src/actors/fileDigest.js";
 import { Sender } from "../../src/actors/sender/sender.js";
 import { WorkDir } from "../../src/actors/sender/workDir.js";
 import { parseSenderConfig, senderWorkDirectory } from "../../src/config/sender.js";

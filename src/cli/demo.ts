@@ -1,9 +1,9 @@
-import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { Receiver } from "../actors/receiver/receiver.js";
 import { validateTsFile } from "../actors/receiver/validateTsFile.js";
+import { sha256OfFile } from "../actors/fileDigest.js";
 import { buildSampleDataDir } from "../actors/sampleDataDir.js";
 import { Sender } from "../actors/sender/sender.js";
 import { parseReceiverConfig } from "../config/receiver.js";
@@ -12,7 +12,6 @@ import { roundSucceeded } from "../machines/senderTypes.js";
 import { Result } from "effect";
 import { formatSummary } from "./summary.js";
 
-const sha = async (p: string) => createHash("sha256").update(await readFile(p)).digest("hex");
 
 const must = <A>(r: Result.Result<A, { message: string }>): A => {
   if (Result.isFailure(r)) throw new Error(r.failure.message);
@@ -52,7 +51,7 @@ export const runDemo = async (opts: { dir: string | undefined; keep: boolean }):
       for (const f of sealed) {
         const arrived = join(centre, "sequence", f.sg, f.vg, f.tp, f.name);
         const s = await stat(arrived).catch(() => undefined);
-        const same = s !== undefined && (await sha(arrived)) === (await sha(f.path));
+        const same = s !== undefined && (await sha256OfFile(arrived)) === (await sha256OfFile(f.path));
         const resource = await stat(`${arrived}.resource`).then(() => true, () => false);
         if (same && resource) identical++;
         say(`   ${relative(dir, arrived)} ${s ? `${s.size} bytes` : "MISSING"}${same ? ", identical" : ""}${resource ? ", with .resource" : ""}`);

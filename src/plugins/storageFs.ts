@@ -1,27 +1,12 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { copyFile, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { Effect } from "effect";
 import type { FileRef, PartKind } from "../protocol/messages.js";
 import { partFileName, placeOrder } from "../protocol/parts.js";
 import { isToken } from "../protocol/names.js";
+import { fsyncDir } from "../actors/durableFile.js";
+import { sha256OfFile } from "../actors/fileDigest.js";
 import { StorageError, type SchemaBatch, type Storage, type StorageFactory } from "./storage.js";
-
-const fsyncDir = async (dir: string) => {
-  const h = await open(dir, "r");
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-};
-
-const sha256Of = async (path: string): Promise<string> => {
-  const h = createHash("sha256");
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
-  return h.digest("hex");
-};
 
 interface SchemaLogState {
   readonly epoch: number;
@@ -128,7 +113,7 @@ export const fsStorage = (dataDir: string): Storage => {
       attempt("has", async () => {
         const p = target(ref, kind);
         if (!(await stat(p).then(() => true, () => false))) return false;
-        return (await sha256Of(p)) === sha256;
+        return (await sha256OfFile(p)) === sha256;
       }),
     applySchema: (senderId, records, batch) => attempt("applySchema", () => appendSchemaLog(resolve(dataDir, "schema"), senderId, records, batch)),
     close: Effect.void,

@@ -64,8 +64,6 @@ export const SchemaPiece = Schema.Struct({
 });
 export type SchemaPiece = typeof SchemaPiece.Type;
 
-export const Bye = Schema.Struct({});
-
 const Reply = { code: Schema.Int, message: Schema.String };
 
 export const HelloReply = Schema.Struct({

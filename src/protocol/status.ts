@@ -17,7 +17,6 @@ export const Code = {
   tooLarge: 50,
   outOfOrder: 51,
   notReady: 52,
-  notOwner: 53,
   storageFailed: 60,
   internal: 61,
   busy: 62,
@@ -47,5 +46,3 @@ export interface Status {
   readonly code: number;
   readonly message: string;
 }
-
-export const status = (code: CodeValue, message: string): Status => ({ code, message });

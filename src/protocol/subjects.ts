@@ -10,7 +10,6 @@ export const sessionPrefix = (group: string, instance: string, senderId: string,
   `tsync.${group}.s.${instance}.${senderId}.${sessionId}`;
 
 export type SessionOp = "offer" | "chunk" | "commit" | "load" | "delete" | "schema" | "bye";
-export const sessionOps: ReadonlyArray<SessionOp> = ["offer", "chunk", "commit", "load", "delete", "schema", "bye"];
 
 export const sessionSubject = (prefix: string, op: SessionOp): string => `${prefix}.${op}`;
 

@@ -7,7 +7,7 @@ import { Commit, decodeJson, Delete, encodeJson, Load, Offer, type FileRef } fro
 import { describeBadName, isNumericSegment, isSegment, isTsFileName } from "../../protocol/names.js";
 import { partOrder } from "../../protocol/parts.js";
 import { Code } from "../../protocol/status.js";
-import { ChunkHeader, sessionSubject } from "../../protocol/subjects.js";
+import { ChunkHeader } from "../../protocol/subjects.js";
 import type { ReceiverCore } from "./core.js";
 import { decodeSchemaRequest, receiveSchemaPiece } from "./schemaSync.js";
 import { StagingFullError, type PartWriter } from "./staging.js";
@@ -313,9 +313,5 @@ export class SessionHost {
   async stop(): Promise<void> {
     this.actor.stop();
     await this.end();
-  }
-
-  subject(op: "offer"): string {
-    return sessionSubject(this.prefix, op);
   }
 }

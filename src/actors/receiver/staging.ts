@@ -6,6 +6,7 @@ import { dirname, join, resolve, sep } from "node:path";
 import type { FileRef, Offer, PartKind } from "../../protocol/messages.js";
 import { partFileName } from "../../protocol/parts.js";
 import { replaceFile, writeFileAtomic } from "../durableFile.js";
+import { hashFilePrefix } from "../fileDigest.js";
 
 /** Bytes between two fsyncs of a partial file; what a reboot (not a killed process) can cost a resume. */
 const durableEvery = 64 * 1024 * 1024;
@@ -150,7 +151,7 @@ export class Staging {
     try {
       await handle.truncate(resumeAt);
       const hash = createHash("sha256");
-      if (resumeAt > 0) await hashPrefix(handle, hash, resumeAt);
+      await hashFilePrefix(handle, hash, resumeAt);
       // The prefix is now claimed durable: make it so before saying it.
       if (resumeAt > (m?.durable ?? 0)) await handle.datasync();
       // A hint, not a promise: losing it to a power cut restarts the part, which the digest allows.
@@ -171,16 +172,6 @@ export class Staging {
     await rm(this.root, { recursive: true, force: true });
   }
 }
-
-const hashPrefix = async (handle: FileHandle, hash: Hash, end: number): Promise<void> => {
-  const buf = Buffer.allocUnsafe(Math.min(1 << 20, end));
-  for (let pos = 0; pos < end; ) {
-    const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, end - pos), pos);
-    if (bytesRead === 0) break;
-    hash.update(buf.subarray(0, bytesRead));
-    pos += bytesRead;
-  }
-};
 
 /** The file being received: positional writes in order, an incremental digest, periodic fsync. */
 export class PartWriter {

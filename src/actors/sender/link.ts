@@ -18,6 +18,7 @@ import { Code, codeName, isRetryable, type Status } from "../../protocol/status.
 import { ChunkHeader, chunkSizeFor, helloSubject, sessionSubject, type SessionOp } from "../../protocol/subjects.js";
 import type { LocalPart, SentPart, SessionInfo, StepFailure } from "../../machines/senderTypes.js";
 import { tsyncVersion } from "../../version.js";
+import { hashFilePrefix } from "../fileDigest.js";
 
 export interface LinkOptions {
   readonly group: string;
@@ -132,7 +133,8 @@ export class SenderLink {
     const hash = createHash("sha256");
     const file = await open(part.path, "r");
     try {
-      if (from > 0) await hashRange(file, hash, 0, from);
+      if ((await hashFilePrefix(file, hash, from)) < from)
+        throw failure("fatal", -1, `file shorter than the receiver's partial copy (${from} bytes)`);
       const bytesSent = await this.stream(session, r.fileId, file, hash, from, part.size, signal);
       return { kind: part.kind, fileId: r.fileId, size: part.size, sha256: hash.digest("hex"), had: false, bytesSent, resumedFrom: from };
     } finally {
@@ -227,13 +229,3 @@ export class SenderLink {
     await this.call("bye", this.subject(session, "bye"), {}, PlainReply, 5_000);
   }
 }
-
-const hashRange = async (file: Awaited<ReturnType<typeof open>>, hash: Hash, start: number, end: number): Promise<void> => {
-  const buf = Buffer.allocUnsafe(Math.min(1 << 20, end - start));
-  for (let pos = start; pos < end; ) {
-    const { bytesRead } = await file.read(buf, 0, Math.min(buf.length, end - pos), pos);
-    if (bytesRead === 0) throw failure("fatal", -1, `file shorter than the receiver's partial copy (${end} bytes)`);
-    hash.update(buf.subarray(0, bytesRead));
-    pos += bytesRead;
-  }
-};

@@ -1,19 +1,10 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { Effect } from "effect";
 import type { FileRef } from "../../protocol/messages.js";
 import { partOrder } from "../../protocol/parts.js";
 import type { Source, SourceUnit } from "../../plugins/source.js";
 import { refKey, type LocalPart, type ScanResult, type SyncUnit } from "../../machines/senderTypes.js";
 import type { WorkDir } from "./workDir.js";
-
-export const sha256OfFile = async (path: string, end?: number): Promise<string> => {
-  const hash = createHash("sha256");
-  if (end === 0) return hash.digest("hex");
-  const stream = createReadStream(path, end === undefined ? { highWaterMark: 1 << 20 } : { highWaterMark: 1 << 20, end: end - 1 });
-  for await (const chunk of stream) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-};
+import { sha256OfFile } from "../fileDigest.js";
 
 const sideFileChanged = (unit: SourceUnit, work: WorkDir): boolean => {
   const confirmed = work.confirmedUnits.get(refKey(unit.ref));
