@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Effect } from "effect";
 import { loadReceiverConfig } from "../config/receiver.js";
-import { Catalog, queryCatalog } from "../actors/receiver/catalog.js";
+import { Catalog, deviceCount, queryCatalog } from "../actors/receiver/catalog.js";
 import { catalogPath } from "../actors/receiver/receiver.js";
 
 /** `tsync catalog`: what has arrived from whom, covering which devices and time. */
@@ -17,7 +17,10 @@ export const runCatalog = async (args: string[]): Promise<number> => {
     },
   });
   const c = await Effect.runPromise(loadReceiverConfig(values.config ?? "conf/receiver.properties"));
-  const entries = queryCatalog(await new Catalog(catalogPath(resolve(c.receiver_data_directory))).entries(), { group: values.group, device: values.device });
+  const all = await new Catalog(catalogPath(resolve(c.receiver_data_directory))).entries();
+  const entries = queryCatalog(all, { group: values.group, device: values.device });
+  // A file whose line names only its first devices may hold the device asked for among the rest.
+  const unseen = values.device === undefined ? [] : queryCatalog(all, { group: values.group }).filter((e) => e.devicesTruncated && !entries.includes(e));
   if (values.json) {
     process.stdout.write(JSON.stringify(entries, null, 2) + "\n");
     return 0;
@@ -29,6 +32,12 @@ export const runCatalog = async (args: string[]): Promise<number> => {
       const range = d.startTime === null ? "empty" : `${new Date(Number(d.startTime)).toISOString()} .. ${new Date(Number(d.endTime)).toISOString()}`;
       process.stdout.write(`  ${d.id}: ${range}\n`);
     }
+    if (e.devicesTruncated) {
+      process.stdout.write(`  … and ${deviceCount(e) - e.devices.length} more devices (the catalog names the first ${e.devices.length} of ${deviceCount(e)})\n`);
+    }
+  }
+  for (const e of unseen) {
+    process.stdout.write(`${e.ref.sg}/${e.ref.vg}/${e.ref.tp}/${e.ref.name} from ${e.sender} may hold it among devices the catalog does not name (it names ${e.devices.length} of its ${deviceCount(e)})\n`);
   }
   return 0;
 };

@@ -6,10 +6,17 @@ import type { TsFileFacts } from "../../plugins/storage.js";
 export interface CatalogEntry {
   readonly sender: string;
   readonly ref: FileRef;
+  /** The file's devices, or the first `maxDevicesPerLine` of them when `devicesTruncated`. */
   readonly devices: TsFileFacts["devices"];
   readonly version: number;
   readonly loadedAt: string;
+  /** How many devices the file has; only on lines whose device list was cut (older lines never are). */
+  readonly devicesTotal?: number;
+  readonly devicesTruncated?: true;
 }
+
+/** A catalog line stays small whatever a sender's file lists: the rest of its devices are counted, not named. */
+export const maxCatalogDevicesPerLine = 1000;
 
 type Line = ({ op: "loaded" } & CatalogEntry) | { op: "deleted"; sender: string; ref: FileRef };
 
@@ -20,11 +27,19 @@ const key = (sender: string, r: FileRef) => `${sender}\u0000${r.sg}/${r.vg}/${r.
  * TsFile, written by the receiver whatever the storage plugin, read by `tsync catalog`.
  */
 export class Catalog {
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    readonly maxDevicesPerLine = maxCatalogDevicesPerLine,
+  ) {}
 
   async loaded(entry: CatalogEntry): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
-    await appendFile(this.path, JSON.stringify({ op: "loaded", ...entry } satisfies Line) + "\n");
+    const total = entry.devicesTotal ?? entry.devices.length;
+    const line: Line =
+      entry.devices.length > this.maxDevicesPerLine
+        ? { op: "loaded", ...entry, devices: entry.devices.slice(0, this.maxDevicesPerLine), devicesTotal: total, devicesTruncated: true }
+        : { op: "loaded", ...entry };
+    await appendFile(this.path, JSON.stringify(line) + "\n");
   }
 
   async deleted(sender: string, ref: FileRef): Promise<void> {
@@ -51,6 +66,9 @@ export class Catalog {
     return [...map.values()];
   }
 }
+
+/** Devices the file has, also those its line does not name. */
+export const deviceCount = (e: CatalogEntry): number => e.devicesTotal ?? e.devices.length;
 
 export interface CatalogQuery {
   readonly group?: string | undefined;
