@@ -1,36 +1,67 @@
 import { parseArgs } from "node:util";
-import { OwnershipRegistry } from "../actors/receiver/ownership.js";
+import { OwnershipRegistry, type Owner, type PendingTransfer } from "../actors/receiver/ownership.js";
 import { withReceiverNats } from "./receiverConnection.js";
 
-/** `tsync owners list` and `tsync owners release GROUP --yes`. */
+const ownerRow = (o: Owner): string =>
+  `${o.sg}\t${o.senderId}\tsince ${o.since}${o.inheritsFrom.length > 0 ? `\tinherits the files of ${o.inheritsFrom.join(", ")}` : ""}\n`;
+
+// "-" where the sender goes: a pending transfer has no owner, and scripts split on the tabs.
+const transferRow = (t: PendingTransfer): string => `${t.sg}\t-\treleased ${t.releasedAt}\tthe next owner inherits the files of ${t.filesOf.join(", ")}\n`;
+
+/** `tsync owners list` and `tsync owners release GROUP --yes [--transfer-files]`. */
 export const runOwners = async (args: string[]): Promise<number> => {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: "string", default: "conf/receiver.properties" }, yes: { type: "boolean", default: false }, json: { type: "boolean", default: false } },
+    options: {
+      config: { type: "string", default: "conf/receiver.properties" },
+      yes: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      "transfer-files": { type: "boolean", default: false },
+    },
   });
   const [sub, group] = positionals;
   const config = values.config ?? "conf/receiver.properties";
   if (sub === "list") {
     return withReceiverNats(config, async (nc, c) => {
-      const owners = await (await OwnershipRegistry.open(nc, c.receiver_group)).list();
-      if (values.json) process.stdout.write(JSON.stringify(owners, null, 2) + "\n");
-      else if (owners.length === 0) process.stdout.write("no storage group has an owner yet\n");
-      else for (const o of owners) process.stdout.write(`${o.sg}\t${o.senderId}\tsince ${o.since}\n`);
+      const { owners, transfers } = await (await OwnershipRegistry.open(nc, c.receiver_group)).records();
+      const records = [...owners, ...transfers].sort((a, b) => (a.sg < b.sg ? -1 : a.sg > b.sg ? 1 : 0));
+      if (values.json) process.stdout.write(JSON.stringify(records, null, 2) + "\n");
+      else if (records.length === 0) process.stdout.write("no storage group has an owner yet\n");
+      else for (const r of records) process.stdout.write("senderId" in r ? ownerRow(r) : transferRow(r));
       return 0;
     });
   }
   if (sub === "release" && group !== undefined) {
+    const transferFiles = values["transfer-files"] === true;
     if (!values.yes) {
-      process.stderr.write(`releasing ${group} lets the next sender that offers it become its owner; add --yes to do it\n`);
+      process.stderr.write(
+        transferFiles
+          ? `releasing ${group} with --transfer-files lets the next sender that loads a file of it become its owner, and overwrite and delete the files its owners loaded; add --yes to do it\n`
+          : `releasing ${group} lets the next sender that loads a file of it become its owner (the files already loaded stay their senders'); add --yes to do it\n`,
+      );
       return 2;
     }
     return withReceiverNats(config, async (nc, c) => {
-      const released = await (await OwnershipRegistry.open(nc, c.receiver_group)).release(group);
-      process.stdout.write(released ? `released ${group}\n` : `${group} had no owner\n`);
-      return released ? 0 : 1;
+      const r = await (await OwnershipRegistry.open(nc, c.receiver_group)).releaseGroup(group, { transferFiles });
+      switch (r.kind) {
+        case "released":
+          process.stdout.write(
+            r.transfer ? `released ${group}; its next owner inherits the files of ${r.transfer.filesOf.join(", ")}\n` : `released ${group}\n`,
+          );
+          return 0;
+        case "transferCancelled":
+          process.stdout.write(`${group} had no owner; cancelled the transfer of the files of ${r.transfer.filesOf.join(", ")}\n`);
+          return 0;
+        case "transferPending":
+          process.stdout.write(`${group} has no owner; its next owner already inherits the files of ${r.transfer.filesOf.join(", ")}\n`);
+          return 1;
+        case "none":
+          process.stdout.write(`${group} had no owner\n`);
+          return 1;
+      }
     });
   }
-  process.stderr.write("usage: tsync owners list [--json] | tsync owners release GROUP --yes  [--config FILE]\n");
+  process.stderr.write("usage: tsync owners list [--json] | tsync owners release GROUP --yes [--transfer-files]  [--config FILE]\n");
   return 2;
 };

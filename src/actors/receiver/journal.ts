@@ -16,6 +16,8 @@ type Record_ = ({ op: "loaded" } & LoadedPart) | { op: "deleted"; sender: string
 
 const unitKey = (sender: string, r: FileRef) => `${sender}\u0000${r.sg}/${r.vg}/${r.tp}/${r.name}`;
 const partKey = (sender: string, r: FileRef, kind: PartKind) => `${unitKey(sender, r)}\u0000${kind}`;
+// Names are checked segments (no "/"), so this is one-to-one.
+const fileKey = (r: FileRef) => `${r.sg}/${r.vg}/${r.tp}/${r.name}`;
 
 /**
  * The receiver's record of what it loaded, keyed by (sender, storage group, file, part) with the
@@ -24,6 +26,8 @@ const partKey = (sender: string, r: FileRef, kind: PartKind) => `${unitKey(sende
  */
 export class Journal {
   private readonly loaded = new Map<string, LoadedPart>();
+  /** File → the senders with a part of it loaded: storage places by name, so these share a path. */
+  private readonly loaders = new Map<string, Set<string>>();
   private pendingSync: Promise<void> | undefined;
   private dirty = false;
 
@@ -51,12 +55,27 @@ export class Journal {
   }
 
   private apply(r: Record_): void {
-    if (r.op === "loaded") this.loaded.set(partKey(r.sender, r.ref, r.kind), { sender: r.sender, ref: r.ref, kind: r.kind, size: r.size, sha256: r.sha256, at: r.at });
-    else for (const k of ["resource", "tsfile", "mods", "mods2"] as const) this.loaded.delete(partKey(r.sender, r.ref, k));
+    const file = fileKey(r.ref);
+    if (r.op === "loaded") {
+      this.loaded.set(partKey(r.sender, r.ref, r.kind), { sender: r.sender, ref: r.ref, kind: r.kind, size: r.size, sha256: r.sha256, at: r.at });
+      const senders = this.loaders.get(file) ?? new Set<string>();
+      senders.add(r.sender);
+      this.loaders.set(file, senders);
+    } else {
+      for (const k of ["resource", "tsfile", "mods", "mods2"] as const) this.loaded.delete(partKey(r.sender, r.ref, k));
+      const senders = this.loaders.get(file);
+      senders?.delete(r.sender);
+      if (senders?.size === 0) this.loaders.delete(file);
+    }
   }
 
   find(sender: string, ref: FileRef, kind: PartKind): LoadedPart | undefined {
     return this.loaded.get(partKey(sender, ref, kind));
+  }
+
+  /** The senders that loaded (a part of) this file and have not deleted it, sorted. */
+  loadersOf(ref: FileRef): ReadonlyArray<string> {
+    return [...(this.loaders.get(fileKey(ref)) ?? [])].sort();
   }
 
   /** Every loaded part, for the catalog and recovery. */
