@@ -53,6 +53,13 @@ export type SessionEvent =
 const answered = (code: number) => code === Code.ok || code === Code.have;
 
 /**
+ * A failed step's reply text: the error's message alone (the host's actors make it fit for the
+ * sender), never the stringified value of something that is not an Error.
+ */
+const failureText = (error: unknown): string =>
+  error instanceof Error && typeof error.message === "string" ? error.message : "internal error; see the receiver log";
+
+/**
  * One connected sender: admitted → ready → receiving (a file) → verifying → ready → loading → ready …
  * → closed | expired, and from ready `syncingSchema` for a piece of the sender's schema log. The
  * host feeds it requests as events and sends `lastReply` back.
@@ -106,7 +113,7 @@ export const receiverSession = setup({
         ],
         onError: {
           target: "closed",
-          actions: { type: "answer", params: ({ event }) => ({ code: Code.internal, message: String(event.error) }) },
+          actions: { type: "answer", params: ({ event }) => ({ code: Code.internal, message: failureText(event.error) }) },
         },
       },
     },
@@ -143,7 +150,7 @@ export const receiverSession = setup({
         ],
         onError: {
           target: "ready",
-          actions: { type: "answer", params: ({ event }) => ({ code: Code.internal, message: String(event.error) }) },
+          actions: { type: "answer", params: ({ event }) => ({ code: Code.internal, message: failureText(event.error) }) },
         },
       },
     },
@@ -190,7 +197,7 @@ export const receiverSession = setup({
           target: "ready",
           actions: [
             assign({ transfer: undefined }),
-            { type: "answer", params: ({ event }) => ({ code: Code.internal, message: String(event.error) }) },
+            { type: "answer", params: ({ event }) => ({ code: Code.internal, message: failureText(event.error) }) },
           ],
         },
       },
@@ -211,7 +218,7 @@ export const receiverSession = setup({
         },
         onError: {
           target: "ready",
-          actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: String(event.error) }) },
+          actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: failureText(event.error) }) },
         },
       },
     },
@@ -228,7 +235,7 @@ export const receiverSession = setup({
         },
         onError: {
           target: "ready",
-          actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: String(event.error) }) },
+          actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: failureText(event.error) }) },
         },
       },
     },
@@ -239,7 +246,7 @@ export const receiverSession = setup({
         onDone: { target: "ready", actions: { type: "answer", params: ({ event }) => event.output } },
         onError: {
           target: "ready",
-          actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: String(event.error) }) },
+          actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: failureText(event.error) }) },
         },
       },
     },

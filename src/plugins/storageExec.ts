@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { copyFile, link, mkdir, open, readFile, rm, type FileHandle } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { Effect } from "effect";
+import { fsFailure } from "../actors/fsFailure.js";
 import type { FileRef, PartKind } from "../protocol/messages.js";
 import { partFileName } from "../protocol/parts.js";
 import { summarizeFacts } from "./tsfileFacts.js";
@@ -64,6 +65,19 @@ export const runCommand = (
 const describeExit = (what: string, r: CommandResult, timeoutMs: number): string =>
   `${what} ${r.timedOut ? `timed out after ${timeoutMs / 1000} s` : r.code === null ? `was killed by ${r.signal}` : `exited with ${r.code}`}` +
   (r.stderr ? `: ${r.stderr}` : " (no stderr)");
+
+/**
+ * A command that did not succeed. Its message goes to the sender: the stderr with the command's
+ * work directory told as the protocol names it (`sg/vg/tp`); `detail` keeps the stderr as it was,
+ * for the receiver's log.
+ */
+class CommandFailed extends Error {
+  readonly detail: string;
+  constructor(what: string, r: CommandResult, timeoutMs: number, dir: string | undefined, shownAs: string) {
+    super(describeExit(what, dir === undefined ? r : { ...r, stderr: r.stderr.split(dir + sep).join(shownAs + "/").split(dir).join(shownAs) }, timeoutMs));
+    this.detail = describeExit(what, r, timeoutMs);
+  }
+}
 
 interface Accepted {
   readonly ref: FileRef;
@@ -140,6 +154,8 @@ export interface ExecSettings {
   readonly schemaCommand: string | undefined;
   readonly shell: string;
   readonly timeoutMs: number;
+  /** The receiver's log: what a failed command or file operation said, with its local paths. */
+  readonly log?: ((line: string) => void) | undefined;
 }
 
 /**
@@ -158,8 +174,18 @@ export const execStorage = async (s: ExecSettings): Promise<Storage> => {
     if (!p.startsWith(root + sep)) throw new Error(`refusing a path outside ${root}: ${p}`);
     return p;
   };
-  const attempt = <A>(op: string, f: () => Promise<A>) =>
-    Effect.tryPromise({ try: f, catch: (cause) => new StorageError({ op, message: cause instanceof Error ? cause.message : String(cause), cause }) });
+  // The message is the sender's reply: a command's stderr as CommandFailed tells it, otherwise only
+  // the errno code; the full error, with its local paths, goes to the log.
+  const attempt = <A>(op: string, what: string, f: () => Promise<A>) =>
+    Effect.tryPromise({
+      try: f,
+      catch: (cause) => {
+        const full = cause instanceof CommandFailed ? cause.detail : cause instanceof Error ? (cause.stack ?? cause.message) : String(cause);
+        s.log?.(`exec storage: ${op} of ${what} failed: ${full}`);
+        return new StorageError({ op, message: cause instanceof CommandFailed ? cause.message : `${op} of ${what} failed: ${fsFailure(cause)}`, cause });
+      },
+    });
+  const named = (ref: FileRef) => `${ref.sg}/${ref.vg}/${ref.tp}/${ref.name}`;
 
   const load = async (req: LoadRequest) => {
     const dir = workDir(req.senderId, req.ref);
@@ -202,7 +228,7 @@ export const execStorage = async (s: ExecSettings): Promise<Storage> => {
         if (f.endTime !== undefined) env["TSYNC_END_TIME"] = f.endTime;
       }
       const r = await runCommand(s.shell, s.loadCommand, [join(dir, req.ref.name), req.senderId], env, s.timeoutMs);
-      if (r.code !== 0) throw new Error(describeExit(`load command for ${req.ref.sg}/${req.ref.vg}/${req.ref.tp}/${req.ref.name}`, r, s.timeoutMs));
+      if (r.code !== 0) throw new CommandFailed(`load command for ${named(req.ref)}`, r, s.timeoutMs, dir, `${req.ref.sg}/${req.ref.vg}/${req.ref.tp}`);
       await accepted.write(req.parts.map((p) => ({ op: "accepted", ref: req.ref, kind: p.kind, sha256: p.sha256 })));
     } finally {
       await Promise.all(placed.map((p) => rm(p, { force: true })));
@@ -214,7 +240,7 @@ export const execStorage = async (s: ExecSettings): Promise<Storage> => {
     if (s.deleteCommand !== undefined) {
       const dir = workDir(senderId, ref);
       const r = await runCommand(s.shell, s.deleteCommand, [join(dir, ref.name), senderId], { ...fileEnv(senderId, ref, dir), TSYNC_KNOWN: existed ? "1" : "0" }, s.timeoutMs);
-      if (r.code !== 0) throw new Error(describeExit(`delete command for ${ref.sg}/${ref.vg}/${ref.tp}/${ref.name}`, r, s.timeoutMs));
+      if (r.code !== 0) throw new CommandFailed(`delete command for ${named(ref)}`, r, s.timeoutMs, dir, `${ref.sg}/${ref.vg}/${ref.tp}`);
     }
     if (existed) await accepted.write([{ op: "deleted", ref }]);
     return existed;
@@ -231,15 +257,15 @@ export const execStorage = async (s: ExecSettings): Promise<Storage> => {
       TSYNC_SCHEMA_RECORDS: String(records.length),
     };
     const r = await runCommand(s.shell, s.schemaCommand, [env.TSYNC_SCHEMA_FORMAT, senderId], env, s.timeoutMs, bytes);
-    if (r.code !== 0) throw new Error(describeExit(`schema command`, r, s.timeoutMs));
+    if (r.code !== 0) throw new CommandFailed(`schema command`, r, s.timeoutMs, undefined, "");
   };
 
   return {
     name: "exec",
-    load: (req) => attempt("load", () => load(req)),
-    remove: (senderId, ref) => attempt("remove", () => remove(senderId, ref)),
+    load: (req) => attempt("load", named(req.ref), () => load(req)),
+    remove: (senderId, ref) => attempt("remove", named(ref), () => remove(senderId, ref)),
     has: (ref, kind, sha256) => Effect.sync(() => accepted.get(ref, kind)?.sha256 === sha256),
-    applySchema: (senderId, records, batch) => attempt("applySchema", () => applySchema(senderId, records, batch)),
+    applySchema: (senderId, records, batch) => attempt("applySchema", `sender ${senderId}'s schema`, () => applySchema(senderId, records, batch)),
     close: Effect.promise(() => accepted.close()),
   };
 };
@@ -259,6 +285,7 @@ export const createExecStorage: StorageFactory = (ctx) =>
         schemaCommand: optional("schema_command"),
         shell: optional("shell") ?? "/bin/sh",
         timeoutMs: timeoutSeconds * 1000,
+        log: ctx.log,
       });
     },
     catch: (cause) => new StorageError({ op: "open", message: `exec storage: ${cause instanceof Error ? cause.message : String(cause)}`, cause }),

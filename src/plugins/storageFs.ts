@@ -5,6 +5,7 @@ import type { FileRef, PartKind } from "../protocol/messages.js";
 import { partFileName, placeOrder } from "../protocol/parts.js";
 import { isToken } from "../protocol/names.js";
 import { fsyncDir } from "../actors/durableFile.js";
+import { fsFailure } from "../actors/fsFailure.js";
 import { sha256OfFile } from "../actors/fileDigest.js";
 import { StorageError, type SchemaBatch, type Storage, type StorageFactory } from "./storage.js";
 
@@ -61,19 +62,27 @@ export const appendSchemaLog = async (root: string, senderId: string, records: R
  * IoTDB instance (or its load tool) can take the files from there. Each part arrives by an atomic
  * rename; the .resource comes last because its presence is what says "sealed".
  */
-export const fsStorage = (dataDir: string): Storage => {
+export const fsStorage = (dataDir: string, log?: (line: string) => void): Storage => {
   const root = resolve(dataDir, "sequence");
   const target = (ref: FileRef, kind: PartKind) => {
     const p = resolve(root, ref.sg, ref.vg, ref.tp, partFileName(ref.name, kind));
     if (!p.startsWith(root + sep)) throw new Error(`refusing a path outside ${root}: ${p}`);
     return p;
   };
-  const attempt = <A>(op: string, f: () => Promise<A>) =>
-    Effect.tryPromise({ try: f, catch: (cause) => new StorageError({ op, message: `${op} failed: ${String(cause)}`, cause }) });
+  // The message is the sender's reply: it names the file as the protocol does; the path goes to the log.
+  const attempt = <A>(op: string, what: string, f: () => Promise<A>) =>
+    Effect.tryPromise({
+      try: f,
+      catch: (cause) => {
+        log?.(`fs storage: ${op} of ${what} failed: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`);
+        return new StorageError({ op, message: `${op} of ${what} failed: ${fsFailure(cause)}`, cause });
+      },
+    });
+  const named = (ref: FileRef, kind?: PartKind) => `${ref.sg}/${ref.vg}/${ref.tp}/${ref.name}${kind ? ` (${kind})` : ""}`;
   return {
     name: "fs",
     load: (req) =>
-      attempt("load", async () => {
+      attempt("load", named(req.ref), async () => {
         const dir = dirname(target(req.ref, "tsfile"));
         await mkdir(dir, { recursive: true });
         for (const kind of placeOrder) {
@@ -97,7 +106,7 @@ export const fsStorage = (dataDir: string): Storage => {
         await fsyncDir(dir);
       }),
     remove: (_sender, ref) =>
-      attempt("remove", async () => {
+      attempt("remove", named(ref), async () => {
         let existed = false;
         for (const kind of ["resource", "tsfile", "mods", "mods2"] as const) {
           const p = target(ref, kind);
@@ -110,14 +119,15 @@ export const fsStorage = (dataDir: string): Storage => {
         return existed;
       }),
     has: (ref, kind, sha256) =>
-      attempt("has", async () => {
+      attempt("has", named(ref, kind), async () => {
         const p = target(ref, kind);
         if (!(await stat(p).then(() => true, () => false))) return false;
         return (await sha256OfFile(p)) === sha256;
       }),
-    applySchema: (senderId, records, batch) => attempt("applySchema", () => appendSchemaLog(resolve(dataDir, "schema"), senderId, records, batch)),
+    applySchema: (senderId, records, batch) =>
+      attempt("applySchema", `the schema log of sender ${senderId}`, () => appendSchemaLog(resolve(dataDir, "schema"), senderId, records, batch)),
     close: Effect.void,
   };
 };
 
-export const createFsStorage: StorageFactory = (ctx) => Effect.succeed(fsStorage(ctx.dataDir));
+export const createFsStorage: StorageFactory = (ctx) => Effect.succeed(fsStorage(ctx.dataDir, ctx.log));

@@ -4,6 +4,7 @@ import { Readable } from "node:stream";
 import { Effect } from "effect";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Objm, setSha256Backend, StorageType, type ObjectInfo, type ObjectStore } from "@nats-io/obj";
+import { fsFailure } from "../actors/fsFailure.js";
 import type { FileRef, PartKind } from "../protocol/messages.js";
 import { isToken } from "../protocol/names.js";
 import { partFileName, placeOrder } from "../protocol/parts.js";
@@ -66,8 +67,18 @@ const live = (info: ObjectInfo | null): info is ObjectInfo => info !== null && !
  * The .resource is put last, as on disk, so a reader that sees it finds the TsFile complete.
  */
 export const objectStoreStorage = (os: ObjectStore, maxChunkBytes: number, onClose: () => Promise<void>): Storage => {
+  // A local file that fails (the staged part) is told by its errno code only: Node's message has
+  // its path. The error itself stays the cause, for the receiver's log.
   const attempt = <A>(op: string, f: () => Promise<A>) =>
-    Effect.tryPromise({ try: f, catch: (cause) => new StorageError({ op, message: `objectstore ${op} failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause }) });
+    Effect.tryPromise({
+      try: f,
+      catch: (cause) =>
+        new StorageError({
+          op,
+          message: `objectstore ${op} failed: ${typeof (cause as NodeJS.ErrnoException | undefined)?.syscall === "string" ? fsFailure(cause) : cause instanceof Error ? cause.message : String(cause)}`,
+          cause,
+        }),
+    });
   const putPart = async (senderId: string, ref: FileRef, kind: PartKind, path: string, sha256: string, facts: Record<string, string>) => {
     const name = objectName(ref, kind);
     const info = await os.put(
