@@ -3,6 +3,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { enrollSender } from "../src/actors/receiver/senderRegistry.js";
 import { start, type PeakRss, type Running } from "./procs.js";
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
@@ -31,18 +32,26 @@ export interface ReceiverProc {
   readonly proc: Running;
   readonly port: number;
   readonly dataDir: string;
+  /** Where the enrolled senders' credentials are: `<id>.nk`. */
+  readonly credentialsDir: string;
+  /** Sender properties of enrolled sender `id`: its name and credential. */
+  credentials(id: string): Record<string, string>;
   /** SIGTERM; returns the peak RSS of the receiver and of its embedded nats-server. */
   stop(): Promise<PeakRss>;
 }
 
-/** A receiver with its embedded nats-server on a free port. */
+/** A receiver with its embedded nats-server on a free port, with `senders` enrolled as `tsync senders add` does. */
 export const startReceiver = async (
   dir: string,
   extra: Readonly<Record<string, string | number | boolean>> = {},
   spawn: SpawnHow = {},
+  senders: ReadonlyArray<string> = ["bench"],
 ): Promise<ReceiverProc> => {
   await mkdir(dir, { recursive: true });
   const dataDir = join(dir, "centre");
+  const credentialsDir = join(dir, "credentials");
+  await mkdir(credentialsDir, { recursive: true });
+  for (const id of senders) await enrollSender(dataDir, id, (seed) => writeFile(join(credentialsDir, `${id}.nk`), seed + "\n", { mode: 0o600 }));
   const conf = join(dir, "receiver.properties");
   await writeFile(conf, properties({ is_sync_enable: true, sync_server_port: 0, receiver_data_directory: dataDir, ...extra }));
   const [cmd, args] = command(spawn, ["receiver", "--config", conf]);
@@ -52,6 +61,8 @@ export const startReceiver = async (
     proc,
     port: Number(match[1]),
     dataDir,
+    credentialsDir,
+    credentials: (id) => ({ sender_name: id, nats_nkey_seed_file: join(credentialsDir, `${id}.nk`) }),
     stop: async () => {
       const rss = await proc.rss.stop();
       await proc.stop();

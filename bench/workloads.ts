@@ -156,7 +156,7 @@ const tsyncRound = async (
   const receiver = await startReceiver(join(dir, "receiver"), {}, { ...ctx.tsync, ...how.receiver });
   try {
     const port = how.senderPort ? await how.senderPort(receiver.port) : receiver.port;
-    const s = await senderOnce(join(dir, "sender"), tree.dataDir, port, { ...(how.serverIp ? { server_ip: how.serverIp } : {}), ...senderProps }, { ...ctx.tsync, ...how.sender });
+    const s = await senderOnce(join(dir, "sender"), tree.dataDir, port, { ...receiver.credentials("bench"), ...(how.serverIp ? { server_ip: how.serverIp } : {}), ...senderProps }, { ...ctx.tsync, ...how.sender });
     return { seconds: s.ms / 1000, rss: { ...s.rss, ...(await receiver.stop()) } };
   } finally {
     await receiver.stop();
@@ -269,9 +269,9 @@ export const smallFiles = async (ctx: Context): Promise<Outcome> => {
 /** Senders in one process (see children/senders.ts) into one receiver process. */
 const sendersRound = async (ctx: Context, dataDirs: ReadonlyArray<string>): Promise<{ rounds: { endMs: number; files: number; bytes: number }[]; rss: PeakRss }> => {
   const dir = join(ctx.scratch, "fanin-tsync");
-  const receiver = await startReceiver(join(dir, "receiver"), {}, ctx.tsync);
+  const receiver = await startReceiver(join(dir, "receiver"), {}, ctx.tsync, dataDirs.map((_, i) => `bench-${i}`));
   try {
-    const p = start(process.execPath, tsxArgs(join(repoRoot, "bench", "children", "senders.ts"), [String(receiver.port), ...dataDirs]), { role: "senders" });
+    const p = start(process.execPath, tsxArgs(join(repoRoot, "bench", "children", "senders.ts"), [String(receiver.port), receiver.credentialsDir, ...dataDirs]), { role: "senders" });
     const { match } = await p.line(/^(\{.*\})$/m, 1_200_000);
     const e = await p.exited;
     if (e.code !== 0) throw new Error(`senders failed:\n${p.output().slice(-4000)}`);
@@ -335,16 +335,16 @@ export const unchanged = async (ctx: Context): Promise<Outcome> => {
   try {
     ctx.log(`${label}: making the tree`);
     const tree = await smallFilesTree(join(base, "tmpl"), join(base, "edge"), { count: files, bytes: 4096, perPartition: 1000, how: "link" });
-    const receiver = await startReceiver(join(base, "receiver"), {}, ctx.tsync);
+    const receiver = await startReceiver(join(base, "receiver"), {}, ctx.tsync, ["bench-unchanged"]);
     let tsyncRounds: number[];
     let rss: PeakRss;
     try {
       await settle();
       const child = join(repoRoot, "bench", "children", "unchangedRound.ts");
-      const prime = start(process.execPath, tsxArgs(child, ["prime", String(receiver.port), tree.dataDir]), { role: "prime" });
+      const prime = start(process.execPath, tsxArgs(child, ["prime", String(receiver.port), receiver.credentialsDir, tree.dataDir]), { role: "prime" });
       if ((await prime.exited).code !== 0) throw new Error(`priming the sender's state failed:\n${prime.output().slice(-4000)}`);
       ctx.log(`${label}: tsync rounds`);
-      const p = start(process.execPath, tsxArgs(child, ["rounds", String(receiver.port), tree.dataDir, String(rounds)]), { role: "sender" });
+      const p = start(process.execPath, tsxArgs(child, ["rounds", String(receiver.port), receiver.credentialsDir, tree.dataDir, String(rounds)]), { role: "sender" });
       const { match } = await p.line(/^(\{.*\})$/m, 1_200_000);
       const e = await p.exited;
       if (e.code !== 0) throw new Error(`unchanged round failed:\n${p.output().slice(-4000)}`);
@@ -459,7 +459,7 @@ export const sealLatency = async (ctx: Context): Promise<Outcome> => {
   const edge = join(base, "edge");
   await mkdir(join(edge, "sequence"), { recursive: true });
   const receiver = await startReceiver(join(base, "receiver"), {}, ctx.tsync);
-  const conf = await writeSenderConf(join(base, "sender"), edge, receiver.port, { sync_on_seal: true, sync_period_in_second: 3600 });
+  const conf = await writeSenderConf(join(base, "sender"), edge, receiver.port, { ...receiver.credentials("bench"), sync_on_seal: true, sync_period_in_second: 3600 });
   const sender = startSender(join(base, "sender"), conf, false, ctx.tsync);
   const loaded: number[] = [];
   const started: number[] = [];

@@ -1,17 +1,18 @@
 // Many senders in one process, started at the same instant, each with its own data directory,
 // NATS connection and work directory: the fan-in workload. `senders.ts PORT DATADIR...` prints
 // one JSON line with each sender's round start, end and files.
+import { join } from "node:path";
 import { Result } from "effect";
 import { Sender } from "../../src/actors/sender/sender.js";
 import { parseSenderConfig } from "../../src/config/sender.js";
 import { roundSucceeded } from "../../src/machines/senderTypes.js";
 
-const [portText, ...dataDirs] = process.argv.slice(2);
+const [portText, credentialsDir, ...dataDirs] = process.argv.slice(2);
 if (!portText || dataDirs.length === 0) throw new Error("usage: senders.ts PORT DATADIR...");
 
 const senders = await Promise.all(
   dataDirs.map(async (dir, i) => {
-    const config = parseSenderConfig({ data_directory: dir, server_ip: "127.0.0.1", server_port: portText, sender_name: `bench-${i}` }, {}, "bench");
+    const config = parseSenderConfig({ data_directory: dir, server_ip: "127.0.0.1", server_port: portText, sender_name: `bench-${i}`, nats_nkey_seed_file: join(credentialsDir ?? "", `bench-${i}.nk`) }, {}, "bench");
     if (Result.isFailure(config)) throw new Error(config.failure.message);
     return Sender.open({ config: config.success });
   }),

@@ -5,6 +5,7 @@
 // rounds of an open sender, in a process of its own so its memory is the sender's alone; prints
 // one JSON line.
 import { stat } from "node:fs/promises";
+import { join } from "node:path";
 import { Effect, Result } from "effect";
 import { sha256OfFile } from "../../src/actors/fileDigest.js";
 import { Sender } from "../../src/actors/sender/sender.js";
@@ -13,9 +14,9 @@ import { parseSenderConfig, senderWorkDirectory } from "../../src/config/sender.
 import { roundSucceeded } from "../../src/machines/senderTypes.js";
 import { iotdbSource } from "../../src/plugins/sourceIotdb.js";
 
-const [mode, portText, dataDir, roundsText] = process.argv.slice(2);
+const [mode, portText, credentialsDir, dataDir, roundsText] = process.argv.slice(2);
 if ((mode !== "prime" && mode !== "rounds") || !portText || !dataDir) throw new Error("usage: unchangedRound.ts prime|rounds PORT DATADIR [N]");
-const parsed = parseSenderConfig({ data_directory: dataDir, server_ip: "127.0.0.1", server_port: portText, sender_name: "bench-unchanged" }, {}, "bench");
+const parsed = parseSenderConfig({ data_directory: dataDir, server_ip: "127.0.0.1", server_port: portText, sender_name: "bench-unchanged", nats_nkey_seed_file: join(credentialsDir ?? "", "bench-unchanged.nk") }, {}, "bench");
 if (Result.isFailure(parsed)) throw new Error(parsed.failure.message);
 const config = parsed.success;
 

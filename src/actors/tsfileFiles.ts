@@ -3,7 +3,7 @@
 
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { readTsFile, type TsFileInfo, type TsFileSource } from "../tsfile/reader.js";
+import { readTsFile, type ReadTsFileOptions, type TsFileInfo, type TsFileSource } from "../tsfile/reader.js";
 import { serializeTsFileResource, type ResourceTimeIndexType } from "../tsfile/resource.js";
 import {
   generateTsFile,
@@ -62,8 +62,12 @@ export async function withTsFileSource<T>(path: string, use: (source: TsFileSour
   }
 }
 
-/** Validates the file and lists its devices; rejects with TsFileFormatError when it is not a usable TsFile. */
-export const inspectTsFile = (path: string): Promise<TsFileInfo> => withTsFileSource(path, (source) => readTsFile(source));
+/**
+ * Validates the file and lists its devices; rejects with TsFileFormatError when it is not a usable TsFile, or
+ * (a TsFileLimitError) when it is over one of the options' limits.
+ */
+export const inspectTsFile = (path: string, options: ReadTsFileOptions = {}): Promise<TsFileInfo> =>
+  withTsFileSource(path, (source) => readTsFile(source, options));
 
 async function writeFully(handle: FileHandle, bytes: Uint8Array): Promise<void> {
   let written = 0;

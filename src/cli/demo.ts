@@ -1,7 +1,8 @@
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { Receiver } from "../actors/receiver/receiver.js";
+import { enrollSender } from "../actors/receiver/senderRegistry.js";
 import { validateTsFile } from "../actors/receiver/validateTsFile.js";
 import { sha256OfFile } from "../actors/fileDigest.js";
 import { buildSampleDataDir } from "../actors/sampleDataDir.js";
@@ -31,6 +32,10 @@ export const runDemo = async (opts: { dir: string | undefined; keep: boolean }):
   const files = await buildSampleDataDir(edge);
   const sealed = files.filter((f) => f.sealed);
   say(`1. sub-factory data directory ${edge}: ${sealed.length} sealed TsFiles in ${new Set(sealed.map((f) => f.sg)).size} storage groups, 1 still being written`);
+  // The embedded server admits enrolled senders only: enroll the sub-factory as `tsync senders add` does.
+  const credential = join(dir, "sub-factory-1.nk");
+  const enrolled = await enrollSender(centre, "sub-factory-1", (seed) => writeFile(credential, seed + "\n", { mode: 0o600 }));
+  say(`   enrolled sender ${enrolled.id} with the receiver (tsync senders add): its credential is ${relative(dir, credential)}`);
   const receiver = await Receiver.start({
     config: must(parseReceiverConfig({ is_sync_enable: "true", sync_server_port: "0", receiver_data_directory: centre }, {}, "demo")),
     validateTsFile,
@@ -40,7 +45,13 @@ export const runDemo = async (opts: { dir: string | undefined; keep: boolean }):
   try {
     say(`2. receiver listening on an embedded nats-server, port ${receiver.port}`);
     const sender = await Sender.open({
-      config: must(parseSenderConfig({ data_directory: edge, server_ip: "127.0.0.1", server_port: String(receiver.port) }, {}, "demo")),
+      config: must(
+        parseSenderConfig(
+          { data_directory: edge, server_ip: "127.0.0.1", server_port: String(receiver.port), sender_name: enrolled.id, nats_nkey_seed_file: credential },
+          {},
+          "demo",
+        ),
+      ),
     });
     try {
       say(`3. sender ${sender.senderId}: one round`);

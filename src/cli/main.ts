@@ -7,8 +7,10 @@ usage:
   tsync demo [--dir DIR] [--keep]           sample data dir → embedded receiver, one round, show the result
   tsync sender [--config FILE] [--once]     sync rounds every sync_period_in_second (default conf/sender.properties)
   tsync receiver [--config FILE]            receive from senders (default conf/receiver.properties)
+  tsync senders add ID --out FILE [--config FILE]   enroll an edge box; writes its credential (nkey seed)
+  tsync senders list | remove ID [--config FILE]    who may connect; remove revokes at once
   tsync owners list [--config FILE]         storage groups and the sender that owns each
-  tsync owners release GROUP --yes [--config FILE]
+  tsync owners release GROUP --yes [--transfer-files] [--config FILE]
   tsync catalog [--group G] [--device D] [--json] [--config FILE]
   tsync tsfile inspect FILE [--json]        validate a TsFile, list devices, time ranges, measurements
   tsync tsfile generate OUT --size 1GiB     write a valid TsFile of about that size
@@ -29,6 +31,7 @@ const commands: Readonly<Record<string, (args: string[]) => Promise<number>>> = 
     const { values } = parseArgs({ args, options: { config: { type: "string", default: "conf/receiver.properties" } } });
     return (await import("./runReceiver.js")).runReceiver(values.config ?? "conf/receiver.properties");
   },
+  senders: async (args) => (await import("./senders.js")).runSenders(args),
   owners: async (args) => (await import("./owners.js")).runOwners(args),
   catalog: async (args) => (await import("./catalog.js")).runCatalog(args),
   tsfile: async (args) => (await import("./tsfileCommand.js")).runTsfileCommand(args),

@@ -3,10 +3,10 @@ import type { InspectionEvent } from "xstate";
 import { loadReceiverConfig } from "../config/receiver.js";
 import { Receiver } from "../actors/receiver/receiver.js";
 import { emulateStagingCapacity } from "../actors/receiver/staging.js";
-import { validateTsFile } from "../actors/receiver/validateTsFile.js";
+import { validateTsFileWithin } from "../actors/receiver/validateTsFile.js";
 import { receiverDashboard, serveDashboard, withDashboard } from "../dashboard/dashboard.js";
 import { readFaultHooks, stateTracer, traceVariable } from "./faultHooks.js";
-import { makeLogger } from "./log.js";
+import { makeLogger, oneLine } from "./log.js";
 import { onStopSignals } from "./signals.js";
 
 /** `tsync receiver`: serves until SIGTERM/SIGINT. */
@@ -16,12 +16,12 @@ export const runReceiver = async (configPath: string): Promise<number> => {
   const faults = readFaultHooks(process.env, log.warn);
   emulateStagingCapacity(faults.stagingCapacity);
   const trace = process.env[traceVariable] === "1";
-  const tracer = trace || faults.freezeIn ? stateTracer(trace ? (line) => process.stdout.write(line + "\n") : undefined, faults.freezeIn) : undefined;
+  const tracer = trace || faults.freezeIn ? stateTracer(trace ? (line) => process.stdout.write(oneLine(line) + "\n") : undefined, faults.freezeIn) : undefined;
   const dashboard = config.dashboard_port > 0 ? receiverDashboard({ port: config.dashboard_port }) : undefined;
   const receiver = await Receiver.start(withDashboard(dashboard, {
     config,
     log: log.info,
-    validateTsFile,
+    validateTsFile: validateTsFileWithin(config),
     ...(tracer ? { inspect: (_session: string, e: unknown) => tracer(e as InspectionEvent) } : {}),
   }));
   const dashboardServer = await serveDashboard(dashboard, receiver, log);

@@ -59,6 +59,7 @@ export const receiverRegistry = (board: ActorBoard, read: () => ReceiverGauges):
   stat("tsync_receiver_refused_senders_total", "Hellos refused (sync disabled, address not allowed, at capacity, wrong subject)", (s) => s.refused);
   stat("tsync_receiver_rejected_messages_total", "Malformed or out-of-place messages answered with an error", (s) => s.rejected);
   stat("tsync_receiver_sessions_opened_total", "Sender sessions admitted", (s) => s.sessionsOpened);
+  stat("tsync_receiver_dropped_replies_total", "Requests whose reply subject was not the asking sender's own inbox (never answered)", (s) => s.droppedReplies);
   new Gauge({
     name: "tsync_receiver_active_sessions",
     help: "Sender sessions open now",

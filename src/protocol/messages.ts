@@ -1,5 +1,5 @@
 import { Result, Schema } from "effect";
-import { describeBadName, isNumericSegment, isSegment, isToken, isTsFileName } from "./names.js";
+import { describeBadName, describeBadTsFileName, isNumericSegment, isSegment, isToken, isTsFileName } from "./names.js";
 
 export const protocolVersion = 1;
 
@@ -10,7 +10,7 @@ const Numeric = Schema.String.pipe(
   Schema.check(Schema.makeFilter((s: string) => isNumericSegment(s) || `${JSON.stringify(s)} is not a partition number`)),
 );
 const TsFileName = Schema.String.pipe(
-  Schema.check(Schema.makeFilter((s: string) => isTsFileName(s) || `${describeBadName("file name", s)} or does not end in .tsfile`)),
+  Schema.check(Schema.makeFilter((s: string) => isTsFileName(s) || describeBadTsFileName(s))),
 );
 const Token = Schema.String.pipe(
   Schema.check(Schema.makeFilter((s: string) => isToken(s) || `${JSON.stringify(s)} is not an id of 1-64 letters, digits, '_' or '-'`)),
@@ -80,6 +80,8 @@ export const OfferReply = Schema.Struct({
   fileId: Schema.optional(Schema.String),
   offset: Schema.optional(Schema.Int),
   owner: Schema.optional(Schema.String),
+  /** With a conflict over one file: the sender that loaded it (the group itself is not refused). */
+  loader: Schema.optional(Schema.String),
   sha256: Schema.optional(Schema.String),
 });
 export type OfferReply = typeof OfferReply.Type;
@@ -92,7 +94,7 @@ export type ChunkAck = typeof ChunkAck.Type;
 export const SchemaAck = Schema.Struct({ ...Reply, epoch: Schema.optional(Schema.Int), offset: Schema.optional(Schema.Int) });
 export type SchemaAck = typeof SchemaAck.Type;
 
-export const PlainReply = Schema.Struct({ ...Reply, owner: Schema.optional(Schema.String) });
+export const PlainReply = Schema.Struct({ ...Reply, owner: Schema.optional(Schema.String), loader: Schema.optional(Schema.String) });
 export type PlainReply = typeof PlainReply.Type;
 
 /** Decodes JSON from the wire; the error is a sentence fit for a badMessage status. */

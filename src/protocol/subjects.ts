@@ -6,6 +6,19 @@ export const helloSubject = (group: string, senderId: string): string => `tsync.
 export const helloWildcard = (group: string): string => `tsync.${group}.hello.*`;
 export const receiverQueue = (group: string): string => `tsync-receivers-${group}`;
 
+/**
+ * A sender's private inbox prefix (nats.js `inboxPrefix`): its permissions let it subscribe only
+ * here, so no sender reads another's replies, and the receiver answers only under the prefix of
+ * the sender that asked, so a request cannot aim the receiver's reply at any other subject.
+ */
+export const senderInboxPrefix = (senderId: string): string => `_tsync_inbox.${senderId}`;
+
+/** Whether `reply` is a subject under `senderId`'s own inbox (and nothing else: no wildcards). */
+export const isSenderInbox = (reply: string, senderId: string): boolean => {
+  const prefix = `${senderInboxPrefix(senderId)}.`;
+  return reply.startsWith(prefix) && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(reply.slice(prefix.length));
+};
+
 export const sessionPrefix = (group: string, instance: string, senderId: string, sessionId: string): string =>
   `tsync.${group}.s.${instance}.${senderId}.${sessionId}`;
 

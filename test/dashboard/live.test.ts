@@ -11,7 +11,7 @@ import type { ActorView, BoardState } from "../../src/dashboard/model.js";
 import type { DashboardServer } from "../../src/dashboard/server.js";
 import { Code } from "../../src/protocol/status.js";
 import { receiverConfig, senderConfig } from "../harness/configs.js";
-import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
+import { startAuthNatsServer, type AuthNatsServer } from "../harness/authServer.js";
 
 // Two receivers and three senders over one real nats-server, each with its dashboard: what the
 // metrics and /api/state say after the rounds must be what happened.
@@ -25,12 +25,13 @@ const layout: SampleLayout = {
   withUnsealed: false,
 };
 
-let nats: TestNatsServer;
+let nats: AuthNatsServer;
 let root: string;
 const cleanups: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
-  nats = await startTestNatsServer();
+  // With authentication: the walled receiver's ip_white_list could not be enforced without it.
+  nats = await startAuthNatsServer(["north", "south", "outsider"]);
   root = await mkdtemp(join(tmpdir(), "tsync-dashboard-"));
 });
 afterAll(async () => {
@@ -43,7 +44,7 @@ const receiverWithDashboard = async (group: string, props: Record<string, string
   const dashboard = receiverDashboard({ port: 0 });
   const receiver = await Receiver.start(
     withDashboard(dashboard, {
-      config: receiverConfig({ receiver_group: group, receiver_data_directory: join(root, `centre-${group}`), nats_url: nats.url, nats_monitor_url: nats.monitorUrl, ...props }),
+      config: receiverConfig({ receiver_group: group, receiver_data_directory: join(root, `centre-${group}`), ...nats.receiverProps, ...props }),
       validateTsFile,
       log: () => undefined,
     }),
@@ -58,7 +59,7 @@ const senderWithDashboard = async (props: Record<string, string>, transformChunk
   const dashboard = senderDashboard({ port: 0 });
   const sender = await Sender.open(
     withDashboard(dashboard, {
-      config: senderConfig({ nats_url: nats.url, ...props }),
+      config: senderConfig({ ...nats.senderProps(props["sender_name"] ?? ""), ...props }),
       log: () => undefined,
       ...(transformChunk ? { transformChunk } : {}),
     }),

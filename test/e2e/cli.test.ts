@@ -41,19 +41,25 @@ describe("the tsync command as an operator runs it", () => {
     await removeAll(root);
   });
 
-  test("start-receiver.sh runs an embedded nats-server; sender --once syncs and exits 0; stop-receiver.sh stops it", async () => {
+  test("start-receiver.sh runs an embedded nats-server; a sender enrolled while it runs syncs with --once and exits 0; stop-receiver.sh stops it", async () => {
     const port = await freePort();
     const edge = join(root, "edge");
     const files = (await buildSampleDataDir(edge)).filter((f) => f.sealed);
     const receiverConf = join(root, "receiver.properties");
     const senderConf = join(root, "sender.properties");
     await writeFile(receiverConf, `is_sync_enable=true\nsync_server_port=${port}\nreceiver_data_directory=${join(root, "centre")}\n`);
-    await writeFile(senderConf, `data_directory=${edge}\nserver_ip=127.0.0.1\nserver_port=${port}\nsync_period_in_second=1\n`);
+    const credential = join(root, "plant-1.nk");
+    await writeFile(senderConf, `data_directory=${edge}\nserver_ip=127.0.0.1\nserver_port=${port}\nsync_period_in_second=1\nsender_name=plant-1\nnats_nkey_seed_file=${credential}\n`);
     const env = { ...process.env, TSYNC_RUN_DIR: join(root, "run"), TSYNC_LOG_DIR: join(root, "logs") };
     await exec("bash", [join(projectRoot, "bin/start-receiver.sh"), receiverConf], { env });
     try {
       const log = await waitForLine(join(root, "logs", "receiver-receiver.log"), /sync service started on port (\d+)/);
       expect(log).toContain(`sync service started on port ${port}`);
+      const added = await runTsync(["senders", "add", "plant-1", "--config", receiverConf, "--out", credential]);
+      expect(added.code, added.stderr).toBe(0);
+      expect(added.stdout).toContain("enrolled sender plant-1");
+      expect(added.stdout).toContain("sender_name=plant-1");
+      await waitForLine(join(root, "logs", "receiver-receiver.log"), /sender registry applied: 1 enrolled, added plant-1/);
       const once = await runTsync(["sender", "--config", senderConf, "--once"]);
       expect(once.stdout).toContain(`round ok: ${files.length} file(s) sent`);
       expect(once.code).toBe(0);
@@ -79,7 +85,10 @@ describe("the tsync command as an operator runs it", () => {
     try {
       await waitForLine(join(root, "logs", "receiver-off.log"), /sync service started/);
       const senderConf = join(root, "sender-off.properties");
-      await writeFile(senderConf, `data_directory=${edge}\nserver_port=${port}\n`);
+      const credential = join(root, "plant-off.nk");
+      expect((await runTsync(["senders", "add", "plant-off", "--config", receiverConf, "--out", credential])).code).toBe(0);
+      await waitForLine(join(root, "logs", "receiver-off.log"), /sender registry applied: 1 enrolled, added plant-off/);
+      await writeFile(senderConf, `data_directory=${edge}\nserver_port=${port}\nsender_name=plant-off\nnats_nkey_seed_file=${credential}\n`);
       const once = await runTsync(["sender", "--config", senderConf, "--once"]);
       expect(once.code).not.toBe(0);
       expect(once.stdout).toContain("round FAILED");

@@ -16,6 +16,7 @@ import { runTsync } from "../harness/cli.js";
 import { receiverConfig, senderConfig } from "../harness/configs.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
 import { listFiles, removeAll, startReceiver, tempRoot } from "../harness/syncPair.js";
+import { enroll } from "../harness/enroll.js";
 import { addSealedFile, expectLandedByteForByte, landedAt, rawClient } from "../security/kit.js";
 
 let server: TestNatsServer;
@@ -216,12 +217,13 @@ test("with the embedded server, owners survive a restart and tsync owners reads 
       validateTsFile,
       log: () => undefined,
     });
+  const credentials = await enroll(centre, "E", root);
   let receiver = await start(0);
   const port = receiver.port;
   const props = join(root, "emb.receiver.properties");
   await writeFile(props, `receiver_data_directory=${centre}\nsync_server_port=${port}\nreceiver_group=emb\n`);
   try {
-    const sender = await Sender.open({ config: senderConfig({ data_directory: edge.dir, server_ip: "127.0.0.1", server_port: String(port), receiver_group: "emb", sender_name: "E" }) });
+    const sender = await Sender.open({ config: senderConfig({ data_directory: edge.dir, server_ip: "127.0.0.1", server_port: String(port), receiver_group: "emb", ...credentials }) });
     try {
       expect(roundSucceeded(await sender.runOnce())).toBe(true);
     } finally {

@@ -20,7 +20,7 @@ export const startReceiver = (server: TestNatsServer, dataDir: string, props: Re
       ...props,
     }),
     validateTsFile,
-    log: () => undefined,
+    log: process.env["TSYNC_TEST_LOG"] ? (l: string) => process.stderr.write(`receiver: ${l}\n`) : () => undefined,
   });
 
 export const openSender = (server: TestNatsServer, dataDir: string, props: Record<string, string> = {}): Promise<Sender> =>

@@ -131,18 +131,18 @@ test("a connection of another account is not found: that hello is refused", asyn
   const other = await rawClient(nodes[0]!.url, "other", { ...noAuth, nats_user: "other", nats_password: Redacted.make("o-secret") });
   const app = await rawClient(nodes[0]!.url, "other", { ...noAuth, nats_user: "edge", nats_password: Redacted.make("e-secret") });
   try {
-    other.subscribe("_INBOX.otheraccount.*");
+    other.subscribe("_tsync_inbox.other.otheraccount.*");
     await other.flush();
     const answers: string[] = [];
-    app.subscribe("_INBOX.elsewhere.*", { callback: (_e, m) => void answers.push(m.string()) });
+    app.subscribe("_tsync_inbox.other.elsewhere.*", { callback: (_e, m) => void answers.push(m.string()) });
     await app.flush();
     // Reply to an inbox only OTHER holds: APP's servers list no owner for it.
     app.publish("tsync.acctother.hello.other", new TextEncoder().encode(JSON.stringify({ protocol: 1, senderId: "other", tsyncVersion: "x", storageGroups: [] })), {
-      reply: "_INBOX.otheraccount.1",
+      reply: "_tsync_inbox.other.otheraccount.1",
     });
     await app.flush();
     const refusal = await eventually("the refusal", () => logs.find((l) => l.startsWith("acctother: sender other refused")));
-    expect(refusal).toMatch(/knows no connection for this request's reply subject/);
+    expect(refusal).toMatch(/knows no connection named tsync-sender-other .*that holds this request's reply inbox/);
     expect(receiver.core.stats.sessionsOpened).toBe(0);
   } finally {
     await other.close();

@@ -56,12 +56,16 @@ describe("batchedAddressBook", () => {
       // The "server": connections appear over time; a listing is a snapshot taken when it starts.
       const live: ConnzConnection[] = [];
       let listings = 0;
-      const book = batchedAddressBook("test", async () => {
-        listings++;
-        const snapshot = [...live];
-        await new Promise((r) => setTimeout(r, 1));
-        return [{ server: undefined, connections: snapshot }];
-      });
+      const book = batchedAddressBook(
+        "test",
+        async () => {
+          listings++;
+          const snapshot = live.map(({ subscriptions_list_detail: _subs, ...c }) => c);
+          await new Promise((r) => setTimeout(r, 1));
+          return [{ server: undefined, connections: snapshot }];
+        },
+        async (_server, cid) => live.find((c) => c.cid === cid)?.subscriptions_list_detail ?? [],
+      );
       const asks: Array<Promise<unknown>> = [];
       let bursts = 1;
       for (let i = 0; i < n; i++) {
@@ -70,8 +74,8 @@ describe("batchedAddressBook", () => {
           await new Promise((r) => setTimeout(r, 0));
         }
         // Each requester subscribes its inbox before it asks, like a client's SUB before its PUB.
-        live.push({ cid: i, ip: `10.0.0.${i % 250}`, subscriptions_list_detail: [{ subject: `_INBOX.n${i}.*` }] });
-        asks.push(book.ownerOf(`_INBOX.n${i}.t`));
+        live.push({ cid: i, ip: `10.0.0.${i % 250}`, name: `n${i}`, subscriptions_list_detail: [{ subject: `_INBOX.n${i}.*` }] });
+        asks.push(book.ownerOf(`_INBOX.n${i}.t`, { name: `n${i}` }));
       }
       const answers = await Promise.all(asks);
       answers.forEach((a, i) => expect(a).toMatchObject({ kind: "found", conn: { cid: i } }));
@@ -81,12 +85,39 @@ describe("batchedAddressBook", () => {
 
   test("a failed listing fails the lookups that waited for it, and the next ones are served again", async () => {
     let fail = true;
-    const book = batchedAddressBook("test", async () => {
-      if (fail) throw new Error("monitoring endpoint answered HTTP 503");
-      return [{ server: undefined, connections: [{ cid: 1, ip: "10.1.1.1", subscriptions_list_detail: [{ subject: "_INBOX.a.*" }] }] }];
-    });
-    await expect(Promise.all([book.ownerOf("_INBOX.a.1"), book.ownerOf("_INBOX.a.2")])).rejects.toThrow(/503/);
+    const book = batchedAddressBook(
+      "test",
+      async () => {
+        if (fail) throw new Error("monitoring endpoint answered HTTP 503");
+        return [{ server: undefined, connections: [{ cid: 1, ip: "10.1.1.1", name: "a" }] }];
+      },
+      async () => [{ subject: "_INBOX.a.*" }],
+    );
+    await expect(Promise.all([book.ownerOf("_INBOX.a.1", { name: "a" }), book.ownerOf("_INBOX.a.2", { name: "a" })])).rejects.toThrow(/503/);
     fail = false;
-    expect(await book.ownerOf("_INBOX.a.3")).toMatchObject({ kind: "found", conn: { ip: "10.1.1.1" } });
+    expect(await book.ownerOf("_INBOX.a.3", { name: "a" })).toMatchObject({ kind: "found", conn: { ip: "10.1.1.1" } });
+  });
+
+  test("only connections with the sender's identity have their subscriptions looked at: a client holding many subscriptions costs other lookups nothing", async () => {
+    const asked: number[] = [];
+    const hog = { cid: 7, ip: "10.6.6.6", name: "hog", authorized_user: "UHOG" };
+    const sender = { cid: 8, ip: "10.1.1.1", name: "tsync-sender-a", authorized_user: "UA" };
+    const book = batchedAddressBook(
+      "test",
+      async () => [{ server: undefined, connections: [hog, sender] }],
+      async (_server, cid) => {
+        asked.push(cid);
+        return cid === hog.cid ? Array.from({ length: 100_000 }, (_, i) => ({ subject: `_tsync_inbox.a.x${i}.*` })) : [{ subject: "_tsync_inbox.a.n1.*" }];
+      },
+    );
+    expect(await book.ownerOf("_tsync_inbox.a.n1.5", { user: "UA", name: "tsync-sender-a" })).toMatchObject({ kind: "found", conn: { cid: 8 } });
+    expect(asked).toEqual([8]);
+    // With an enrolled key, a connection that merely carries the sender's name is no suspect.
+    const impostor = await batchedAddressBook(
+      "test",
+      async () => [{ server: undefined, connections: [{ ...hog, name: "tsync-sender-a" }] }],
+      async () => [{ subject: "_tsync_inbox.a.n1.*" }],
+    ).ownerOf("_tsync_inbox.a.n1.5", { user: "UA", name: "tsync-sender-a" });
+    expect(impostor).toEqual({ kind: "none" });
   });
 });

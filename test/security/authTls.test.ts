@@ -13,7 +13,8 @@ import { Sender } from "../../src/actors/sender/sender.js";
 import { roundSucceeded } from "../../src/machines/senderTypes.js";
 import { encodeJson } from "../../src/protocol/messages.js";
 import { Code } from "../../src/protocol/status.js";
-import { helloSubject } from "../../src/protocol/subjects.js";
+import { helloSubject, senderInboxPrefix } from "../../src/protocol/subjects.js";
+import { enroll } from "../harness/enroll.js";
 import { makeTestPki, type TestPki } from "../harness/certs.js";
 import { receiverConfig, senderConfig } from "../harness/configs.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
@@ -22,9 +23,9 @@ import { buildEdge, eventually, expectLandedByteForByte, helloBody, listTree, no
 
 const group = "plant";
 
-/** What sender `id` may do: say hello as itself, talk in its own sessions, read its replies. */
+/** What sender `id` may do: say hello as itself, talk in its own sessions, read its own inbox only. */
 const senderPermissions = (id: string) =>
-  `permissions: { publish: { allow: ["tsync.${group}.hello.${id}", "tsync.${group}.s.*.${id}.>"] }, subscribe: { allow: ["_INBOX.>"] } }`;
+  `permissions: { publish: { allow: ["tsync.${group}.hello.${id}", "tsync.${group}.s.*.${id}.>"] }, subscribe: { allow: ["${senderInboxPrefix(id)}.>"] } }`;
 
 describe("TLS with client certificates and per-sender permissions", () => {
   let pki: TestPki;
@@ -132,21 +133,21 @@ authorization {
   test("with A's credentials, no hello, inbox or subject trick gets a session as B, and nothing is written", async () => {
     const before = await listTree(centre);
     const opened = receiver.core.stats.sessionsOpened;
-    // B is connected and holds a live session; A listens to every inbox (its permissions allow it).
+    // B is connected and holds a live session.
     const b = await rawClient(server.url, "B", await bSettings());
     const eve = await rawClient(server.url, "A", await aSettings());
-    // A client with A's credentials that names its connection as B's.
-    const eveAsB = await rawClient(server.url, "B", await aSettings());
-    const overheard: Msg[] = [];
-    const tap = eve.subscribe("_INBOX.>", { callback: (_e, m) => void overheard.push(m) });
-    await eve.flush();
+    // A client with A's credentials that names its connection as B's (its inbox must stay A's).
+    const eveAsB = await rawClient(server.url, "B", await aSettings(), { inboxPrefix: senderInboxPrefix("A") });
     try {
       const grant = await sayHello(b, group, "B");
       expect(grant.code).toBe(Code.ok);
       const prefix = String(grant["sessionPrefix"]);
-      const bInbox = await eventually("B's grant on A's tap", () => overheard.find((m) => m.string().includes(prefix))?.subject);
-      expect(JSON.parse(overheard.find((m) => m.subject === bInbox)!.string()).sessionPrefix).toBe(prefix);
 
+      // 0. A cannot listen to other inboxes: every way to overhear B's grant is refused by the server.
+      for (const tap of ["_INBOX.>", "_tsync_inbox.>", `${senderInboxPrefix("B")}.>`, ">"]) {
+        const refused = new Promise<string>((resolve) => eve.subscribe(tap, { callback: (e) => resolve(String(e)) }));
+        expect(await refused).toMatch(/Permissions Violation for Subscription/);
+      }
       // 1. A hello on B's subject: the server drops it and tells the client.
       for (const nc of [eve, eveAsB]) {
         await expect(nc.request(helloSubject(group, "B"), helloBody("B"), { timeout: 5_000 })).rejects.toThrow(/Permissions Violation for Publish to "tsync\.plant\.hello\.B"/);
@@ -155,17 +156,16 @@ authorization {
       const claimsB = await sayHello(eve, group, "A", { senderId: "B" });
       expect(claimsB.code).toBe(Code.unauthorized);
       expect(claimsB.message).toMatch(/subject of A claims to be B/);
-      // 3. A's own hello from a connection named as B's: the connection is not A's.
+      // 3. A's own hello from a connection named as B's: that connection is no suspect for A.
       const misnamed = await sayHello(eveAsB, group, "A");
-      expect(misnamed.code).toBe(Code.unauthorized);
-      // 4. A's hello answered to B's inbox (to borrow B's connection and address): refused, and
-      //    the refusal goes to B's inbox, where A overhears it.
-      const borrowed = `${bInbox.slice(0, bInbox.lastIndexOf("."))}.borrowed`;
-      eve.publish(helloSubject(group, "A"), helloBody("A"), { reply: borrowed });
-      const refusal = JSON.parse(await eventually("the answer to the borrowed inbox", () => overheard.find((m) => m.subject === borrowed)?.string())) as AnyReply;
-      expect(refusal.code).toBe(Code.unauthorized);
-      expect(refusal.message).toMatch(/not sender A's/);
-      // 5. B's session subjects, known from the overheard grant: the server drops A's offer.
+      expect(misnamed.code).toBe(Code.addressNotAllowed);
+      expect(misnamed.message).toMatch(/no connection named tsync-sender-A/);
+      // 4. A's hello answered to B's inbox (to borrow B's connection and address): the receiver
+      //    answers only into the asking sender's inbox, so it drops the hello unanswered.
+      const dropped = receiver.core.stats.droppedReplies;
+      eve.publish(helloSubject(group, "A"), helloBody("A"), { reply: `${senderInboxPrefix("B")}.borrowed.1` });
+      await eventually("the hello to be dropped", () => (receiver.core.stats.droppedReplies > dropped ? true : undefined));
+      // 5. B's session subjects, had they leaked: the server drops A's offer.
       const offer = { sg: "root.b", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 10 };
       for (const nc of [eve, eveAsB]) {
         await expect(nc.request(`${prefix}.offer`, encodeJson(offer), { timeout: 5_000 })).rejects.toThrow(/Permissions Violation for Publish to "tsync\.plant\.s\./);
@@ -177,7 +177,6 @@ authorization {
       expect(receiver.core.stats.sessionsOpened).toBe(opened + 1);
       expect(receiver.openSessions.map((s) => s.input.senderId)).toEqual(["B"]);
     } finally {
-      tap.unsubscribe();
       await Promise.all([b, eve, eveAsB].map((nc: NatsConnection) => nc.close()));
     }
     // Only B's own offer began a (still empty) staged part; A's attempts left no trace.
@@ -195,6 +194,7 @@ test("the embedded nats-server takes tls_server_* keys: senders need a certifica
   try {
     const own = await pki.client("receiver");
     const centre = join(root, "centre");
+    const edgeCredentials = await enroll(centre, "edge", root);
     receiver = await Receiver.start({
       config: receiverConfig({
         is_sync_enable: "true",
@@ -214,7 +214,7 @@ test("the embedded nats-server takes tls_server_* keys: senders need a certifica
     const files = await buildEdge(edge, ["root.tls"], 2);
     const kp = await pki.client("edge");
     const sender = await Sender.open({
-      config: senderConfig({ data_directory: edge, server_ip: "127.0.0.1", server_port: String(receiver.port), tls_ca_file: pki.ca, tls_cert_file: kp.cert, tls_key_file: kp.key }),
+      config: senderConfig({ data_directory: edge, server_ip: "127.0.0.1", server_port: String(receiver.port), tls_ca_file: pki.ca, tls_cert_file: kp.cert, tls_key_file: kp.key, ...edgeCredentials }),
     });
     try {
       const summary = await sender.runOnce();

@@ -14,11 +14,11 @@ import { Sender } from "../../src/actors/sender/sender.js";
 import { roundSucceeded, type RoundSummary } from "../../src/machines/senderTypes.js";
 import { encodeJson } from "../../src/protocol/messages.js";
 import { Code } from "../../src/protocol/status.js";
-import { ChunkHeader, helloSubject } from "../../src/protocol/subjects.js";
+import { ChunkHeader, helloSubject, senderInboxPrefix } from "../../src/protocol/subjects.js";
 import { senderConfig } from "../harness/configs.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
 import { removeAll, startReceiver, tempRoot } from "../harness/syncPair.js";
-import { addSealedFile, buildEdge, eventually, expectLandedByteForByte, listTree, rawClient, replyOf, sayHello, type AnyReply } from "./kit.js";
+import { addSealedFile, buildEdge, eventually, expectLandedByteForByte, helloBody, helloInto, listTree, rawClient, replyOf, sayHello, type AnyReply } from "./kit.js";
 
 const group = "hostile";
 const knownCodes = new Set<number>(Object.values(Code));
@@ -177,7 +177,8 @@ describe("fuzzed", () => {
       await whileGoodSenderSyncs(async () => {
         await fc.assert(
           fc.asyncProperty(token, fc.oneof(helloLike.map(encodeJson), body), async (id, data) => {
-            const r = replyOf(await nc.request(helloSubject(group, id), data, { timeout: 10_000 }));
+            // The connection's own id asks from its own inbox; other ids from theirs (this server has no permissions).
+            const r = id === "fuzz" ? replyOf(await nc.request(helloSubject(group, id), data, { timeout: 10_000 })) : await helloInto(nc, group, id, data);
             expectStatus(r);
             if (r.code === Code.ok) {
               const h = JSON.parse(new TextDecoder().decode(data)) as Record<string, unknown>;
@@ -350,9 +351,14 @@ describe("floods of handshakes", () => {
     const flooder = await rawClient(server.url, "flooder");
     try {
       await whileGoodSenderSyncs(async () => {
-        const answers = await Promise.all(Array.from({ length: 400 }, (_, i) => sayHello(flooder, group, `forged${i}`)));
-        expect(answers.filter((a) => a.code !== Code.unauthorized && a.code !== Code.busy)).toEqual([]);
-        expect(answers.filter((a) => a.code === Code.unauthorized).length).toBeGreaterThan(0);
+        // Asked from the flooder's own inbox, hellos of other ids are dropped unanswered...
+        const dropped = receiver.core.stats.droppedReplies;
+        for (let i = 0; i < 400; i++) flooder.publish(helloSubject(group, `forged${i}`), helloBody(`forged${i}`), { reply: `${senderInboxPrefix("flooder")}.f.${i}` });
+        await eventually("400 dropped hellos", () => (receiver.core.stats.droppedReplies >= dropped + 400 ? true : undefined));
+        // ...and asked from their own inboxes, they are refused: no connection of those senders holds them.
+        const answers = await Promise.all(Array.from({ length: 400 }, (_, i) => helloInto(flooder, group, `forged${i}`)));
+        expect(answers.filter((a) => a.code !== Code.addressNotAllowed && a.code !== Code.busy)).toEqual([]);
+        expect(answers.filter((a) => a.code === Code.addressNotAllowed).length).toBeGreaterThan(0);
         const own = await Promise.all(Array.from({ length: 100 }, () => sayHello(flooder, group, "flooder")));
         expect(own.filter((a) => a.code !== Code.ok && a.code !== Code.busy)).toEqual([]);
       });

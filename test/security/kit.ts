@@ -8,7 +8,7 @@ import { buildSampleDataDir, type SampleFile, type SampleLayout } from "../../sr
 import { writeSealedTsFile } from "../../src/actors/tsfileFiles.js";
 import { connectionOptions, senderConnectionName, type NatsClientSettings } from "../../src/actors/natsConnect.js";
 import { encodeJson, protocolVersion } from "../../src/protocol/messages.js";
-import { helloSubject } from "../../src/protocol/subjects.js";
+import { helloSubject, senderInboxPrefix } from "../../src/protocol/subjects.js";
 import { tsyncVersion } from "../../src/version.js";
 
 /** One device per group, `files` sealed TsFiles per group, a few points each: fast to build and send. */
@@ -57,8 +57,8 @@ export const noAuth: NatsClientSettings = {
 };
 
 /**
- * A hand-driven client. By default it is named like sender `senderId`'s connection; `name`
- * overrides that (a liar names its connection what it likes).
+ * A hand-driven client. By default it is named like sender `senderId`'s connection and takes its
+ * replies in that sender's inbox; `extra` overrides either (a liar names its connection what it likes).
  */
 export const rawClient = (
   servers: string | ReadonlyArray<string>,
@@ -69,6 +69,8 @@ export const rawClient = (
   connect({
     ...connectionOptions(typeof servers === "string" ? [servers] : servers, senderConnectionName(senderId), settings),
     maxReconnectAttempts: 0,
+    // The receiver answers only into the asking sender's own inbox.
+    inboxPrefix: senderInboxPrefix(senderId),
     ...extra,
   });
 
@@ -119,4 +121,24 @@ export const eventually = async <A>(what: string, probe: () => Promise<A | undef
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+};
+
+let helloInto_n = 0;
+
+/**
+ * A hello on `id`'s subject whose answer is asked into `id`'s inbox through a subscription of
+ * this connection (which only a server without permissions allows), so one connection can speak
+ * for many ids: the receiver answers only into the inbox of the id it was asked as.
+ */
+export const helloInto = (nc: NatsConnection, group: string, id: string, data: Uint8Array = helloBody(id), timeoutMs = 10_000): Promise<AnyReply> => {
+  const reply = `${senderInboxPrefix(id)}.h${helloInto_n++}.1`;
+  return new Promise<AnyReply>((resolve, reject) => {
+    const sub = nc.subscribe(reply, { max: 1, callback: (e, m) => (e ? reject(e) : resolve(replyOf(m))) });
+    const timer = setTimeout(() => {
+      sub.unsubscribe();
+      reject(new Error(`no answer to the hello of ${id} on ${reply}`));
+    }, timeoutMs);
+    void sub.closed.then(() => clearTimeout(timer));
+    nc.publish(helloSubject(group, id), data, { reply });
+  });
 };

@@ -1,6 +1,7 @@
 /**
- * The address a sender really connected from, as the NATS server saw it. A request's reply subject
- * is `_INBOX.<nuid>.<token>`, and only the requesting connection subscribes `_INBOX.<nuid>.*`
+ * The address a sender really connected from, as the NATS server saw it. A sender's request has
+ * the reply subject `_tsync_inbox.<id>.<nuid>.<token>`, and only the requesting connection
+ * subscribes `_tsync_inbox.<id>.<nuid>.*`
  * (or the exact reply subject, for a request without the shared inbox); the server lists every
  * connection's subscriptions with the connection's IP, name and authenticated user, either on its
  * HTTP monitoring endpoint (`/connz?subs=detail`) or, from every server of a cluster, to a client
@@ -26,13 +27,23 @@ export type InboxOwner =
   /** More than one connection holds the inbox: someone shadows another's replies. */
   | { readonly kind: "ambiguous"; readonly conns: ReadonlyArray<ConnInfo> };
 
+/** Which connections may have sent a hello: its sender's authenticated key, or else its connection name. */
+export interface Suspects {
+  /** The enrolled sender's public nkey (the server lists it as `authorized_user`). */
+  readonly user?: string | undefined;
+  readonly name: string;
+}
+
 /** Finds the connection that owns a reply subject. */
 export interface AddressBook {
   /** Where the answers come from, for messages. */
   readonly source: string;
-  readonly ownerOf: (reply: string) => Promise<InboxOwner>;
+  readonly ownerOf: (reply: string, suspects: Suspects) => Promise<InboxOwner>;
   readonly close: () => Promise<void>;
 }
+
+/** More connections than this claiming one sender's identity is an attack, not a fleet. */
+export const maxSuspects = 16;
 
 export interface ConnzConnection {
   readonly cid: number;
@@ -72,18 +83,26 @@ export const inboxOwner = (listings: ReadonlyArray<{ server: string | undefined;
   return holders.length === 1 ? { kind: "found", conn: first } : { kind: "ambiguous", conns: holders };
 };
 
+export type Listing = ReadonlyArray<{ server: string | undefined; connections: ReadonlyArray<ConnzConnection> }>;
+
+const isSuspect = (c: ConnzConnection, who: Suspects): boolean => (who.user !== undefined ? c.authorized_user === who.user : c.name === who.name);
+
 /**
- * Answers lookups in batches: every lookup waiting when a listing starts is answered from that
- * listing. A hello reaches us after the server handled the requester's SUB (one connection's
- * protocol is processed in order), so any listing started after the hello arrived shows it. A
- * burst of hellos costs a few listings, not one each.
+ * Answers lookups in two steps, each bounded: a listing of connections without their
+ * subscriptions (batched: every lookup waiting when a listing starts is answered from it, so a
+ * burst of hellos costs a few listings, not one each), then the subscriptions of the few
+ * connections that carry the sender's identity, asked for one connection at a time. A client that
+ * holds a million subscriptions slows only lookups of its own identity. A hello reaches us after
+ * the server handled the requester's SUB (one connection's protocol is processed in order), so
+ * any listing started after the hello arrived shows it.
  */
 export const batchedAddressBook = (
   source: string,
-  list: () => Promise<ReadonlyArray<{ server: string | undefined; connections: ReadonlyArray<ConnzConnection> }>>,
+  list: () => Promise<Listing>,
+  subscriptionsOf: (server: string | undefined, cid: number) => Promise<ReadonlyArray<{ readonly subject: string }>>,
   close: () => Promise<void> = async () => undefined,
 ): AddressBook => {
-  let waiting: Array<{ reply: string; resolve: (o: InboxOwner) => void; reject: (e: unknown) => void }> = [];
+  let waiting: Array<{ resolve: (l: Listing) => void; reject: (e: unknown) => void }> = [];
   let running = false;
   const pump = async (): Promise<void> => {
     if (running) return;
@@ -93,8 +112,8 @@ export const batchedAddressBook = (
         const batch = waiting;
         waiting = [];
         try {
-          const listings = await list();
-          for (const w of batch) w.resolve(inboxOwner(listings, w.reply));
+          const listing = await list();
+          for (const w of batch) w.resolve(listing);
         } catch (e) {
           for (const w of batch) w.reject(e);
         }
@@ -103,34 +122,53 @@ export const batchedAddressBook = (
       running = false;
     }
   };
+  const listing = () =>
+    new Promise<Listing>((resolve, reject) => {
+      waiting.push({ resolve, reject });
+      void pump();
+    });
   return {
     source,
-    ownerOf: (reply) =>
-      new Promise<InboxOwner>((resolve, reject) => {
-        waiting.push({ reply, resolve, reject });
-        void pump();
-      }),
+    ownerOf: async (reply, who) => {
+      const suspects = (await listing()).flatMap(({ server, connections }) => connections.filter((c) => isSuspect(c, who)).map((c) => ({ server, c })));
+      if (suspects.length > maxSuspects) throw new Error(`${suspects.length} connections carry the identity of ${who.name}; at most ${maxSuspects} are looked at`);
+      const detailed = await Promise.all(
+        suspects.map(async ({ server, c }) => ({ server, connections: [{ ...c, subscriptions_list_detail: await subscriptionsOf(server, c.cid) }] })),
+      );
+      return inboxOwner(detailed, reply);
+    },
     close,
   };
 };
 
 const pageSize = 4096;
 
+const fetchConnz = async (base: string, query: string): Promise<Connz> => {
+  const res = await fetch(`${base}/connz?${query}`, { signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) throw new Error(`monitoring endpoint ${base} answered HTTP ${res.status}`);
+  return (await res.json()) as Connz;
+};
+
 /** The server's HTTP monitoring endpoint (the embedded server's, or `nats_monitor_url`). */
 export const monitorAddressBook = (monitorUrl: string): AddressBook => {
   const base = monitorUrl.replace(/\/$/, "");
-  return batchedAddressBook(`the NATS monitoring endpoint ${base}`, async () => {
-    const connections: ConnzConnection[] = [];
-    for (let offset = 0; ; offset += pageSize) {
-      const res = await fetch(`${base}/connz?subs=detail&auth=true&offset=${offset}&limit=${pageSize}`, { signal: AbortSignal.timeout(5_000) });
-      if (!res.ok) throw new Error(`monitoring endpoint ${base} answered HTTP ${res.status}`);
-      const page = (await res.json()) as Connz;
-      const got = page.connections ?? [];
-      connections.push(...got);
-      if (got.length < pageSize || offset + got.length >= (page.total ?? 0)) break;
-    }
-    return [{ server: undefined, connections }];
-  });
+  return batchedAddressBook(
+    `the NATS monitoring endpoint ${base}`,
+    async () => {
+      const connections: ConnzConnection[] = [];
+      for (let offset = 0; ; offset += pageSize) {
+        const page = await fetchConnz(base, `auth=true&offset=${offset}&limit=${pageSize}`);
+        const got = page.connections ?? [];
+        connections.push(...got);
+        if (got.length < pageSize || offset + got.length >= (page.total ?? 0)) break;
+      }
+      return [{ server: undefined, connections }];
+    },
+    async (_server, cid) => {
+      const page = await fetchConnz(base, `cid=${cid}&subs=detail`);
+      return page.connections?.find((c) => c.cid === cid)?.subscriptions_list_detail ?? [];
+    },
+  );
 };
 
 interface ServerConnz {
@@ -140,23 +178,35 @@ interface ServerConnz {
 }
 
 /**
- * Every server of a cluster, asked over the receiver's own connection: the system account exports
- * `$SYS.REQ.ACCOUNT.PING.CONNZ` to every account, and each server answers with the connections
- * of the asking account (so the receiver must share its account with the senders). The listing is
- * complete when no server has answered for `stallMs`. No monitoring port, no system credentials.
+ * Every server of a cluster, asked over the receiver's store connection (which hears nothing from
+ * senders): the system account exports `$SYS.REQ.ACCOUNT.PING.CONNZ` to every account, and each
+ * server answers with the connections of the asking account (so the receiver must share its
+ * account with the senders). The listing is complete when no server has answered for `stallMs`.
+ * No monitoring port, no system credentials. Answers could be forged by any client that may
+ * publish into the receiver's inbox, which is why a receiver on a server without authentication
+ * refuses a non-trivial ip_white_list (see receiver.ts).
  */
-export const accountAddressBook = (nc: NatsConnection, stallMs = 100): AddressBook =>
-  batchedAddressBook("the NATS servers of this account ($SYS.REQ.ACCOUNT.PING.CONNZ)", async () => {
-    const body = JSON.stringify({ subscriptions_detail: true, auth: true, limit: 1 << 20 });
-    const answers = await nc.requestMany("$SYS.REQ.ACCOUNT.PING.CONNZ", body, { strategy: "stall", stall: stallMs, maxWait: 5_000 });
-    const listings: Array<{ server: string | undefined; connections: ReadonlyArray<ConnzConnection> }> = [];
+export const accountAddressBook = (nc: NatsConnection, stallMs = 100): AddressBook => {
+  const ask = async (body: Record<string, unknown>): Promise<ReadonlyArray<{ server: string | undefined; connz: Connz }>> => {
+    const answers = await nc.requestMany("$SYS.REQ.ACCOUNT.PING.CONNZ", JSON.stringify(body), { strategy: "stall", stall: stallMs, maxWait: 5_000 });
+    const out: Array<{ server: string | undefined; connz: Connz }> = [];
     for await (const m of answers) {
       // An empty message is a status (no responders), not a listing.
       if (m.data.length === 0) continue;
       const r = m.json<ServerConnz>();
       if (r.error) throw new Error(`server ${r.server?.name ?? "?"} refused CONNZ: ${r.error.description ?? r.error.code}`);
-      listings.push({ server: r.server?.name ?? r.server?.id, connections: r.data?.connections ?? [] });
+      out.push({ server: r.server?.name ?? r.server?.id, connz: r.data ?? {} });
     }
-    if (listings.length === 0) throw new Error("no NATS server answered $SYS.REQ.ACCOUNT.PING.CONNZ (is the system account off?); set nats_monitor_url");
-    return listings;
-  });
+    if (out.length === 0) throw new Error("no NATS server answered $SYS.REQ.ACCOUNT.PING.CONNZ (is the system account off?); set nats_monitor_url");
+    return out;
+  };
+  return batchedAddressBook(
+    "the NATS servers of this account ($SYS.REQ.ACCOUNT.PING.CONNZ)",
+    async () => (await ask({ auth: true, limit: 1 << 20 })).map(({ server, connz }) => ({ server, connections: connz.connections ?? [] })),
+    async (server, cid) =>
+      (await ask({ cid, subscriptions_detail: true, auth: true }))
+        .filter((a) => a.server === server)
+        .flatMap((a) => a.connz.connections ?? [])
+        .find((c) => c.cid === cid)?.subscriptions_list_detail ?? [],
+  );
+};

@@ -24,6 +24,8 @@ export interface ReceiverStats {
   deleted: number;
   digestMismatches: number;
   conflicts: number;
+  /** Requests whose reply subject was not the asking sender's own inbox: never answered. */
+  droppedReplies: number;
 }
 
 export interface CoreSettings {
@@ -37,11 +39,16 @@ export interface CoreSettings {
   readonly maxChunkBytes: number;
   readonly maxFileBytes: number;
   readonly idleTimeoutMs: number;
+  /**
+   * With enrollment (the embedded server's default): the public nkey a sender id is enrolled with,
+   * or undefined for an id nobody enrolled. Absent when the server's own auth is all there is.
+   */
+  readonly enrolledKey?: (senderId: string) => string | undefined;
 }
 
 /** What every session of one receiver shares: storage, journal, staging, ownership, admission rules. */
 export class ReceiverCore {
-  readonly stats: ReceiverStats = { sessionsOpened: 0, refused: 0, rejected: 0, bytes: 0, loads: 0, deleted: 0, digestMismatches: 0, conflicts: 0 };
+  readonly stats: ReceiverStats = { sessionsOpened: 0, refused: 0, rejected: 0, bytes: 0, loads: 0, deleted: 0, digestMismatches: 0, conflicts: 0, droppedReplies: 0 };
   activeSessions = 0;
 
   constructor(
@@ -74,6 +81,86 @@ export class ReceiverCore {
     return owner;
   }
 
+  /** Who owns `sg` now, asked fresh; never claims. */
+  ownerOf(sg: string): Promise<Owner | undefined> {
+    return this.owners.owner(sg);
+  }
+
+  /** The answer to a sender whose storage group belongs to another. */
+  groupConflict(owner: Owner): Reply {
+    this.stats.conflicts++;
+    return {
+      code: Code.conflict,
+      message: `storage group ${owner.sg} belongs to sender ${owner.senderId} (since ${owner.since}); this sender's files of ${owner.sg} are refused`,
+      owner: owner.senderId,
+    };
+  }
+
+  private fileConflict(ref: FileRef, loader: string, doing: "overwrite" | "delete"): Reply {
+    this.stats.conflicts++;
+    const file = `${ref.sg}/${ref.vg}/${ref.tp}/${ref.name}`;
+    return {
+      code: Code.conflict,
+      message: `${file} was loaded by sender ${loader}; a sender may ${doing} only files it loaded itself or files handed to it with the storage group (tsync owners release --transfer-files)`,
+      file,
+      loader,
+    };
+  }
+
+  /** A sender other than `sender` whose copy of `ref` is in storage and was not handed to it. */
+  private foreignLoader(sender: string, ref: FileRef, inherits: ReadonlyArray<string>): string | undefined {
+    return this.journal.loadersOf(ref).find((l) => l !== sender && !inherits.includes(l));
+  }
+
+  /**
+   * Whether `sender` may put its `ref` where another sender's copy lies (storage places by name).
+   * Only asks the registry when there is such a copy: the common case costs a map lookup. An
+   * unowned group answers for its next owner, as a load would claim it.
+   */
+  async overwriteConflict(sender: string, ref: FileRef): Promise<Reply | undefined> {
+    if (this.journal.loadersOf(ref).every((l) => l === sender)) return undefined;
+    const { owner, transfer } = await this.owners.state(ref.sg);
+    if (owner && owner.senderId !== sender) return this.groupConflict(owner);
+    const held = this.foreignLoader(sender, ref, owner?.inheritsFrom ?? transfer?.filesOf ?? []);
+    return held === undefined ? undefined : this.fileConflict(ref, held, "overwrite");
+  }
+
+  /** Drops `loader`'s copy of `ref`: from storage unless `keepBytes` (they share the path with the new copy), then its records. */
+  private async dropCopy(loader: string, ref: FileRef, keepBytes = false): Promise<boolean> {
+    const existed = keepBytes ? false : await Effect.runPromise(this.storage.remove(loader, ref));
+    await this.journal.recordDeleted(loader, ref);
+    await this.catalog.deleted(loader, ref);
+    return existed;
+  }
+
+  /**
+   * Deletes `ref` for `sender`: only a file it loaded itself, or one handed to it with the group,
+   * and only while it owns the group (asked fresh, so a released group's former owner cannot).
+   * Claims nothing. A file nobody loaded is answered ok "was not there", so an honest sender whose
+   * copy is already gone forgets it; nothing is written for it.
+   */
+  async remove(sender: string, ref: FileRef): Promise<Reply> {
+    const loaders = this.journal.loadersOf(ref);
+    if (loaders.length === 0) return { code: Code.ok, message: "was not there" };
+    const owner = await this.owners.owner(ref.sg);
+    if (owner && owner.senderId !== sender) return this.groupConflict(owner);
+    if (!owner) {
+      const theirs = loaders.find((l) => l !== sender);
+      if (theirs !== undefined) return this.fileConflict(ref, theirs, "delete");
+      this.stats.conflicts++;
+      return {
+        code: Code.conflict,
+        message: `storage group ${ref.sg} has no owner (it was released); its files stay as they are until a sender loads a file of ${ref.sg} and so owns it`,
+      };
+    }
+    const held = this.foreignLoader(sender, ref, owner.inheritsFrom);
+    if (held !== undefined) return this.fileConflict(ref, held, "delete");
+    let existed = false;
+    for (const loader of loaders) existed = (await this.dropCopy(loader, ref)) || existed;
+    this.stats.deleted++;
+    return { code: Code.ok, message: existed ? "deleted" : "was not there" };
+  }
+
   /** Admitted by `admit` but not yet registered by the receiver; they count against max_sessions. */
   private admitting = 0;
 
@@ -96,16 +183,28 @@ export class ReceiverCore {
     if (!this.settings.enabled) return refuse(Code.disabled, "sync is disabled on this receiver (is_sync_enable=false)");
     const addresses = this.settings.addresses;
     if (!addresses) return refuse(Code.addressNotAllowed, "the receiver cannot establish sender addresses: set nats_monitor_url");
+    const enrolledKey = this.settings.enrolledKey;
+    const nkey = enrolledKey?.(senderId);
+    if (enrolledKey !== undefined && nkey === undefined)
+      return refuse(Code.unauthorized, `sender ${senderId} is not enrolled with this receiver (tsync senders add ${senderId})`);
     let owner: InboxOwner;
     try {
-      owner = await addresses.ownerOf(helloReplySubject);
+      owner = await addresses.ownerOf(helloReplySubject, { user: nkey, name: senderConnectionName(senderId) });
     } catch (e) {
       return refuse(Code.internal, `cannot ask ${addresses.source} for the sender's address: ${e instanceof Error ? e.message : String(e)}`);
     }
-    if (owner.kind === "none") return refuse(Code.addressNotAllowed, "the NATS server knows no connection for this request's reply subject");
+    if (owner.kind === "none")
+      return refuse(
+        Code.addressNotAllowed,
+        nkey !== undefined
+          ? `the NATS server knows no connection authenticated as sender ${senderId} that holds this request's reply inbox`
+          : `the NATS server knows no connection named ${senderConnectionName(senderId)} (as sender ${senderId}'s must be) that holds this request's reply inbox`,
+      );
     if (owner.kind === "ambiguous")
       return refuse(Code.unauthorized, `${owner.conns.length} connections subscribe this request's reply inbox; refusing a hello whose answer others would read`);
     const conn = owner.conn;
+    if (nkey !== undefined && conn.user !== nkey)
+      return refuse(Code.unauthorized, `the connection that asked is not authenticated with sender ${senderId}'s enrolled key`);
     if (!isAllowed(this.settings.whiteList, conn.ip))
       return refuse(Code.addressNotAllowed, `sender address ${conn.ip} is not in ip_white_list (${formatIpWhiteList(this.settings.whiteList) || "empty: nobody"})`);
     if (conn.name !== senderConnectionName(senderId))
@@ -125,11 +224,21 @@ export class ReceiverCore {
    * if so the load is journaled without loading again. Answers the digest when the part is loaded.
    */
   async recoverPlaced(sender: string, ref: FileRef, kind: PartKind, size: number, sha256?: string): Promise<{ sha256: string } | undefined> {
-    const verified = await this.staging.verified(sender, ref, kind);
-    if (!verified || verified.size !== size || (sha256 !== undefined && verified.sha256 !== sha256)) return undefined;
-    if (!(await Effect.runPromise(this.storage.has(ref, kind, verified.sha256)))) return undefined;
+    const verified = await this.placedBefore(sender, ref, kind, size, sha256);
+    if (!verified) return undefined;
     await this.noteLoaded(sender, ref, kind, verified.size, verified.sha256, verified.facts as TsFileFacts | undefined);
     return { sha256: verified.sha256 };
+  }
+
+  /**
+   * The staged part the storage already holds at `ref`, when it was this sender's to place: with
+   * another sender's copy journaled there, equal bytes are theirs, not a placement of this one.
+   */
+  private async placedBefore(sender: string, ref: FileRef, kind: PartKind, size: number, sha256: string | undefined) {
+    if (this.journal.loadersOf(ref).some((l) => l !== sender)) return undefined;
+    const verified = await this.staging.verified(sender, ref, kind);
+    if (!verified || verified.size !== size || (sha256 !== undefined && verified.sha256 !== sha256)) return undefined;
+    return (await Effect.runPromise(this.storage.has(ref, kind, verified.sha256))) ? verified : undefined;
   }
 
   /** Catalog first, then the journal: a crash between them repeats an (idempotent) catalog line, never loses one. */
@@ -147,6 +256,30 @@ export class ReceiverCore {
    * it) is journaled without loading it again.
    */
   async load(sender: string, load: Load): Promise<Reply> {
+    const ref: FileRef = { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name };
+    // Fresh from the registry: a group released and claimed by another mid-session is not written.
+    const before = await this.owners.state(load.sg);
+    if (before.owner && before.owner.senderId !== sender) return this.groupConflict(before.owner);
+    const fresh = load.parts.filter((p) => this.journal.find(sender, load, p.kind)?.sha256 !== p.sha256);
+    if (fresh.length > 0) {
+      // Only a load that will place a file claims the group, so everything it needs is checked
+      // first: every part is here, and no other sender's copy lies where it goes.
+      for (const p of fresh) {
+        const here = (await this.staging.ready(sender, load, p.kind, p.sha256)) ?? (await this.placedBefore(sender, load, p.kind, p.size, p.sha256));
+        if (!here) return { code: Code.notReady, message: `${load.name} (${p.kind}) was not received with digest ${p.sha256.slice(0, 12)}…; send it first` };
+      }
+      const heldBefore = this.foreignLoader(sender, ref, before.owner?.inheritsFrom ?? before.transfer?.filesOf ?? []);
+      if (heldBefore !== undefined) return this.fileConflict(ref, heldBefore, "overwrite");
+      const owner = before.owner ?? (await this.owners.claim(load.sg, sender));
+      if (owner.senderId !== sender) return this.groupConflict(owner);
+      // The claim may have found a different inheritance than the read before it (a race with a release).
+      const held = this.foreignLoader(sender, ref, owner.inheritsFrom);
+      if (held !== undefined) return this.fileConflict(ref, held, "overwrite");
+      // Inherited copies go before the new one is placed: they share its path, so removing them
+      // afterwards would remove it. Where this sender has parts too, the load overwrites in place.
+      const mineToo = this.journal.loadersOf(ref).includes(sender);
+      for (const previous of this.journal.loadersOf(ref)) if (previous !== sender) await this.dropCopy(previous, ref, mineToo);
+    }
     const toLoad: StagedPart[] = [];
     let facts: TsFileFacts | undefined;
     let recovered = 0;

@@ -1,17 +1,21 @@
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { stat } from "node:fs/promises";
 import { Effect, Result } from "effect";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decodeJson, encodeJson, Hello, protocolVersion } from "../../protocol/messages.js";
 import { Code } from "../../protocol/status.js";
-import { helloWildcard, receiverQueue } from "../../protocol/subjects.js";
+import { helloWildcard, isSenderInbox, receiverQueue } from "../../protocol/subjects.js";
 import type { ReceiverConfig } from "../../config/receiver.js";
 import { openStorage } from "../../plugins/loadStorage.js";
 import type { Storage } from "../../plugins/storage.js";
-import { connectNats } from "../natsConnect.js";
+import { connectNats, type NatsClientSettings } from "../natsConnect.js";
 import { startNatsServer, type NatsServerProcess } from "../natsServer.js";
 import { accountAddressBook, monitorAddressBook, type AddressBook } from "./addressOf.js";
 import { Catalog } from "./catalog.js";
+import { renderAuthorization } from "./embeddedAuth.js";
+import { receiverIdentity, type ReceiverIdentity } from "./receiverIdentity.js";
+import { readSenderRegistry, registryPollMs, senderRegistryPath, type EnrolledSender } from "./senderRegistry.js";
 import { ReceiverCore, type TsFileCheck } from "./core.js";
 import { Journal } from "./journal.js";
 import { OwnershipRegistry } from "./ownership.js";
@@ -51,6 +55,21 @@ const addressBookFor = (c: ReceiverConfig, nc: NatsConnection, embeddedMonitor: 
   return accountAddressBook(nc);
 };
 
+/** Whether `ip_white_list` admits every IPv4 address, i.e. restricts nothing that matters. */
+const admitsEveryone = (c: ReceiverConfig): boolean => c.ip_white_list.some((cidr) => cidr.kind === "ipv4" && cidr.prefixLength === 0);
+
+/** The client settings of one of the receiver's own users on its embedded server: its nkey, the TLS of `c`. */
+const asIdentity = (c: ReceiverConfig, id: ReceiverIdentity): NatsClientSettings => ({
+  nats_user: undefined,
+  nats_password: undefined,
+  nats_token: undefined,
+  nats_creds_file: undefined,
+  nats_nkey_seed_file: id.seedFile,
+  tls_ca_file: c.tls_ca_file,
+  tls_cert_file: c.tls_cert_file,
+  tls_key_file: c.tls_key_file,
+});
+
 /**
  * The receiver process: its NATS server (embedded unless `nats_url` is set), the hello
  * subscription shared by the receiver group, and one SessionHost per admitted sender.
@@ -62,7 +81,11 @@ export class Receiver {
 
   private constructor(
     readonly core: ReceiverCore,
+    /** Hears senders and answers them; may publish only into senders' inboxes (embedded server). */
     readonly nc: NatsConnection,
+    /** JetStream, KV, object store and address lookups; hears nothing from senders. */
+    readonly store: NatsConnection,
+    private readonly enrolled: Map<string, EnrolledSender> | undefined,
     readonly server: NatsServerProcess | undefined,
     private readonly storage: Storage,
     private readonly options: ReceiverOptions,
@@ -78,12 +101,30 @@ export class Receiver {
     await mkdir(join(dataDir, ".tsync"), { recursive: true });
     let server: NatsServerProcess | undefined;
     let servers: ReadonlyArray<string>;
+    let serviceSettings: NatsClientSettings = c;
+    let storeSettings: NatsClientSettings = c;
+    let enrolled: Map<string, EnrolledSender> | undefined;
     if (c.nats_url === undefined) {
+      let auth = "";
+      if (c.embedded_server_open) {
+        log(
+          `WARNING: embedded_server_open=true: the embedded nats-server on port ${c.sync_server_port} accepts anyone without authentication. ` +
+            "Any host that reaches it can read every sender's bytes, act as any sender, and rewrite or purge the ownership registry and stored objects. " +
+            "Use it only on a network you fully trust; enroll senders (tsync senders add) and set it to false otherwise.",
+        );
+      } else {
+        const [service, store, senders] = await Promise.all([receiverIdentity(dataDir, "service"), receiverIdentity(dataDir, "store"), readSenderRegistry(dataDir)]);
+        serviceSettings = asIdentity(c, service);
+        storeSettings = asIdentity(c, store);
+        enrolled = new Map(senders.map((s) => [s.id, s]));
+        auth = renderAuthorization(c.receiver_group, service, store, senders);
+        if (senders.length === 0) log(`no sender is enrolled yet: enroll each edge box with \`tsync senders add ID --out ID.nk\` (see docs/security.md)`);
+      }
       server = await startNatsServer({
         dir: embeddedStoreDir(dataDir),
         host: "0.0.0.0",
         port: c.sync_server_port === 0 ? -1 : c.sync_server_port,
-        extraConfig: embeddedTlsConfig(c),
+        extraConfig: embeddedTlsConfig(c) + auth,
       });
       servers = [`127.0.0.1:${server.port}`];
     } else {
@@ -91,15 +132,23 @@ export class Receiver {
     }
     const instance = newId().replace(/[^A-Za-z0-9]/g, "x");
     let nc: NatsConnection | undefined;
+    let store: NatsConnection | undefined;
     let addresses: AddressBook | undefined;
     try {
-      nc = await connectNats(servers, `tsync-receiver-${c.receiver_group}-${instance}`, c);
-      addresses = addressBookFor(c, nc, server?.monitorUrl);
+      nc = await connectNats(servers, `tsync-receiver-${c.receiver_group}-${instance}`, serviceSettings);
+      store = await connectNats(servers, `tsync-receiver-store-${c.receiver_group}-${instance}`, storeSettings);
+      if (server === undefined && nc.info?.auth_required !== true && !admitsEveryone(c))
+        throw new Error(
+          `ip_white_list=${c.ip_white_list.map((x) => x.text).join(", ")} cannot be enforced on ${servers.join(", ")}: that NATS server requires no authentication, ` +
+            "so any client could answer the receiver's address lookups or borrow a sender's identity. Turn on authentication with per-sender permissions (docs/security.md), " +
+            "or use the embedded server, or set ip_white_list=0.0.0.0/0, ::/0 to admit every address knowingly.",
+        );
+      addresses = addressBookFor(c, store, server?.monitorUrl);
       const storage = await Effect.runPromise(
-        openStorage(c.storage_plugin, { dataDir, options: c.plugin, natsServers: servers.join(","), natsOptions: {}, nc, log }),
+        openStorage(c.storage_plugin, { dataDir, options: c.plugin, natsServers: servers.join(","), natsOptions: {}, nc: store, log }),
       );
       const journal = await Journal.open(join(dataDir, ".tsync", "journal.jsonl"));
-      const owners = await OwnershipRegistry.open(nc, c.receiver_group);
+      const owners = await OwnershipRegistry.open(store, c.receiver_group);
       const maxPayload = nc.info?.max_payload ?? 1 << 20;
       const core = new ReceiverCore(
         {
@@ -112,9 +161,10 @@ export class Receiver {
           maxChunkBytes: maxPayload,
           maxFileBytes: c.max_file_size_bytes,
           idleTimeoutMs: c.session_idle_timeout_in_second * 1000,
+          ...(enrolled ? { enrolledKey: (id: string) => enrolled?.get(id)?.nkey } : {}),
         },
         journal,
-        new Staging(stagingRoot(dataDir)),
+        new Staging(stagingRoot(dataDir), log, { quotaBytesPerSender: c.staging_quota_bytes_per_sender, graceMs: c.staging_grace_in_second * 1000 }),
         storage,
         owners,
         options.validateTsFile,
@@ -123,14 +173,19 @@ export class Receiver {
         new Catalog(catalogPath(dataDir)),
       );
       const port = server?.port ?? Number(servers[0]?.split(":").pop() ?? 0);
-      const receiver = new Receiver(core, nc, server, storage, options, port, servers[0] ?? "", addresses);
+      const receiver = new Receiver(core, nc, store, enrolled, server, storage, options, port, servers[0] ?? "", addresses);
       receiver.listen();
+      if (enrolled) receiver.watchRegistry(dataDir);
       await nc.flush();
+      // Last, so nothing after it can fail and leave a sweeper running; offers racing the start-up
+      // sweep are safe: a sender that uses staging is never swept.
+      await core.staging.startSweeper();
       log(`sync service started on port ${port} (receiver group ${c.receiver_group}, sync ${c.is_sync_enable ? "enabled" : "disabled"})`);
       return receiver;
     } catch (e) {
       await addresses?.close().catch(() => undefined);
       await nc?.close().catch(() => undefined);
+      await store?.close().catch(() => undefined);
       await server?.stop();
       throw e;
     }
@@ -142,6 +197,15 @@ export class Receiver {
     this.helloSub = sub;
     void (async () => {
       for await (const m of sub) {
+        const subjectId = m.subject.slice(m.subject.lastIndexOf(".") + 1);
+        if (!m.reply || !isSenderInbox(m.reply, subjectId)) {
+          // The answer would go wherever the request says, with the receiver's rights (a JetStream
+          // API subject, another sender's session): only the asking sender's own inbox is answered.
+          this.core.stats.droppedReplies++;
+          if (this.core.stats.droppedReplies % 1000 === 1)
+            this.core.log(`dropped a hello whose reply subject is not sender ${JSON.stringify(subjectId)}'s inbox: ${JSON.stringify(m.reply ?? "")}`);
+          continue;
+        }
         if (this.pendingHellos >= maxPendingHellos) {
           // A burst beyond what admission can look up: answer at once rather than queue it.
           this.core.stats.refused++;
@@ -215,17 +279,77 @@ export class Receiver {
     this.options.onSession?.(host, "open");
   }
 
+  private registryTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Follows the sender registry that `tsync senders add|remove` edits: the server's authorization
+   * is regenerated and reloaded (nats-server closes connections whose user is gone), and live
+   * sessions of removed senders end. A registry that cannot be read keeps the last good one.
+   */
+  private watchRegistry(dataDir: string): void {
+    const path = senderRegistryPath(dataDir);
+    let seen = "";
+    let failed = "";
+    let busy = false;
+    const look = async (): Promise<void> => {
+      const st = await stat(path).catch(() => undefined);
+      const stamp = st ? `${st.mtimeMs}:${st.size}:${st.ino}` : "none";
+      if (stamp === seen) return;
+      try {
+        await this.applyRegistry(dataDir, await readSenderRegistry(dataDir));
+        seen = stamp;
+      } catch (e) {
+        // Tried again at the next look; said once per version of the file.
+        if (failed !== stamp) this.core.log(`sender registry not applied, the previous one stays: ${e instanceof Error ? e.message : String(e)}`);
+        failed = stamp;
+      }
+    };
+    void look();
+    this.registryTimer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      look()
+        .catch((e: unknown) => this.core.log(`sender registry: ${e instanceof Error ? e.message : String(e)}`))
+        .finally(() => (busy = false));
+    }, registryPollMs);
+    this.registryTimer.unref();
+  }
+
+  private async applyRegistry(dataDir: string, senders: ReadonlyArray<EnrolledSender>): Promise<void> {
+    const enrolled = this.enrolled;
+    if (!enrolled || !this.server) return;
+    const next = new Map(senders.map((s) => [s.id, s]));
+    const changed = next.size !== enrolled.size || [...next.values()].some((s) => enrolled.get(s.id)?.nkey !== s.nkey);
+    if (!changed) return;
+    const c = this.options.config;
+    const [service, store] = await Promise.all([receiverIdentity(dataDir, "service"), receiverIdentity(dataDir, "store")]);
+    await this.server.reconfigure(embeddedTlsConfig(c) + renderAuthorization(c.receiver_group, service, store, senders));
+    const gone = [...enrolled.values()].filter((s) => next.get(s.id)?.nkey !== s.nkey);
+    const added = senders.filter((s) => enrolled.get(s.id)?.nkey !== s.nkey);
+    enrolled.clear();
+    for (const [id, s] of next) enrolled.set(id, s);
+    for (const s of this.openSessions) if (gone.some((g) => g.id === s.input.senderId)) await s.stop();
+    this.core.log(
+      `sender registry applied: ${senders.length} enrolled` +
+        (added.length > 0 ? `, added ${added.map((s) => s.id).join(", ")}` : "") +
+        (gone.length > 0 ? `, removed ${gone.map((s) => s.id).join(", ")}` : ""),
+    );
+  }
+
   get openSessions(): ReadonlyArray<SessionHost> {
     return [...this.sessions.values()];
   }
 
   async stop(): Promise<void> {
+    await this.core.staging.stopSweeper();
+    clearInterval(this.registryTimer);
     this.helloSub?.unsubscribe();
     for (const s of [...this.sessions.values()]) await s.stop();
     await this.addresses?.close().catch(() => undefined);
     await this.nc.drain().catch(() => undefined);
     await this.core.journal.close();
     await Effect.runPromise(this.storage.close);
+    await this.store.drain().catch(() => undefined);
     await this.server?.stop();
   }
 }

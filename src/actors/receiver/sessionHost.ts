@@ -1,16 +1,19 @@
 import { randomBytes } from "node:crypto";
+import { dirname } from "node:path";
 import { Effect, Result, type Schema } from "effect";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { createActor, fromPromise, waitFor, type ActorRefFrom } from "xstate";
 import { receiverSession, type Reply, type SchemaRequest, type SessionEvent, type SessionInput, type Transfer } from "../../machines/receiverSession.js";
 import { Commit, decodeJson, Delete, encodeJson, Load, Offer, type FileRef } from "../../protocol/messages.js";
-import { describeBadName, isNumericSegment, isSegment, isTsFileName } from "../../protocol/names.js";
+import { describeBadName, describeBadTsFileName, isNumericSegment, isSegment, isTsFileName } from "../../protocol/names.js";
 import { partOrder } from "../../protocol/parts.js";
 import { Code } from "../../protocol/status.js";
-import { ChunkHeader } from "../../protocol/subjects.js";
+import { ChunkHeader, isSenderInbox } from "../../protocol/subjects.js";
 import type { ReceiverCore } from "./core.js";
-import { decodeSchemaRequest, receiveSchemaPiece } from "./schemaSync.js";
+import { applySchemaPiece, decodeSchemaRequest, schemaStateDir } from "./schemaSync.js";
+import { safely, schemaSafeStorage, type SafeFailureScope } from "./safeFailure.js";
 import { StagingFullError, type PartWriter } from "./staging.js";
+import { StagingQuotaError } from "./stagingHygiene.js";
 
 export const newId = (): string => randomBytes(9).toString("base64url");
 
@@ -33,7 +36,8 @@ const badNameIn = (data: Uint8Array): Reply | undefined => {
   if ("sg" in o && !isSegment(o["sg"])) problems.push(describeBadName("storage group", o["sg"]));
   for (const f of ["vg", "tp"] as const)
     if (f in o && !isNumericSegment(o[f])) problems.push(`${f} ${JSON.stringify(o[f])} is not a partition number`);
-  if ("name" in o && !isTsFileName(o["name"])) problems.push(`${describeBadName("file name", o["name"])} or does not end in .tsfile`);
+  if ("name" in o && !isTsFileName(o["name"]))
+    problems.push(describeBadTsFileName(o["name"]));
   return problems.length > 0 ? statusReply(Code.badName, problems.join("; ")) : undefined;
 };
 
@@ -66,19 +70,28 @@ export class SessionHost {
     this.actor = createActor(this.machine(), { input, id: `session-${input.sessionId}`, ...core.inspectOption(input.sessionId) });
   }
 
+  /**
+   * Every actor goes through `safely`: a failure is logged in full and reaches the sender only as
+   * a message that shows nothing of this machine (no path, no stack); see safeFailure.ts.
+   */
   private machine() {
     const core = this.core;
+    const scope: SafeFailureScope = { session: `session ${this.input.sessionId}`, log: (line) => core.log(line), dataDir: dirname(dirname(core.staging.root)) };
+    const storage = schemaSafeStorage(core.storage, scope);
+    const schemaDir = schemaStateDir(dirname(core.staging.root));
     return receiverSession.provide({
       actors: {
-        admit: fromPromise<Reply, SessionInput>(async () => this.admission()),
-        acceptOffer: fromPromise(async ({ input }: { input: { session: SessionInput; offer: Offer } }) => this.acceptOffer(input.offer)),
-        verify: fromPromise(async ({ input }: { input: { session: SessionInput; transfer: Transfer; commit: Commit } }) =>
-          this.verify(input.transfer, input.commit),
+        admit: fromPromise<Reply, SessionInput>(safely(scope, "hello", async () => this.admission())),
+        acceptOffer: fromPromise(safely(scope, "offer", async ({ input }: { input: { session: SessionInput; offer: Offer } }) => this.acceptOffer(input.offer))),
+        verify: fromPromise(
+          safely(scope, "commit", async ({ input }: { input: { session: SessionInput; transfer: Transfer; commit: Commit } }) => this.verify(input.transfer, input.commit)),
         ),
-        load: fromPromise(async ({ input }: { input: { session: SessionInput; load: Load } }) => this.load(input.load)),
-        remove: fromPromise(async ({ input }: { input: { session: SessionInput; ref: FileRef } }) => this.remove(input.ref)),
-        applySchema: fromPromise(async ({ input }: { input: { session: SessionInput; request: SchemaRequest } }) =>
-          receiveSchemaPiece(core, input.session.senderId, input.request),
+        load: fromPromise(safely(scope, "load", async ({ input }: { input: { session: SessionInput; load: Load } }) => this.load(input.load))),
+        remove: fromPromise(safely(scope, "delete", async ({ input }: { input: { session: SessionInput; ref: FileRef } }) => this.remove(input.ref))),
+        applySchema: fromPromise(
+          safely(scope, "schema", async ({ input }: { input: { session: SessionInput; request: SchemaRequest } }) =>
+            applySchemaPiece(storage, schemaDir, input.session.senderId, input.request),
+          ),
         ),
       },
     });
@@ -115,6 +128,14 @@ export class SessionHost {
 
   private async serve(sub: Subscription): Promise<void> {
     for await (const m of sub) {
+      if (!m.reply || !isSenderInbox(m.reply, this.input.senderId)) {
+        // Answering would publish wherever the request says, with the receiver's rights: a
+        // request that is not asking from this sender's own inbox is not served at all.
+        this.core.stats.droppedReplies++;
+        if (this.core.stats.droppedReplies % 1000 === 1)
+          this.core.log(`session ${this.input.sessionId}: dropped a request whose reply subject is not sender ${this.input.senderId}'s inbox: ${JSON.stringify(m.reply ?? "")}`);
+        continue;
+      }
       try {
         const reply = await this.handle(m);
         if (m.reply) m.respond(encodeJson(reply));
@@ -186,6 +207,7 @@ export class SessionHost {
 
   private async chunk(m: Msg): Promise<Reply> {
     const snap = this.actor.getSnapshot();
+    if (snap.status !== "active") return statusReply(Code.unknownSession, "session is closed; say hello again");
     const t = snap.context.transfer;
     const fileId = m.headers?.get(ChunkHeader.file) ?? "";
     const offsetText = m.headers?.get(ChunkHeader.offset) ?? "";
@@ -207,28 +229,28 @@ export class SessionHost {
   }
 
   /**
-   * The ownership check. Offers may trust what this session learnt (staging writes nothing
-   * visible); loads and deletes ask the registry every time (`fresh`), so a group released and
-   * claimed by another sender mid-session is never written by its former owner.
+   * The ownership check of an offer. It never claims: only a load does, so offers (and deletes)
+   * of groups nobody owns leave the registry as it is. Offers may trust what this session learnt
+   * (staging writes nothing visible); loads and deletes ask the registry every time, in the core,
+   * so a group released and claimed by another sender mid-session is never written by its former
+   * owner. A file another sender loaded under the same name is refused here already, before its
+   * bytes travel.
    */
-  private async claim(sg: string, fresh = false): Promise<Reply | undefined> {
-    if (!fresh && this.owned.has(sg)) return undefined;
-    const owner = await this.core.claim(sg, this.input.senderId);
-    if (owner.senderId !== this.input.senderId) {
-      this.owned.delete(sg);
-      return statusReply(Code.conflict, `storage group ${sg} belongs to sender ${owner.senderId} (since ${owner.since}); this sender's files of ${sg} are refused`, {
-        owner: owner.senderId,
-      });
+  private async claim(offer: Offer): Promise<Reply | undefined> {
+    const sender = this.input.senderId;
+    if (!this.owned.has(offer.sg)) {
+      const owner = await this.core.ownerOf(offer.sg);
+      if (owner && owner.senderId !== sender) return this.core.groupConflict(owner);
+      if (owner) this.owned.add(offer.sg);
     }
-    this.owned.add(sg);
-    return undefined;
+    return this.core.overwriteConflict(sender, offer);
   }
 
   private async acceptOffer(offer: Offer): Promise<Reply> {
     const sender = this.input.senderId;
     if (offer.size > this.core.maxFileBytes)
       return statusReply(Code.tooLarge, `${offer.name} (${offer.kind}) is ${offer.size} bytes; the receiver accepts at most ${this.core.maxFileBytes}`);
-    const conflict = await this.claim(offer.sg);
+    const conflict = await this.claim(offer);
     if (conflict) return conflict;
     const loaded = this.core.journal.find(sender, offer, offer.kind);
     if (loaded && loaded.size === offer.size && (offer.sha256 === undefined || offer.sha256 === loaded.sha256))
@@ -243,6 +265,9 @@ export class SessionHost {
       writer = await this.core.staging.begin(sender, offer);
     } catch (e) {
       if (e instanceof StagingFullError) return statusReply(Code.storageFailed, e.message);
+      // Not retryable: the quota frees up only as the sender's parts load or are swept, so retrying
+      // at once would hammer; the file is quarantined for the round and the next round tries again.
+      if (e instanceof StagingQuotaError) return statusReply(Code.tooLarge, e.message);
       throw e;
     }
     const fileId = newId();
@@ -280,19 +305,16 @@ export class SessionHost {
   }
 
   private async load(load: Load): Promise<Reply> {
-    const conflict = await this.claim(load.sg, true);
-    if (conflict) return conflict;
-    return this.core.load(this.input.senderId, load);
+    const r = await this.core.load(this.input.senderId, load);
+    if (r.code === Code.ok) this.owned.add(load.sg);
+    else if (r["owner"] !== undefined) this.owned.delete(load.sg);
+    return r;
   }
 
   private async remove(ref: FileRef): Promise<Reply> {
-    const conflict = await this.claim(ref.sg, true);
-    if (conflict) return conflict;
-    const existed = await Effect.runPromise(this.core.storage.remove(this.input.senderId, ref));
-    await this.core.journal.recordDeleted(this.input.senderId, ref);
-    await this.core.catalog.deleted(this.input.senderId, ref);
-    this.core.stats.deleted++;
-    return statusReply(Code.ok, existed ? "deleted" : "was not there");
+    const r = await this.core.remove(this.input.senderId, ref);
+    if (r["owner"] !== undefined) this.owned.delete(ref.sg);
+    return r;
   }
 
   private async closeWriters(): Promise<void> {
@@ -304,7 +326,9 @@ export class SessionHost {
   private async end(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    this.sub?.unsubscribe();
+    // Drain, not unsubscribe: requests already delivered are still answered (unknownSession, so
+    // the sender says hello again at once) instead of being dropped to wait out their timeout.
+    void this.sub?.drain().catch(() => undefined);
     await this.closeWriters();
     this.onEnd(this);
   }

@@ -6,7 +6,9 @@ import { dirname, join, resolve, sep } from "node:path";
 import type { FileRef, Offer, PartKind } from "../../protocol/messages.js";
 import { partFileName } from "../../protocol/parts.js";
 import { replaceFile, writeFileAtomic } from "../durableFile.js";
+import { fsFailure } from "../fsFailure.js";
 import { hashFilePrefix } from "../fileDigest.js";
+import { StagingHygiene, type PartOutcome, type StagingLimits } from "./stagingHygiene.js";
 
 /** Bytes between two fsyncs of a partial file; what a reboot (not a killed process) can cost a resume. */
 const durableEvery = 64 * 1024 * 1024;
@@ -22,6 +24,14 @@ export interface PartMeta {
 }
 
 export class OutsideDataDirError extends Error {}
+
+/**
+ * Staging failed on a part. Its message reaches the sender, so it names the part as the protocol
+ * does, never by its local path; the error with the path is the `cause`, and goes to the log.
+ */
+export class StagingIoError extends Error {}
+
+const partLabel = (ref: FileRef, kind: PartKind): string => `${ref.sg}/${ref.vg}/${ref.tp}/${ref.name} (${kind})`;
 
 /** The staging disk cannot hold the part: the partial copy was dropped to free the space for other files. */
 export class StagingFullError extends Error {
@@ -83,13 +93,36 @@ const isNoSpace = (e: unknown): boolean => {
  * a transfer resumes where the disk left it.
  */
 export class Staging {
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    private readonly log?: (line: string) => void,
+    limits: StagingLimits = {},
+  ) {
+    this.hygiene = new StagingHygiene(root, limits, log);
+  }
+
+  /** Per-sender quota and the sweep of abandoned parts. */
+  readonly hygiene: StagingHygiene;
+
+  /** How the hygiene names a part's file: its path under the staging root. */
+  private keyOf(base: string): string {
+    return base.slice(resolve(this.root).length + 1);
+  }
 
   /** Every path is built from validated segments; this is the last line of defence all the same. */
   private base(sender: string, ref: FileRef, kind: PartKind): string {
     const p = resolve(this.root, sender, ref.sg, ref.vg, ref.tp, partFileName(ref.name, kind));
-    if (!p.startsWith(resolve(this.root) + sep)) throw new OutsideDataDirError(`refusing a path outside staging: ${p}`);
+    if (!p.startsWith(resolve(this.root) + sep)) {
+      this.log?.(`staging: refusing ${p}, outside ${this.root}`);
+      throw new OutsideDataDirError(`refusing ${partLabel(ref, kind)}: its path leads outside staging`);
+    }
     return p;
+  }
+
+  private failed(label: string, e: unknown): unknown {
+    if (e instanceof StagingFullError || e instanceof StagingIoError || e instanceof OutsideDataDirError) return e;
+    this.log?.(`staging ${label}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    return new StagingIoError(`staging ${label} failed: ${fsFailure(e)}`, { cause: e });
   }
 
   readyPath(sender: string, ref: FileRef, kind: PartKind): string {
@@ -106,6 +139,7 @@ export class Staging {
 
   /** A verified part waiting to be loaded, if its digest is the one asked for. */
   async ready(sender: string, ref: FileRef, kind: PartKind, sha256?: string): Promise<{ path: string; size: number; sha256: string; facts: unknown } | undefined> {
+    this.hygiene.touch(sender);
     const path = this.readyPath(sender, ref, kind);
     const m = await this.meta(path);
     if (!m?.sha256 || (sha256 !== undefined && m.sha256 !== sha256)) return undefined;
@@ -120,6 +154,7 @@ export class Staging {
    * storage whether it holds that digest.
    */
   async verified(sender: string, ref: FileRef, kind: PartKind): Promise<{ size: number; sha256: string; facts: unknown } | undefined> {
+    this.hygiene.touch(sender);
     const m = await this.meta(this.readyPath(sender, ref, kind));
     return m?.sha256 ? { size: m.size, sha256: m.sha256, facts: m.facts } : undefined;
   }
@@ -134,9 +169,23 @@ export class Staging {
 
   /**
    * Opens (or resumes) the partial file for an offer; the prefix already on disk is re-hashed.
-   * Refuses with StagingFullError, before touching anything, when the rest of the part cannot fit.
+   * Refuses with StagingFullError, before touching anything, when the rest of the part cannot fit,
+   * and with StagingQuotaError when it would take the sender over its quota.
    */
   async begin(sender: string, offer: Offer): Promise<PartWriter> {
+    const key = `${this.keyOf(this.base(sender, offer, offer.kind))}.part`;
+    const undo = await this.hygiene.reserve(sender, key, offer.size, partLabel(offer, offer.kind));
+    try {
+      const writer = await this.openPart(sender, offer);
+      writer.released = this.hygiene.opened(sender, key);
+      return writer;
+    } catch (e) {
+      undo();
+      throw this.failed(partLabel(offer, offer.kind), e);
+    }
+  }
+
+  private async openPart(sender: string, offer: Offer): Promise<PartWriter> {
     const base = this.base(sender, offer, offer.kind);
     const partPath = `${base}.part`;
     await mkdir(dirname(partPath), { recursive: true });
@@ -156,7 +205,7 @@ export class Staging {
       if (resumeAt > (m?.durable ?? 0)) await handle.datasync();
       // A hint, not a promise: losing it to a power cut restarts the part, which the digest allows.
       await replaceFile(`${partPath}.meta`, JSON.stringify({ size: offer.size, durable: resumeAt, boot } satisfies PartMeta));
-      return new PartWriter(partPath, base, offer.size, resumeAt, handle, hash, boot, () => this.freeBytes());
+      return new PartWriter(partPath, base, offer.size, resumeAt, handle, hash, boot, () => this.freeBytes(), (e) => this.failed(partLabel(offer, offer.kind), e));
     } catch (e) {
       await handle.close();
       throw e;
@@ -165,10 +214,23 @@ export class Staging {
 
   async discard(sender: string, ref: FileRef, kind: PartKind): Promise<void> {
     const base = this.base(sender, ref, kind);
-    await Promise.all([`${base}.part`, `${base}.part.meta`, `${base}.ready`, `${base}.ready.meta`].map((p) => rm(p, { force: true })));
+    await Promise.all([`${base}.part`, `${base}.part.meta`, `${base}.ready`, `${base}.ready.meta`].map((p) => rm(p, { force: true }))).catch((e: unknown) => {
+      throw this.failed(partLabel(ref, kind), e);
+    });
+    this.hygiene.forget(sender, [`${this.keyOf(base)}.part`, `${this.keyOf(base)}.ready`]);
+  }
+
+  /** Sweeps leftovers older than the grace now, then periodically; see StagingHygiene.startSweeper. */
+  startSweeper(): Promise<() => Promise<void>> {
+    return this.hygiene.startSweeper();
+  }
+
+  stopSweeper(): Promise<void> {
+    return this.hygiene.stopSweeper();
   }
 
   async removeRoot(): Promise<void> {
+    this.hygiene.forgetAll();
     await rm(this.root, { recursive: true, force: true });
   }
 }
@@ -176,6 +238,8 @@ export class Staging {
 /** The file being received: positional writes in order, an incremental digest, periodic fsync. */
 export class PartWriter {
   private durable: number;
+  /** Tells staging's hygiene how the file was let go (its quota and sweep count open writers). */
+  released: ((outcome: PartOutcome) => void) | undefined;
 
   constructor(
     readonly partPath: string,
@@ -186,6 +250,8 @@ export class PartWriter {
     private readonly hash: Hash,
     private readonly boot: string,
     private readonly freeBytes: () => Promise<number>,
+    /** Turns a failure into one that names the part without its path (see StagingIoError). */
+    private readonly failed: (e: unknown) => unknown = (e) => e,
   ) {
     this.durable = received;
   }
@@ -246,6 +312,17 @@ export class PartWriter {
 
   /** Makes the verified bytes durable and moves them to `.ready`. */
   async seal(sha256: string, facts: unknown): Promise<string> {
+    try {
+      const ready = await this.sealPart(sha256, facts);
+      this.released?.("sealed");
+      return ready;
+    } catch (e) {
+      this.released?.("kept");
+      throw this.failed(e);
+    }
+  }
+
+  private async sealPart(sha256: string, facts: unknown): Promise<string> {
     if (!this.handle) throw new Error("part is closed");
     await this.syncing;
     if (this.syncError !== undefined) throw this.syncError;
@@ -262,8 +339,14 @@ export class PartWriter {
 
   /** Drops the bytes: a digest mismatch or a refused file must not be resumed. */
   async abandon(): Promise<void> {
-    await this.close();
-    await Promise.all([rm(this.partPath, { force: true }), rm(`${this.partPath}.meta`, { force: true })]);
+    const released = this.released;
+    this.released = undefined;
+    try {
+      await this.close();
+      await Promise.all([rm(this.partPath, { force: true }), rm(`${this.partPath}.meta`, { force: true })]);
+    } finally {
+      released?.("dropped");
+    }
   }
 
   /** Keeps the bytes for a later resume (sender went away, session expired). */
@@ -278,7 +361,7 @@ export class PartWriter {
       () => false,
     );
     if (synced) await writeFileAtomic(`${this.partPath}.meta`, this.metaText(this.received)).catch(() => undefined);
-    await h.close();
+    await h.close().finally(() => this.released?.("kept"));
   }
 }
 

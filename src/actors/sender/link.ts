@@ -43,7 +43,9 @@ const failure = (kind: StepFailure["kind"], code: number, message: string, owner
 });
 
 /** How a receiver's answer shapes the sender's next move. */
-export const failureFor = (r: Status & { owner?: string | undefined }): StepFailure => {
+export const failureFor = (r: Status & { owner?: string | undefined; loader?: string | undefined }): StepFailure => {
+  // Another sender's file of the same name: only this file is refused, the group's others go on.
+  if (r.code === Code.conflict && r.loader !== undefined) return failure("fatal", r.code, `conflict: ${r.message}`);
   if (r.code === Code.conflict) return failure("conflict", r.code, r.message, r.owner);
   if (r.code === Code.disabled || r.code === Code.addressNotAllowed || r.code === Code.unauthorized || r.code === Code.protocolMismatch)
     return failure("refused", r.code, r.message);

@@ -6,6 +6,7 @@ import type { RoundSummary } from "../../machines/senderTypes.js";
 import { iotdbSource } from "../../plugins/sourceIotdb.js";
 import type { Source } from "../../plugins/source.js";
 import { connectNats, senderConnectionName } from "../natsConnect.js";
+import { senderInboxPrefix } from "../../protocol/subjects.js";
 import { SenderLink } from "./link.js";
 import { bandwidthPacer } from "./pacer.js";
 import { senderRoundWith } from "./roundActors.js";
@@ -35,7 +36,8 @@ export class Sender {
     const c = options.config;
     const work = await WorkDir.open(senderWorkDirectory(c), c.sender_name);
     try {
-      const nc = await connectNats(senderServers(c), senderConnectionName(work.senderId), c);
+      // Replies come only to the sender's private inbox prefix: the receiver answers nowhere else.
+      const nc = await connectNats(senderServers(c), senderConnectionName(work.senderId), c, { inboxPrefix: senderInboxPrefix(work.senderId) });
       const pace = bandwidthPacer(c.max_bandwidth_bytes_per_second);
       const link = new SenderLink(nc, {
         group: c.receiver_group,

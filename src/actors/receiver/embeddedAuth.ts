@@ -1,0 +1,39 @@
+/**
+ * The embedded nats-server's authorization block, generated from the receiver's own keys and the
+ * sender registry. Each sender may publish only its own hello and session subjects and subscribe
+ * only its private inbox; no sender reaches `$JS`, `$KV`, `$O` or `$SYS`. The receiver's service
+ * user answers senders but may publish only into their inboxes; its store user alone has JetStream.
+ */
+import { helloSubject, helloWildcard, senderInboxPrefix } from "../../protocol/subjects.js";
+import type { ReceiverIdentity } from "./receiverIdentity.js";
+import type { EnrolledSender } from "./senderRegistry.js";
+
+/** Subjects no connection that hears senders may publish to. */
+export const privilegedSubjects = ["$JS.>", "$KV.>", "$O.>", "$SYS.>"] as const;
+
+const list = (subjects: ReadonlyArray<string>): string => `[${subjects.map((s) => JSON.stringify(s)).join(", ")}]`;
+
+/** The permissions of one enrolled sender, as a nats-server config value. */
+export const senderPermissions = (group: string, id: string): string =>
+  `{ publish: { allow: ${list([helloSubject(group, id), `tsync.${group}.s.*.${id}.>`])} }, subscribe: { allow: ${list([`${senderInboxPrefix(id)}.>`])} } }`;
+
+export const serviceSubscriptions = (group: string): ReadonlyArray<string> => [helloWildcard(group), `tsync.${group}.s.>`, "_INBOX.>"];
+
+export const renderAuthorization = (
+  group: string,
+  service: ReceiverIdentity,
+  store: ReceiverIdentity,
+  senders: ReadonlyArray<EnrolledSender>,
+): string =>
+  [
+    "authorization {",
+    "  users = [",
+    `    # receiver (service): hears senders, answers only into their inboxes`,
+    `    { nkey: "${service.publicKey}", permissions: { publish: { allow: ${list(["_tsync_inbox.>"])}, deny: ${list(privilegedSubjects)} }, subscribe: { allow: ${list(serviceSubscriptions(group))} } } }`,
+    `    # receiver (store): JetStream, KV and object store; hears nothing from senders`,
+    `    { nkey: "${store.publicKey}" }`,
+    ...senders.map((s) => `    # sender ${s.id}, enrolled ${s.added}\n    { nkey: "${s.nkey}", permissions: ${senderPermissions(group, s.id)} }`),
+    "  ]",
+    "}",
+    "",
+  ].join("\n");
