@@ -5,10 +5,21 @@ export interface TransitionLike {
   readonly guard?: unknown;
 }
 
+/**
+ * A transition's guard as the charts print it. A named guard prints as its name, with or without
+ * params. `not`/`and`/`or` print as their parts. An inline function has no name, so it prints as
+ * "guard". test/machines/namedGuards.test.ts keeps inline functions out of the machines.
+ */
 export const guardName = (g: unknown): string | undefined => {
   if (g === undefined) return undefined;
   if (typeof g === "string") return g;
   if (typeof g === "object" && g !== null && "type" in g) return String((g as { type: unknown }).type);
+  // XState's higher-order guards are functions named after their operator, carrying `check` and `guards`.
+  if (typeof g === "function" && "check" in g && "guards" in g && Array.isArray(g.guards)) {
+    const parts = g.guards.map((p) => guardName(p) ?? "guard");
+    if (g.name === "not") return `not ${parts[0] ?? "guard"}`;
+    if (g.name === "and" || g.name === "or") return parts.join(` ${g.name} `);
+  }
   return "guard";
 };
 

@@ -78,6 +78,14 @@ export const receiverSession = setup({
     remove: needs<Reply, { session: SessionInput; ref: Delete }>("remove"),
     applySchema: needs<Reply, { session: SessionInput; request: SchemaRequest }>("applySchema"),
   },
+  guards: {
+    // A named guard sees only the machine's own event types, not an actor's done event, so a reply arrives as params.
+    admitted: (_, reply: Reply) => reply.code === Code.ok,
+    offerAccepted: (_, reply: Reply & { fileId?: string | undefined }) =>
+      (reply.code === Code.start || reply.code === Code.resume) && reply.fileId !== undefined,
+    // Progress or a commit for a file other than the one being received is stale: ignored.
+    forCurrentFile: ({ context }, params: { fileId: string }) => context.transfer?.fileId === params.fileId,
+  },
   delays: {
     idle: ({ context }) => context.idleTimeoutMs,
   },
@@ -108,7 +116,7 @@ export const receiverSession = setup({
         src: "admit",
         input: ({ context }) => context,
         onDone: [
-          { guard: ({ event }) => event.output.code === Code.ok, target: "ready", actions: { type: "answer", params: ({ event }) => event.output } },
+          { guard: { type: "admitted", params: ({ event }) => event.output }, target: "ready", actions: { type: "answer", params: ({ event }) => event.output } },
           { target: "closed", actions: { type: "answer", params: ({ event }) => event.output } },
         ],
         onError: {
@@ -133,7 +141,7 @@ export const receiverSession = setup({
         input: ({ context }) => ({ session: context, offer: context.pendingOffer! }),
         onDone: [
           {
-            guard: ({ event }) => (event.output.code === Code.start || event.output.code === Code.resume) && event.output.fileId !== undefined,
+            guard: { type: "offerAccepted", params: ({ event }) => event.output },
             target: "receiving",
             actions: [
               assign({
@@ -160,13 +168,13 @@ export const receiverSession = setup({
         progress: {
           target: "receiving",
           reenter: true,
-          guard: ({ context, event }) => context.transfer?.fileId === event.fileId,
+          guard: { type: "forCurrentFile", params: ({ event }) => ({ fileId: event.fileId }) },
           actions: assign({
             transfer: ({ context, event }) => (context.transfer ? { ...context.transfer, received: event.received } : undefined),
             bytes: ({ context, event }) => context.bytes + event.bytes,
           }),
         },
-        commit: { guard: ({ context, event }) => context.transfer?.fileId === event.commit.fileId, target: "verifying" },
+        commit: { guard: { type: "forCurrentFile", params: ({ event }) => ({ fileId: event.commit.fileId }) }, target: "verifying" },
         // A new offer abandons the current file; its bytes stay staged for a later resume.
         offer: { target: "offering", actions: [assign({ transfer: undefined }), "holdOffer"] },
         bye: { target: "closed", actions: { type: "answer", params: { code: Code.ok, message: "bye" } } },

@@ -30,6 +30,9 @@ export const senderLifecycle = setup({
     // The round machine with its actors provided; typed loosely so any provided version fits.
     round: needs<RoundSummary, void>("round") as unknown as AnyActorLogic,
   },
+  guards: {
+    sealedDuringRound: ({ context }) => context.sealedDuringRound,
+  },
   delays: {
     period: ({ context }) => context.periodMs,
   },
@@ -56,7 +59,7 @@ export const senderLifecycle = setup({
       },
     },
     waiting: {
-      always: { guard: ({ context }) => context.sealedDuringRound, target: "syncing" },
+      always: { guard: "sealedDuringRound", target: "syncing" },
       after: { period: "syncing" },
       on: { sealed: "syncing", syncNow: "syncing" },
     },

@@ -1,5 +1,6 @@
 import { assign, setup } from "xstate";
 import type { FileRef } from "../protocol/messages.js";
+import { backoffDelay, fileRetry, handshakeRetry, type RandomSource } from "./backoff.js";
 import { needs } from "./slot.js";
 import {
   asStepFailure,
@@ -62,6 +63,16 @@ const currentName = (c: SenderRoundContext): string => {
 };
 
 /**
+ * The round's named waits, both taken from the backoff in `backoff.ts`. The machine uses the capped
+ * delays. The runtime provides `roundDelays(random)`, the jittered ones, because randomness is I/O.
+ */
+export const roundDelays = (random?: RandomSource) => ({
+  // `attempts` counts the first try: after it fails, the wait is the first retry's.
+  backoff: ({ context }: { context: SenderRoundContext }) => backoffDelay(fileRetry, context.attempts, random),
+  handshakeBackoff: ({ context }: { context: SenderRoundContext }) => backoffDelay(handshakeRetry, context.handshakes, random),
+});
+
+/**
  * One sync round: recover → scan → hello → schema log → for each new file: transfer → verify → load → confirm
  * → deletions → done. Per-file failures retry with backoff up to `maxRetries`, then the file is
  * quarantined for the round and the round goes on.
@@ -103,11 +114,7 @@ export const senderRound = setup({
     canHandshakeAgain: ({ context }) =>
       context.handshakes < context.maxHandshakes && context.lastFailure?.kind !== "refused",
   },
-  delays: {
-    // Exponential, capped; the runtime provides a jittered version (randomness is I/O).
-    backoff: ({ context }) => Math.min(30_000, 200 * 2 ** Math.max(0, context.attempts - 1)),
-    handshakeBackoff: ({ context }) => Math.min(30_000, 500 * 2 ** Math.max(0, context.handshakes - 1)),
-  },
+  delays: roundDelays(),
   actions: {
     recordFailure: assign({ lastFailure: (_, failure: StepFailure) => failure }),
     advance: assign({ index: ({ context }) => context.index + 1, attempts: 0, partIndex: 0, parts: [] }),

@@ -1,4 +1,6 @@
+import { isSenderFailure, Unexpected, type LocalFailure, type ReplyFailure, type TransportFailure } from "../protocol/failures.js";
 import type { FileRef, PartKind } from "../protocol/messages.js";
+import { fileKey } from "../protocol/parts.js";
 
 /** One file on the sender's disk that travels as a part of a TsFile unit. */
 export interface LocalPart {
@@ -66,29 +68,19 @@ export interface DeleteOutput {
 }
 
 /**
- * How a step failed, as the machine needs to know it: actors reject with this shape.
- * - conflict: the storage group belongs to another sender; skip the group for the round.
- * - refused: the receiver will not talk to us (disabled, address not allowed): end the round.
- * - sessionLost: say hello again, then retry.
- * - retryable: retry the file after a backoff.
- * - fatal: this file cannot succeed this round (quarantine it).
+ * How a step failed: actors reject with one of these tagged failures (src/protocol/failures.ts).
+ * `_tag` says what happened (a receiver's code, a timeout, a local problem); `kind` says what the
+ * machine does next (conflict, refused, sessionLost, retryable, fatal), and is all its guards read.
+ * `code` is the receiver's status code when it answered, absent when it did not.
  */
-export interface StepFailure {
-  readonly kind: "conflict" | "refused" | "sessionLost" | "retryable" | "fatal";
-  readonly code: number;
-  readonly message: string;
-  readonly owner?: string | undefined;
-}
+export type StepFailure = ReplyFailure | TransportFailure | LocalFailure;
 
-export const isStepFailure = (e: unknown): e is StepFailure =>
-  typeof e === "object" && e !== null && "kind" in e && "message" in e && "code" in e;
+export const isStepFailure = (e: unknown): e is StepFailure => isSenderFailure(e);
 
 export const asStepFailure = (e: unknown): StepFailure =>
-  isStepFailure(e)
-    ? e
-    : { kind: "retryable", code: -1, message: e instanceof Error ? e.message : String(e) };
+  isStepFailure(e) ? e : new Unexpected({ message: e instanceof Error ? e.message : String(e), cause: e });
 
-export const refKey = (r: FileRef): string => `${r.sg}/${r.vg}/${r.tp}/${r.name}`;
+export const refKey = (r: FileRef): string => fileKey(r);
 
 export interface RoundSummary {
   readonly sent: ReadonlyArray<{ readonly file: string; readonly bytes: number; readonly resumedFrom: number }>;

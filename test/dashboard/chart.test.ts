@@ -23,7 +23,7 @@ describe("chartOf", () => {
     const g = chartOf(receiverSession);
     const edge = (from: string, to: string) => g.edges.find((e) => e.from === from && e.to === to);
     expect(edge("ready", "offering")?.labels).toEqual(["offer"]);
-    expect(edge("receiving", "receiving")?.labels).toEqual(["progress [guard]"]);
+    expect(edge("receiving", "receiving")?.labels).toEqual(["progress [forCurrentFile]"]);
     expect(edge("ready", "expired")?.labels).toEqual(["after idle"]);
     expect(edge("handshaking", "closed")?.labels).toEqual(["done", "error"]);
     expect(g.states.find((s) => s.name === "verifying")).toMatchObject({ invokes: ["verify"], final: false });

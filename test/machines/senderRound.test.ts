@@ -2,7 +2,9 @@ import { describe, expect, test } from "vitest";
 import { createActor, fromPromise, SimulatedClock, waitFor } from "xstate";
 import { senderRound, type SchemaSyncOutput } from "../../src/machines/senderRound.js";
 import type { DeleteOutput, LoadInput, ScanResult, SentPart, SessionInfo, StepFailure, SyncUnit, TransferInput, VerifyInput } from "../../src/machines/senderTypes.js";
+import { replyFailure } from "../../src/protocol/failures.js";
 import type { FileRef } from "../../src/protocol/messages.js";
+import { Code } from "../../src/protocol/status.js";
 
 const unit = (sg: string, n: number): SyncUnit => ({
   ref: { sg, vg: "0", tp: "0", name: `${n}-${n}-0-0.tsfile` },
@@ -12,7 +14,9 @@ const unit = (sg: string, n: number): SyncUnit => ({
   ],
 });
 const session: SessionInfo = { prefix: "p", sessionId: "s", chunkBytes: 1024 };
-const fail = (kind: StepFailure["kind"], message: string = kind): StepFailure => ({ kind, code: -1, message });
+// The receiver's answer of each behaviour; the code is any of that behaviour's (the machine reads only `kind`).
+const fail = (kind: StepFailure["kind"], message: string = kind, owner?: string): StepFailure =>
+  replyFailure(kind, { code: kind === "conflict" ? Code.conflict : Code.internal, message, owner });
 
 interface Script {
   /** Failure of the n-th transfer call (0-based), if any. */
@@ -97,7 +101,7 @@ describe("sender round machine", () => {
   test("a fatal failure quarantines at once; a conflict skips the rest of that storage group only", async () => {
     const { machine, calls } = scripted([unit("root.a", 1), unit("root.b", 2), unit("root.b", 3), unit("root.c", 4)], {
       transfer: (_n, input) =>
-        input.unit.ref.name.startsWith("1-") ? fail("fatal", "not a TsFile") : input.unit.ref.sg === "root.b" ? { ...fail("conflict", "root.b belongs to s9"), owner: "s9" } : undefined,
+        input.unit.ref.name.startsWith("1-") ? fail("fatal", "not a TsFile") : input.unit.ref.sg === "root.b" ? fail("conflict", "root.b belongs to s9", "s9") : undefined,
     });
     const a = createActor(machine.provide({ delays: { backoff: 0 } }), { input: { maxRetries: 5 } }).start();
     const s = await waitFor(a, (x) => x.status === "done");

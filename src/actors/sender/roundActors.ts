@@ -1,6 +1,5 @@
-import { randomInt } from "node:crypto";
 import { fromPromise } from "xstate";
-import { senderRound, type SchemaSyncOutput } from "../../machines/senderRound.js";
+import { roundDelays, senderRound, type SchemaSyncOutput } from "../../machines/senderRound.js";
 import {
   type DeleteOutput,
   type LoadInput,
@@ -26,9 +25,6 @@ export interface RoundDeps {
   readonly schemaLog?: SchemaLogOptions;
   readonly log?: (line: string) => void;
 }
-
-/** Full jitter: a random wait up to the exponential bound, so a fleet does not retry in step. */
-export const jittered = (bound: number): number => randomInt(Math.max(1, Math.floor(bound / 2)), Math.max(2, bound + 1));
 
 /** The sender round machine with its I/O. */
 export const senderRoundWith = (deps: RoundDeps) =>
@@ -90,8 +86,6 @@ export const senderRoundWith = (deps: RoundDeps) =>
         if (input.session) await deps.link.bye(input.session).catch(() => undefined);
       }),
     },
-    delays: {
-      backoff: ({ context }) => jittered(Math.min(30_000, 200 * 2 ** Math.max(0, context.attempts - 1))),
-      handshakeBackoff: ({ context }) => jittered(Math.min(30_000, 500 * 2 ** Math.max(0, context.handshakes - 1))),
-    },
+    // The machine's own backoff, jittered: senders that failed together do not retry together.
+    delays: roundDelays(Math.random),
   });
