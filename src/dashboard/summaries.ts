@@ -39,7 +39,8 @@ export interface SenderRoundDetails {
   readonly maxRetries: number;
   readonly handshakes: number;
   readonly sessionId: string | undefined;
-  readonly lastFailure: { readonly kind: string; readonly code: number; readonly message: string } | undefined;
+  /** `code` is the receiver's status code, absent when it never answered (a timeout, no responders). */
+  readonly lastFailure: { readonly kind: string; readonly code: number | undefined; readonly message: string } | undefined;
   readonly conflictedGroups: ReadonlyArray<string>;
   readonly summary: RoundCounts;
   /** The last few files that failed, with why. */

@@ -1,5 +1,6 @@
 import { Result, Schema } from "effect";
 import { describeBadName, describeBadTsFileName, isNumericSegment, isSegment, isToken, isTsFileName } from "./names.js";
+import { CodeSchema } from "./status.js";
 
 export const protocolVersion = 1;
 
@@ -64,7 +65,8 @@ export const SchemaPiece = Schema.Struct({
 });
 export type SchemaPiece = typeof SchemaPiece.Type;
 
-const Reply = { code: Schema.Int, message: Schema.String };
+// A code outside `Code` fails to decode: the sender treats such a reply as a bad message.
+const Reply = { code: CodeSchema, message: Schema.String };
 
 export const HelloReply = Schema.Struct({
   ...Reply,

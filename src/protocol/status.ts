@@ -1,3 +1,5 @@
+import { Schema } from "effect";
+
 /** Wire status codes: stable numbers with a name; the human text travels beside them in `message`. */
 export const Code = {
   ok: 0,
@@ -31,18 +33,12 @@ const names = new Map<number, CodeName>(Object.entries(Code).map(([k, v]) => [v,
 
 export const codeName = (code: number): string => names.get(code) ?? `code ${code}`;
 
-/** Whether a sender may try the same step again with any hope of a different answer. */
-export const isRetryable = (code: number): boolean =>
-  code === Code.digestMismatch ||
-  code === Code.sizeMismatch ||
-  code === Code.unknownSession ||
-  code === Code.unknownFile ||
-  code === Code.outOfOrder ||
-  code === Code.storageFailed ||
-  code === Code.internal ||
-  code === Code.busy;
+/** A code as it is decoded from the wire: one of `Code`; any other number is a bad message. */
+export const CodeSchema = Schema.Literals(Object.values(Code));
+
+// What the sender does with each code is not here: `failures.ts` holds that mapping, once.
 
 export interface Status {
-  readonly code: number;
+  readonly code: CodeValue;
   readonly message: string;
 }

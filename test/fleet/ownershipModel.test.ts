@@ -69,7 +69,7 @@ const startReceiver = (r: { centre: string; group: string }) =>
 
 const refKey = (r: FileRef) => `${r.sg}/${r.vg}/${r.tp}/${r.name}`;
 
-type Outcome = { readonly kind: "loaded"; readonly ref: FileRef } | { readonly kind: "refused"; readonly failure: StepFailure };
+type Outcome = { readonly kind: "loaded"; readonly ref: FileRef } | { readonly kind: "refused"; readonly failure: Extract<StepFailure, { kind: "conflict" }> };
 
 /** Offers one new file of `sg` as `id`, through the sender's own protocol code, to its load. */
 const offerNewFile = async (real: Real, id: SenderId, sg: Group, size: number): Promise<Outcome> => {

@@ -3,11 +3,12 @@ import { describe, expect, test } from "vitest";
 import { senderRound, type SchemaSyncOutput } from "../../src/machines/senderRound.js";
 import { receiverSession, type Reply } from "../../src/machines/receiverSession.js";
 import type { SentPart, SessionInfo, StepFailure, SyncUnit } from "../../src/machines/senderTypes.js";
+import { replyFailure } from "../../src/protocol/failures.js";
 import { Code } from "../../src/protocol/status.js";
 
 const session: SessionInfo = { prefix: "p", sessionId: "s", chunkBytes: 1024 };
 const unit = (name: string): SyncUnit => ({ ref: { sg: "root.sg1", vg: "0", tp: "0", name }, parts: [{ kind: "tsfile", path: `/x/${name}`, size: 10, mtimeMs: 0 }] });
-const fail = (kind: StepFailure["kind"], message: string): StepFailure => ({ kind, code: -1, message });
+const fail = (kind: StepFailure["kind"], message: string): StepFailure => replyFailure(kind, { code: Code.internal, message });
 
 /** A round with every actor faked (our seams): records the order the steps ran in. */
 const round = (schema: () => Promise<SchemaSyncOutput | undefined>, transferFailsOnce?: StepFailure) => {

@@ -1,6 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { open } from "node:fs/promises";
-import { headers, NoRespondersError, PermissionViolationError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { Result, type Schema } from "effect";
 import {
   ChunkAck,
@@ -14,11 +14,13 @@ import {
   type Offer,
   type PartDigest,
 } from "../../protocol/messages.js";
-import { Code, codeName, isRetryable, type Status } from "../../protocol/status.js";
+import { failureFor, Retryable, Stopped, Unsendable } from "../../protocol/failures.js";
+import { Code } from "../../protocol/status.js";
 import { ChunkHeader, chunkSizeFor, helloSubject, sessionSubject, type SessionOp } from "../../protocol/subjects.js";
-import type { LocalPart, SentPart, SessionInfo, StepFailure } from "../../machines/senderTypes.js";
+import { asStepFailure, type LocalPart, type SentPart, type SessionInfo, type StepFailure } from "../../machines/senderTypes.js";
 import { tsyncVersion } from "../../version.js";
-import { hashFilePrefix } from "../fileDigest.js";
+import { hashFilePrefix } from "../../files/fileDigest.js";
+import { natsFailure, type RequestOp } from "../natsFailures.js";
 
 export interface LinkOptions {
   readonly group: string;
@@ -35,37 +37,6 @@ export interface LinkOptions {
   readonly transformChunk?: (chunk: Buffer, offset: number) => Buffer;
 }
 
-const failure = (kind: StepFailure["kind"], code: number, message: string, owner?: string): StepFailure => ({
-  kind,
-  code,
-  message,
-  owner,
-});
-
-/** How a receiver's answer shapes the sender's next move. */
-export const failureFor = (r: Status & { owner?: string | undefined; loader?: string | undefined }): StepFailure => {
-  // Another sender's file of the same name: only this file is refused, the group's others go on.
-  if (r.code === Code.conflict && r.loader !== undefined) return failure("fatal", r.code, `conflict: ${r.message}`);
-  if (r.code === Code.conflict) return failure("conflict", r.code, r.message, r.owner);
-  if (r.code === Code.disabled || r.code === Code.addressNotAllowed || r.code === Code.unauthorized || r.code === Code.protocolMismatch)
-    return failure("refused", r.code, r.message);
-  if (r.code === Code.unknownSession) return failure("sessionLost", r.code, r.message);
-  if (isRetryable(r.code)) return failure("retryable", r.code, `${codeName(r.code)}: ${r.message}`);
-  return failure("fatal", r.code, `${codeName(r.code)}: ${r.message}`);
-};
-
-const transportFailure = (op: string, e: unknown): StepFailure => {
-  // The server's permissions forbid this subject: retrying with the same credentials cannot help.
-  if (e instanceof PermissionViolationError || (e instanceof RequestError && e.cause instanceof PermissionViolationError))
-    return failure("refused", Code.unauthorized, `the NATS server refused ${op}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`);
-  if (e instanceof RequestError && e.cause instanceof NoRespondersError)
-    return failure(op === "hello" ? "retryable" : "sessionLost", -1, `no receiver answered ${op}`);
-  if (e instanceof NoRespondersError) return failure(op === "hello" ? "retryable" : "sessionLost", -1, `no receiver answered ${op}`);
-  if (e instanceof TimeoutError || (e instanceof RequestError && e.cause instanceof TimeoutError))
-    return failure("retryable", -1, `${op} timed out`);
-  return failure("retryable", -1, `${op} failed: ${e instanceof Error ? e.message : String(e)}`);
-};
-
 /** The sender's side of the protocol over one NATS connection. */
 export class SenderLink {
   constructor(
@@ -74,7 +45,7 @@ export class SenderLink {
   ) {}
 
   private async call<S extends Schema.Codec<unknown, unknown>>(
-    op: string,
+    op: RequestOp,
     subject: string,
     body: unknown,
     schema: S,
@@ -84,10 +55,10 @@ export class SenderLink {
     try {
       bytes = (await this.nc.request(subject, encodeJson(body), { timeout })).data;
     } catch (e) {
-      throw transportFailure(op, e);
+      throw natsFailure(op, e);
     }
     const decoded = decodeJson(schema)(bytes);
-    if (Result.isFailure(decoded)) throw failure("retryable", Code.badMessage, `receiver sent a bad ${op} reply: ${decoded.failure}`);
+    if (Result.isFailure(decoded)) throw new Retryable({ code: Code.badMessage, message: `receiver sent a bad ${op} reply: ${decoded.failure}` });
     return decoded.success;
   }
 
@@ -136,7 +107,7 @@ export class SenderLink {
     const file = await open(part.path, "r");
     try {
       if ((await hashFilePrefix(file, hash, from)) < from)
-        throw failure("fatal", -1, `file shorter than the receiver's partial copy (${from} bytes)`);
+        throw new Unsendable({ message: `file shorter than the receiver's partial copy (${from} bytes)` });
       const bytesSent = await this.stream(session, r.fileId, file, hash, from, part.size, signal);
       return { kind: part.kind, fileId: r.fileId, size: part.size, sha256: hash.digest("hex"), had: false, bytesSent, resumedFrom: from };
     } finally {
@@ -168,16 +139,16 @@ export class SenderLink {
         .then(
           (m) => {
             const ack = decodeJson(ChunkAck)(m.data);
-            if (Result.isFailure(ack)) throw failure("retryable", Code.badMessage, `bad chunk ack: ${ack.failure}`);
+            if (Result.isFailure(ack)) throw new Retryable({ code: Code.badMessage, message: `bad chunk ack: ${ack.failure}` });
             if (ack.success.code !== Code.ok) throw failureFor(ack.success);
-            if (ack.success.offset !== end) throw failure("retryable", Code.outOfOrder, `chunk at ${offset} acked as ${ack.success.offset}`);
+            if (ack.success.offset !== end) throw new Retryable({ code: Code.outOfOrder, message: `chunk at ${offset} acked as ${ack.success.offset}` });
           },
           (e: unknown) => {
-            throw transportFailure("chunk", e);
+            throw natsFailure("chunk", e);
           },
         )
         .catch((e: unknown) => {
-          firstError ??= e as StepFailure;
+          firstError ??= asStepFailure(e);
         })
         .finally(() => inflight.delete(p));
       inflight.add(p);
@@ -188,7 +159,7 @@ export class SenderLink {
         const len = Math.min(session.chunkBytes, size - pos);
         const chunk = Buffer.allocUnsafe(len);
         const { bytesRead } = await file.read(chunk, 0, len, pos);
-        if (bytesRead !== len) throw failure("fatal", -1, `file shrank while sending: read ${bytesRead} of ${len} bytes at ${pos}`);
+        if (bytesRead !== len) throw new Unsendable({ message: `file shrank while sending: read ${bytesRead} of ${len} bytes at ${pos}` });
         hash.update(chunk);
         if (this.options.pace) await this.options.pace(len);
         send(chunk, pos);
@@ -202,7 +173,7 @@ export class SenderLink {
     if (firstError) throw firstError;
     await Promise.all(inflight);
     if (firstError) throw firstError;
-    if (stopped()) throw failure("retryable", -1, "stopped");
+    if (stopped()) throw new Stopped({ message: "stopped" });
     return pos - from;
   }
 

@@ -1,16 +1,17 @@
 import { createHash } from "node:crypto";
 import { open, readFile, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { headers, NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { Result } from "effect";
 import { decodeJson, SchemaAck } from "../../protocol/messages.js";
+import { failureFor, Retryable, Unsendable } from "../../protocol/failures.js";
 import { Code } from "../../protocol/status.js";
 import { SchemaHeader, sessionSubject } from "../../protocol/subjects.js";
 import type { SchemaSyncOutput } from "../../machines/senderRound.js";
-import type { SessionInfo, StepFailure } from "../../machines/senderTypes.js";
+import type { SessionInfo } from "../../machines/senderTypes.js";
 import { cutSchemaRecords, type SchemaLogFormat } from "../../plugins/schemaRecords.js";
-import { writeFileAtomic } from "../durableFile.js";
-import { failureFor } from "./link.js";
+import { writeFileAtomic } from "../../files/durableFile.js";
+import { natsFailure } from "../natsFailures.js";
 
 /**
  * Schema sync, sender side: ships IoTDB's schema log (`mlog.bin`, or `mlog.txt` before 0.12)
@@ -50,8 +51,6 @@ const headBytes = 4096;
 const maxRepositions = 4;
 
 export const positionFile = (workDir: string): string => join(workDir, "schema-position.json");
-
-const failure = (kind: StepFailure["kind"], message: string, code = -1): StepFailure => ({ kind, code, message });
 
 /** The log named by `iotdb_schema_directory`, if it exists: a file, or mlog.bin / mlog.txt in a directory. */
 export const locateSchemaLog = async (path: string): Promise<{ path: string; format: SchemaLogFormat } | undefined> => {
@@ -117,13 +116,10 @@ export const syncSchemaLog = async (o: SchemaLogOptions, session: SessionInfo): 
       try {
         data = (await o.nc.request(subject, bytes, { headers: h, timeout: o.requestTimeoutMs ?? 30_000 })).data;
       } catch (e) {
-        if (e instanceof NoRespondersError || (e instanceof RequestError && e.cause instanceof NoRespondersError))
-          throw failure("sessionLost", "no receiver answered schema");
-        if (e instanceof TimeoutError || (e instanceof RequestError && e.cause instanceof TimeoutError)) throw failure("retryable", "schema timed out");
-        throw failure("retryable", `schema failed: ${e instanceof Error ? e.message : String(e)}`);
+        throw natsFailure("schema", e);
       }
       const ack = decodeJson(SchemaAck)(data);
-      if (Result.isFailure(ack)) throw failure("retryable", `receiver sent a bad schema reply: ${ack.failure}`, Code.badMessage);
+      if (Result.isFailure(ack)) throw new Retryable({ code: Code.badMessage, message: `receiver sent a bad schema reply: ${ack.failure}` });
       return ack.success;
     };
 
@@ -169,9 +165,9 @@ export const syncSchemaLog = async (o: SchemaLogOptions, session: SessionInfo): 
         const buf = await readAt(fh, offset, want);
         const cut = cutSchemaRecords(format, buf);
         if (cut.end === 0) {
-          if (cut.stop === "damaged") throw failure("fatal", `${found.path} is damaged at byte ${offset}: ${cut.damage}; IoTDB's own reader stops there too`);
+          if (cut.stop === "damaged") throw new Unsendable({ message: `${found.path} is damaged at byte ${offset}: ${cut.damage}; IoTDB's own reader stops there too` });
           if ((cut.nextRecordBytes ?? 0) > session.chunkBytes || (format === "mlog.txt" && want === session.chunkBytes))
-            throw failure("fatal", `${found.path} has a record at byte ${offset} larger than a schema piece (${session.chunkBytes} bytes); raise the server's max_payload`);
+            throw new Unsendable({ message: `${found.path} has a record at byte ${offset} larger than a schema piece (${session.chunkBytes} bytes); raise the server's max_payload` });
           return; // the rest is a record IoTDB is still writing: next round
         }
         const piece = buf.subarray(0, cut.end);
@@ -182,7 +178,7 @@ export const syncSchemaLog = async (o: SchemaLogOptions, session: SessionInfo): 
           continue;
         }
         if (ack.code !== Code.ok && ack.code !== Code.outOfOrder) throw failureFor(ack);
-        if (++repositions > maxRepositions) throw failure("retryable", `the receiver keeps moving the ${format} position (last: ${ack.message})`, ack.code);
+        if (++repositions > maxRepositions) throw new Retryable({ code: ack.code, message: `the receiver keeps moving the ${format} position (last: ${ack.message})` });
         await adopt(ack, size);
       }
     };

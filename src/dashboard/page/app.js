@@ -158,7 +158,7 @@ const factsOf = (a) => {
     rows.push(["files", `${d.files} to send, ${d.deletions} to delete`]);
     if (d.file) rows.push(["current file", `${Math.min(d.fileNumber, d.files)}/${d.files}: ${d.file.name}`], ["current part", `${d.file.part} (${d.file.partNumber} of ${d.file.parts}), ${bytes(d.file.size)}`]);
     rows.push(["attempts", `${d.attempts} of ${d.maxRetries + 1}; hellos ${d.handshakes}`], ["session", d.sessionId ?? "(none yet)"], ["summary", roundText(d.summary)], ["bytes sent", bytes(d.summary.bytesSent)]);
-    if (d.lastFailure) rows.push(["last failure", `${d.lastFailure.kind} (${d.lastFailure.code}): ${d.lastFailure.message}`]);
+    if (d.lastFailure) rows.push(["last failure", `${d.lastFailure.kind}${d.lastFailure.code === undefined ? "" : ` (${d.lastFailure.code})`}: ${d.lastFailure.message}`]);
     if (d.conflictedGroups.length) rows.push(["conflicted groups", d.conflictedGroups.join(", ")]);
     for (const f of d.failures) rows.push(["failed", `${f.file} after ${f.attempts}: ${f.reason}`]);
   }
