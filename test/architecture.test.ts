@@ -16,16 +16,28 @@ const importsOf = async (dir: string): Promise<Array<{ file: string; spec: strin
   return out;
 };
 
-test.each(["machines", "protocol", "tsfile"])("src/%s is pure: no node:*, NATS, actors, plugins or cli imports", async (dir) => {
+test.each(["machines", "protocol", "tsfile"])("src/%s is pure: no node:*, NATS, actors, plugins, files or cli imports", async (dir) => {
   const bad = (await importsOf(dir)).filter(
-    ({ spec }) => spec.startsWith("node:") || spec.startsWith("@nats-io/") || /\/(actors|plugins|cli)\//.test(spec),
+    ({ spec }) => spec.startsWith("node:") || spec.startsWith("@nats-io/") || /\/(actors|plugins|files|cli)\//.test(spec),
   );
   expect(bad).toEqual([]);
 });
 
+// Durable file helpers sit below actors and plugins, so both can use them without plugins reaching into actors.
+test("src/files imports no actors, plugins, machines or cli", async () => {
+  const bad = (await importsOf("files")).filter(({ spec }) => /\/(actors|plugins|machines|cli)\//.test(spec));
+  expect(bad).toEqual([]);
+});
+
 test("nothing imports src/cli except the cli itself", async () => {
-  const dirs = ["machines", "protocol", "tsfile", "actors", "plugins", "config"];
+  const dirs = ["machines", "protocol", "tsfile", "actors", "plugins", "config", "files", "dashboard"];
   const bad = (await Promise.all(dirs.map(importsOf))).flat().filter(({ spec }) => /\/cli\//.test(spec));
+  expect(bad).toEqual([]);
+});
+
+// Plugins are the contract third parties build against: they sit below the actors that drive them.
+test("src/plugins imports no actors, dashboard or cli", async () => {
+  const bad = (await importsOf("plugins")).filter(({ spec }) => /\/(actors|dashboard|cli)\//.test(spec));
   expect(bad).toEqual([]);
 });
 

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { replaceFile } from "./durableFile.js";
+import { replaceFile } from "../files/durableFile.js";
 
 /** A nats-server child process that this process started and must stop. */
 export interface NatsServerProcess {

@@ -4,7 +4,7 @@ import { join, relative } from "node:path";
 import { Receiver } from "../actors/receiver/receiver.js";
 import { enrollSender } from "../actors/receiver/senderRegistry.js";
 import { validateTsFile } from "../actors/receiver/validateTsFile.js";
-import { sha256OfFile } from "../actors/fileDigest.js";
+import { sha256OfFile } from "../files/fileDigest.js";
 import { buildSampleDataDir } from "../actors/sampleDataDir.js";
 import { Sender } from "../actors/sender/sender.js";
 import { parseReceiverConfig } from "../config/receiver.js";

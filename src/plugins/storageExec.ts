@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
-import { copyFile, link, mkdir, open, readFile, rm, type FileHandle } from "node:fs/promises";
+import { copyFile, link, mkdir, rm } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
-import { Effect } from "effect";
-import { fsFailure } from "../actors/fsFailure.js";
-import type { FileRef, PartKind } from "../protocol/messages.js";
-import { partFileName } from "../protocol/parts.js";
+import { Effect, Schema } from "effect";
+import { fsFailure } from "../files/fsFailure.js";
+import { FileRef, PartKind } from "../protocol/messages.js";
+import { fileKey, partFileName } from "../protocol/parts.js";
+import { AppendLog } from "../files/appendLog.js";
 import { summarizeFacts } from "./tsfileFacts.js";
 import { appendSchemaLog } from "./storageFs.js";
 import { StorageError, type LoadRequest, type SchemaBatch, type Storage, type StorageFactory } from "./storage.js";
@@ -79,59 +80,49 @@ class CommandFailed extends Error {
   }
 }
 
-interface Accepted {
-  readonly ref: FileRef;
-  readonly kind: PartKind;
-  readonly sha256: string;
-}
-
-type Line = ({ op: "accepted" } & Accepted) | { op: "deleted"; ref: FileRef };
-
-const partKey = (r: FileRef, kind: PartKind) => `${r.sg}/${r.vg}/${r.tp}/${partFileName(r.name, kind)}`;
+const Line = Schema.Union([
+  Schema.Struct({ op: Schema.Literal("accepted"), ref: FileRef, kind: PartKind, sha256: Schema.String }),
+  Schema.Struct({ op: Schema.Literal("deleted"), ref: FileRef }),
+]);
+type Line = typeof Line.Type;
+type Accepted = Extract<Line, { op: "accepted" }>;
 
 /** What the commands accepted, so `has` can answer without asking the destination. */
 class AcceptedLog {
-  private constructor(
-    private readonly map: Map<string, Accepted>,
-    private readonly handle: FileHandle,
-  ) {}
+  private readonly map = new Map<string, Accepted>();
 
-  static async open(path: string): Promise<AcceptedLog> {
-    const map = new Map<string, Accepted>();
-    for (const raw of (await readFile(path, "utf8").catch(() => "")).split("\n")) {
-      if (!raw) continue;
-      let line: Line;
-      try {
-        line = JSON.parse(raw) as Line;
-      } catch {
-        continue; // torn last line: that load was never answered as done
-      }
-      if (line.op === "accepted") map.set(partKey(line.ref, line.kind), { ref: line.ref, kind: line.kind, sha256: line.sha256 });
-      else for (const k of ["resource", "tsfile", "mods", "mods2"] as const) map.delete(partKey(line.ref, k));
+  private constructor(private readonly log: AppendLog<Line>) {}
+
+  /** An unreadable or damaged log rejects (naming the file): replayed empty, `has` would answer no and the commands would load again what they accepted. */
+  static async open(path: string, log: (line: string) => void): Promise<AcceptedLog> {
+    const opened = await AppendLog.open(path, Line, log);
+    const accepted = new AcceptedLog(opened.log);
+    accepted.apply(opened.records);
+    return accepted;
+  }
+
+  private apply(lines: ReadonlyArray<Line>): void {
+    for (const l of lines) {
+      if (l.op === "accepted") this.map.set(fileKey(l.ref, { kind: l.kind }), l);
+      else for (const kind of PartKind.literals) this.map.delete(fileKey(l.ref, { kind }));
     }
-    const handle = await open(path, "a");
-    return new AcceptedLog(map, handle);
   }
 
   get(ref: FileRef, kind: PartKind): Accepted | undefined {
-    return this.map.get(partKey(ref, kind));
+    return this.map.get(fileKey(ref, { kind }));
   }
 
   holds(ref: FileRef): boolean {
-    return (["resource", "tsfile", "mods", "mods2"] as const).some((k) => this.map.has(partKey(ref, k)));
+    return PartKind.literals.some((kind) => this.map.has(fileKey(ref, { kind })));
   }
 
   async write(lines: ReadonlyArray<Line>): Promise<void> {
-    await this.handle.write(lines.map((l) => JSON.stringify(l) + "\n").join(""));
-    await this.handle.sync();
-    for (const l of lines) {
-      if (l.op === "accepted") this.map.set(partKey(l.ref, l.kind), { ref: l.ref, kind: l.kind, sha256: l.sha256 });
-      else for (const k of ["resource", "tsfile", "mods", "mods2"] as const) this.map.delete(partKey(l.ref, k));
-    }
+    await this.log.append(lines);
+    this.apply(lines);
   }
 
   async close(): Promise<void> {
-    await this.handle.close();
+    await this.log.close();
   }
 }
 
@@ -168,7 +159,7 @@ export interface ExecSettings {
 export const execStorage = async (s: ExecSettings): Promise<Storage> => {
   const root = resolve(s.dataDir, ".tsync", "exec");
   await mkdir(root, { recursive: true });
-  const accepted = await AcceptedLog.open(join(root, "accepted.jsonl"));
+  const accepted = await AcceptedLog.open(join(root, "accepted.jsonl"), s.log ?? ((line) => process.stderr.write(line + "\n")));
   const workDir = (senderId: string, ref: FileRef) => {
     const p = resolve(root, senderId, ref.sg, ref.vg, ref.tp);
     if (!p.startsWith(root + sep)) throw new Error(`refusing a path outside ${root}: ${p}`);

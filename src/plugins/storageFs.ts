@@ -4,9 +4,9 @@ import { Effect } from "effect";
 import type { FileRef, PartKind } from "../protocol/messages.js";
 import { partFileName, placeOrder } from "../protocol/parts.js";
 import { isToken } from "../protocol/names.js";
-import { fsyncDir } from "../actors/durableFile.js";
-import { fsFailure } from "../actors/fsFailure.js";
-import { sha256OfFile } from "../actors/fileDigest.js";
+import { fsyncDir } from "../files/durableFile.js";
+import { fsFailure } from "../files/fsFailure.js";
+import { sha256OfFile } from "../files/fileDigest.js";
 import { StorageError, type SchemaBatch, type Storage, type StorageFactory } from "./storage.js";
 
 interface SchemaLogState {

@@ -4,7 +4,7 @@ import { Readable } from "node:stream";
 import { Effect } from "effect";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Objm, setSha256Backend, StorageType, type ObjectInfo, type ObjectStore } from "@nats-io/obj";
-import { fsFailure } from "../actors/fsFailure.js";
+import { fsFailure } from "../files/fsFailure.js";
 import type { FileRef, PartKind } from "../protocol/messages.js";
 import { isToken } from "../protocol/names.js";
 import { partFileName, placeOrder } from "../protocol/parts.js";

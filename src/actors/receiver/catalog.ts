@@ -1,7 +1,10 @@
-import { appendFile, mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { FileRef } from "../../protocol/messages.js";
+import { Schema } from "effect";
+import { FileRef } from "../../protocol/messages.js";
+import { fileKey } from "../../protocol/parts.js";
 import type { TsFileFacts } from "../../plugins/storage.js";
+import { appendToLog, readLog, repairTail } from "../../files/appendLog.js";
 
 export interface CatalogEntry {
   readonly sender: string;
@@ -18,50 +21,68 @@ export interface CatalogEntry {
 /** A catalog line stays small whatever a sender's file lists: the rest of its devices are counted, not named. */
 export const maxCatalogDevicesPerLine = 1000;
 
-type Line = ({ op: "loaded" } & CatalogEntry) | { op: "deleted"; sender: string; ref: FileRef };
-
-const key = (sender: string, r: FileRef) => `${sender}\u0000${r.sg}/${r.vg}/${r.tp}/${r.name}`;
+const Time = Schema.NullOr(Schema.String);
+const Line = Schema.Union([
+  Schema.Struct({
+    op: Schema.Literal("loaded"),
+    sender: Schema.String,
+    ref: FileRef,
+    devices: Schema.Array(Schema.Struct({ id: Schema.String, startTime: Time, endTime: Time })),
+    version: Schema.Number,
+    loadedAt: Schema.String,
+    devicesTotal: Schema.optionalKey(Schema.Number),
+    devicesTruncated: Schema.optionalKey(Schema.Literal(true)),
+  }),
+  Schema.Struct({ op: Schema.Literal("deleted"), sender: Schema.String, ref: FileRef }),
+]);
+type Line = typeof Line.Type;
 
 /**
  * What has arrived from whom, covering which devices and time: one line per loaded or deleted
  * TsFile, written by the receiver whatever the storage plugin, read by `tsync catalog`.
  */
 export class Catalog {
+  private repaired: Promise<unknown> | undefined;
+
   constructor(
     readonly path: string,
     readonly maxDevicesPerLine = maxCatalogDevicesPerLine,
+    private readonly log: (line: string) => void = (line) => process.stderr.write(line + "\n"),
   ) {}
 
+  /** Lines go after a torn tail is cut off, or the first of them would be glued to it and spoil both. */
+  private async append(line: Line): Promise<void> {
+    this.repaired ??= mkdir(dirname(this.path), { recursive: true })
+      .then(() => repairTail(this.path, this.log))
+      .catch((e: unknown) => {
+        this.repaired = undefined;
+        throw e;
+      });
+    await this.repaired;
+    await appendToLog(this.path, [line]);
+  }
+
   async loaded(entry: CatalogEntry): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
     const total = entry.devicesTotal ?? entry.devices.length;
     const line: Line =
       entry.devices.length > this.maxDevicesPerLine
         ? { op: "loaded", ...entry, devices: entry.devices.slice(0, this.maxDevicesPerLine), devicesTotal: total, devicesTruncated: true }
         : { op: "loaded", ...entry };
-    await appendFile(this.path, JSON.stringify(line) + "\n");
+    await this.append(line);
   }
 
   async deleted(sender: string, ref: FileRef): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
-    await appendFile(this.path, JSON.stringify({ op: "deleted", sender, ref } satisfies Line) + "\n");
+    await this.append({ op: "deleted", sender, ref });
   }
 
+  /** What the catalog holds; it may be read while the receiver appends, so a torn tail is an append in flight and is left alone. */
   async entries(): Promise<ReadonlyArray<CatalogEntry>> {
     const map = new Map<string, CatalogEntry>();
-    const text = await readFile(this.path, "utf8").catch(() => "");
-    for (const raw of text.split("\n")) {
-      if (!raw) continue;
-      let line: Line;
-      try {
-        line = JSON.parse(raw) as Line;
-      } catch {
-        continue;
-      }
+    for (const line of (await readLog(this.path, Line)).records) {
       if (line.op === "loaded") {
         const { op: _op, ...entry } = line;
-        map.set(key(line.sender, line.ref), entry);
-      } else map.delete(key(line.sender, line.ref));
+        map.set(fileKey(line.ref, { sender: line.sender }), entry);
+      } else map.delete(fileKey(line.ref, { sender: line.sender }));
     }
     return [...map.values()];
   }

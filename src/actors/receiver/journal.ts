@@ -1,7 +1,9 @@
-import { mkdir, open, readFile, type FileHandle } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { FileRef, PartKind } from "../../protocol/messages.js";
-import { writeFileAtomic } from "../durableFile.js";
+import { Schema } from "effect";
+import { FileRef, PartKind } from "../../protocol/messages.js";
+import { fileKey } from "../../protocol/parts.js";
+import { AppendLog } from "../../files/appendLog.js";
 
 export interface LoadedPart {
   readonly sender: string;
@@ -12,12 +14,11 @@ export interface LoadedPart {
   readonly at: number;
 }
 
-type Record_ = ({ op: "loaded" } & LoadedPart) | { op: "deleted"; sender: string; ref: FileRef; at: number };
-
-const unitKey = (sender: string, r: FileRef) => `${sender}\u0000${r.sg}/${r.vg}/${r.tp}/${r.name}`;
-const partKey = (sender: string, r: FileRef, kind: PartKind) => `${unitKey(sender, r)}\u0000${kind}`;
-// Names are checked segments (no "/"), so this is one-to-one.
-const fileKey = (r: FileRef) => `${r.sg}/${r.vg}/${r.tp}/${r.name}`;
+const JournalRecord = Schema.Union([
+  Schema.Struct({ op: Schema.Literal("loaded"), sender: Schema.String, ref: FileRef, kind: PartKind, size: Schema.Number, sha256: Schema.String, at: Schema.Number }),
+  Schema.Struct({ op: Schema.Literal("deleted"), sender: Schema.String, ref: FileRef, at: Schema.Number }),
+]);
+type JournalRecord = typeof JournalRecord.Type;
 
 /**
  * The receiver's record of what it loaded, keyed by (sender, storage group, file, part) with the
@@ -28,41 +29,32 @@ export class Journal {
   private readonly loaded = new Map<string, LoadedPart>();
   /** File → the senders with a part of it loaded: storage places by name, so these share a path. */
   private readonly loaders = new Map<string, Set<string>>();
-  private pendingSync: Promise<void> | undefined;
-  private dirty = false;
 
-  private constructor(
-    private readonly path: string,
-    private handle: FileHandle,
-  ) {}
+  private constructor(private readonly log: AppendLog<JournalRecord>) {}
 
-  static async open(path: string): Promise<Journal> {
+  /**
+   * Replays the journal; an unreadable or damaged one rejects (AppendLogError, naming the file)
+   * rather than starting from empty, which would load everything again.
+   */
+  static async open(path: string, log: (line: string) => void = (line) => process.stderr.write(line + "\n")): Promise<Journal> {
     await mkdir(dirname(path), { recursive: true });
-    const j = new Journal(path, undefined as unknown as FileHandle);
-    const text = await readFile(path, "utf8").catch(() => "");
-    for (const line of text.split("\n")) {
-      if (!line) continue;
-      try {
-        j.apply(JSON.parse(line) as Record_);
-      } catch {
-        // torn last line after a crash: that load was never acknowledged to the sender
-      }
-    }
+    const opened = await AppendLog.open(path, JournalRecord, log);
+    const j = new Journal(opened.log);
+    for (const r of opened.records) j.apply(r);
     // Compact on open so the journal stays proportional to what is stored, not to history.
-    await writeFileAtomic(path, [...j.loaded.values()].map((p) => JSON.stringify({ op: "loaded", ...p }) + "\n").join(""));
-    j.handle = await open(path, "a");
+    await opened.log.compact([...j.loaded.values()].map((p) => ({ op: "loaded", ...p })));
     return j;
   }
 
-  private apply(r: Record_): void {
+  private apply(r: JournalRecord): void {
     const file = fileKey(r.ref);
     if (r.op === "loaded") {
-      this.loaded.set(partKey(r.sender, r.ref, r.kind), { sender: r.sender, ref: r.ref, kind: r.kind, size: r.size, sha256: r.sha256, at: r.at });
+      this.loaded.set(fileKey(r.ref, { sender: r.sender, kind: r.kind }), { sender: r.sender, ref: r.ref, kind: r.kind, size: r.size, sha256: r.sha256, at: r.at });
       const senders = this.loaders.get(file) ?? new Set<string>();
       senders.add(r.sender);
       this.loaders.set(file, senders);
     } else {
-      for (const k of ["resource", "tsfile", "mods", "mods2"] as const) this.loaded.delete(partKey(r.sender, r.ref, k));
+      for (const kind of PartKind.literals) this.loaded.delete(fileKey(r.ref, { sender: r.sender, kind }));
       const senders = this.loaders.get(file);
       senders?.delete(r.sender);
       if (senders?.size === 0) this.loaders.delete(file);
@@ -70,7 +62,7 @@ export class Journal {
   }
 
   find(sender: string, ref: FileRef, kind: PartKind): LoadedPart | undefined {
-    return this.loaded.get(partKey(sender, ref, kind));
+    return this.loaded.get(fileKey(ref, { sender, kind }));
   }
 
   /** The senders that loaded (a part of) this file and have not deleted it, sorted. */
@@ -84,49 +76,29 @@ export class Journal {
   }
 
   async recordLoaded(p: Omit<LoadedPart, "at">): Promise<void> {
-    const rec: Record_ = { op: "loaded", ...p, at: Date.now() };
-    this.apply(rec);
-    await this.append(rec);
+    await this.record([{ op: "loaded", ...p, at: Date.now() }]);
   }
 
   /** The parts of one file in one append and one fsync. */
   async recordLoadedAll(parts: ReadonlyArray<Omit<LoadedPart, "at">>): Promise<void> {
     const at = Date.now();
-    const recs: Record_[] = parts.map((p) => ({ op: "loaded", ...p, at }));
-    for (const r of recs) this.apply(r);
-    await this.handle.write(recs.map((r) => JSON.stringify(r) + "\n").join(""));
-    this.dirty = true;
-    await this.sync();
+    await this.record(parts.map((p) => ({ op: "loaded", ...p, at })));
   }
 
   async recordDeleted(sender: string, ref: FileRef): Promise<void> {
-    const rec: Record_ = { op: "deleted", sender, ref, at: Date.now() };
-    this.apply(rec);
-    await this.append(rec);
+    await this.record([{ op: "deleted", sender, ref, at: Date.now() }]);
   }
 
-  private async append(rec: Record_): Promise<void> {
-    await this.handle.write(JSON.stringify(rec) + "\n");
-    this.dirty = true;
-    await this.sync();
-  }
-
-  private sync(): Promise<void> {
-    // One fsync in flight at a time; writes that land meanwhile ride on the next one.
-    if (this.pendingSync) return this.pendingSync.then(() => (this.dirty ? this.sync() : undefined));
-    this.dirty = false;
-    this.pendingSync = this.handle.datasync().finally(() => {
-      this.pendingSync = undefined;
-    });
-    return this.pendingSync;
+  private async record(recs: ReadonlyArray<JournalRecord>): Promise<void> {
+    for (const r of recs) this.apply(r);
+    await this.log.append(recs);
   }
 
   async close(): Promise<void> {
-    await this.pendingSync;
-    await this.handle.close();
+    await this.log.close();
   }
 
   get file(): string {
-    return this.path;
+    return this.log.file;
   }
 }

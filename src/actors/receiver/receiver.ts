@@ -1,26 +1,16 @@
-import { mkdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
 import { stat } from "node:fs/promises";
-import { Effect, Result } from "effect";
+import { Context, Effect, Exit, Layer, Result, Scope } from "effect";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decodeJson, encodeJson, Hello, protocolVersion } from "../../protocol/messages.js";
 import { Code } from "../../protocol/status.js";
 import { helloWildcard, isSenderInbox, receiverQueue } from "../../protocol/subjects.js";
 import type { ReceiverConfig } from "../../config/receiver.js";
-import { openStorage } from "../../plugins/loadStorage.js";
-import type { Storage } from "../../plugins/storage.js";
-import { connectNats, type NatsClientSettings } from "../natsConnect.js";
-import { startNatsServer, type NatsServerProcess } from "../natsServer.js";
-import { accountAddressBook, monitorAddressBook, type AddressBook } from "./addressOf.js";
-import { Catalog } from "./catalog.js";
+import type { NatsServerProcess } from "../natsServer.js";
 import { renderAuthorization } from "./embeddedAuth.js";
-import { receiverIdentity, type ReceiverIdentity } from "./receiverIdentity.js";
+import { receiverIdentity } from "./receiverIdentity.js";
 import { readSenderRegistry, registryPollMs, senderRegistryPath, type EnrolledSender } from "./senderRegistry.js";
 import { ReceiverCore, type TsFileCheck } from "./core.js";
-import { Journal } from "./journal.js";
-import { OwnershipRegistry } from "./ownership.js";
 import { newId, SessionHost } from "./sessionHost.js";
-import { Staging, stagingRoot } from "./staging.js";
 
 export interface ReceiverOptions {
   readonly config: ReceiverConfig;
@@ -34,41 +24,22 @@ export interface ReceiverOptions {
 /** Hellos being admitted at once; more are answered `busy` at once, so a flood cannot pile up. */
 export const maxPendingHellos = 256;
 
-export const catalogPath = (dataDir: string): string => join(dataDir, ".tsync", "catalog.jsonl");
-export const embeddedStoreDir = (dataDir: string): string => join(dataDir, ".tsync", "nats");
+import {
+  Addresses,
+  embeddedTlsConfig,
+  LoadJournal,
+  NatsLinks,
+  NatsServers,
+  Owners,
+  ReceiverCatalog,
+  ReceiverEnv,
+  ReceiverStaging,
+  ReceiverStartError,
+  ReceiverStorage,
+  receiverServices,
+} from "./services.js";
 
-/** Extra nats-server config for the embedded server's TLS, when the properties ask for it. */
-const embeddedTlsConfig = (c: ReceiverConfig): string =>
-  c.tls_server_cert_file === undefined
-    ? ""
-    : `tls {\n  cert_file: "${c.tls_server_cert_file}"\n  key_file: "${c.tls_server_key_file ?? ""}"\n` +
-      (c.tls_server_ca_file ? `  ca_file: "${c.tls_server_ca_file}"\n  verify: true\n` : "") +
-      `}\n`;
-
-/**
- * Who tells us the address of a sender's connection: the embedded server's monitoring endpoint,
- * `nats_monitor_url`, or else the servers of the receiver's account, over its own connection.
- */
-const addressBookFor = (c: ReceiverConfig, nc: NatsConnection, embeddedMonitor: string | undefined): AddressBook => {
-  if (embeddedMonitor !== undefined) return monitorAddressBook(embeddedMonitor);
-  if (c.nats_monitor_url !== undefined) return monitorAddressBook(c.nats_monitor_url);
-  return accountAddressBook(nc);
-};
-
-/** Whether `ip_white_list` admits every IPv4 address, i.e. restricts nothing that matters. */
-const admitsEveryone = (c: ReceiverConfig): boolean => c.ip_white_list.some((cidr) => cidr.kind === "ipv4" && cidr.prefixLength === 0);
-
-/** The client settings of one of the receiver's own users on its embedded server: its nkey, the TLS of `c`. */
-const asIdentity = (c: ReceiverConfig, id: ReceiverIdentity): NatsClientSettings => ({
-  nats_user: undefined,
-  nats_password: undefined,
-  nats_token: undefined,
-  nats_creds_file: undefined,
-  nats_nkey_seed_file: id.seedFile,
-  tls_ca_file: c.tls_ca_file,
-  tls_cert_file: c.tls_cert_file,
-  tls_key_file: c.tls_key_file,
-});
+export { catalogPath, embeddedStoreDir, ReceiverStartError } from "./services.js";
 
 /**
  * The receiver process: its NATS server (embedded unless `nats_url` is set), the hello
@@ -87,108 +58,64 @@ export class Receiver {
     readonly store: NatsConnection,
     private readonly enrolled: Map<string, EnrolledSender> | undefined,
     readonly server: NatsServerProcess | undefined,
-    private readonly storage: Storage,
     private readonly options: ReceiverOptions,
     readonly port: number,
     readonly url: string,
-    private readonly addresses: AddressBook | undefined,
+    /** Holds every service the receiver runs on; closing it releases them in reverse order. */
+    private readonly scope: Scope.Closeable,
   ) {}
 
-  static async start(options: ReceiverOptions): Promise<Receiver> {
+  /**
+   * Starts a receiver: its services are acquired in a scope of its own (see services.ts), then it
+   * listens for hellos. Stopping it ends its sessions and closes that scope.
+   */
+  static make(options: ReceiverOptions): Effect.Effect<Receiver, ReceiverStartError> {
     const c = options.config;
     const log = options.log ?? ((line: string) => process.stdout.write(line + "\n"));
-    const dataDir = resolve(c.receiver_data_directory);
-    await mkdir(join(dataDir, ".tsync"), { recursive: true });
-    let server: NatsServerProcess | undefined;
-    let servers: ReadonlyArray<string>;
-    let serviceSettings: NatsClientSettings = c;
-    let storeSettings: NatsClientSettings = c;
-    let enrolled: Map<string, EnrolledSender> | undefined;
-    if (c.nats_url === undefined) {
-      let auth = "";
-      if (c.embedded_server_open) {
-        log(
-          `WARNING: embedded_server_open=true: the embedded nats-server on port ${c.sync_server_port} accepts anyone without authentication. ` +
-            "Any host that reaches it can read every sender's bytes, act as any sender, and rewrite or purge the ownership registry and stored objects. " +
-            "Use it only on a network you fully trust; enroll senders (tsync senders add) and set it to false otherwise.",
-        );
-      } else {
-        const [service, store, senders] = await Promise.all([receiverIdentity(dataDir, "service"), receiverIdentity(dataDir, "store"), readSenderRegistry(dataDir)]);
-        serviceSettings = asIdentity(c, service);
-        storeSettings = asIdentity(c, store);
-        enrolled = new Map(senders.map((s) => [s.id, s]));
-        auth = renderAuthorization(c.receiver_group, service, store, senders);
-        if (senders.length === 0) log(`no sender is enrolled yet: enroll each edge box with \`tsync senders add ID --out ID.nk\` (see docs/security.md)`);
-      }
-      server = await startNatsServer({
-        dir: embeddedStoreDir(dataDir),
-        host: "0.0.0.0",
-        port: c.sync_server_port === 0 ? -1 : c.sync_server_port,
-        extraConfig: embeddedTlsConfig(c) + auth,
-      });
-      servers = [`127.0.0.1:${server.port}`];
-    } else {
-      servers = c.nats_url;
-    }
     const instance = newId().replace(/[^A-Za-z0-9]/g, "x");
-    let nc: NatsConnection | undefined;
-    let store: NatsConnection | undefined;
-    let addresses: AddressBook | undefined;
-    try {
-      nc = await connectNats(servers, `tsync-receiver-${c.receiver_group}-${instance}`, serviceSettings);
-      store = await connectNats(servers, `tsync-receiver-store-${c.receiver_group}-${instance}`, storeSettings);
-      if (server === undefined && nc.info?.auth_required !== true && !admitsEveryone(c))
-        throw new Error(
-          `ip_white_list=${c.ip_white_list.map((x) => x.text).join(", ")} cannot be enforced on ${servers.join(", ")}: that NATS server requires no authentication, ` +
-            "so any client could answer the receiver's address lookups or borrow a sender's identity. Turn on authentication with per-sender permissions (docs/security.md), " +
-            "or use the embedded server, or set ip_white_list=0.0.0.0/0, ::/0 to admit every address knowingly.",
-        );
-      addresses = addressBookFor(c, store, server?.monitorUrl);
-      const storage = await Effect.runPromise(
-        openStorage(c.storage_plugin, { dataDir, options: c.plugin, natsServers: servers.join(","), natsOptions: {}, nc: store, log }),
+    return Effect.gen(function* () {
+      const scope = yield* Scope.make();
+      const services = yield* Layer.buildWithScope(receiverServices(c, log, instance), scope).pipe(
+        Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
       );
-      const journal = await Journal.open(join(dataDir, ".tsync", "journal.jsonl"));
-      const owners = await OwnershipRegistry.open(store, c.receiver_group);
-      const maxPayload = nc.info?.max_payload ?? 1 << 20;
+      const { dataDir } = Context.get(services, ReceiverEnv);
+      const { embedded, servers, enrolled } = Context.get(services, NatsServers);
+      const { service, store } = Context.get(services, NatsLinks);
       const core = new ReceiverCore(
         {
           group: c.receiver_group,
           instance,
           enabled: c.is_sync_enable,
           whiteList: c.ip_white_list,
-          addresses,
+          addresses: Context.get(services, Addresses),
           maxSessions: c.max_sessions,
-          maxChunkBytes: maxPayload,
+          maxChunkBytes: service.info?.max_payload ?? 1 << 20,
           maxFileBytes: c.max_file_size_bytes,
           idleTimeoutMs: c.session_idle_timeout_in_second * 1000,
-          ...(enrolled ? { enrolledKey: (id: string) => enrolled?.get(id)?.nkey } : {}),
+          ...(enrolled ? { enrolledKey: (id: string) => enrolled.get(id)?.nkey } : {}),
         },
-        journal,
-        new Staging(stagingRoot(dataDir), log, { quotaBytesPerSender: c.staging_quota_bytes_per_sender, graceMs: c.staging_grace_in_second * 1000 }),
-        storage,
-        owners,
+        Context.get(services, LoadJournal),
+        Context.get(services, ReceiverStaging),
+        Context.get(services, ReceiverStorage),
+        Context.get(services, Owners),
         options.validateTsFile,
         log,
         (sessionId) => (options.inspect ? { inspect: (e: unknown) => options.inspect?.(sessionId, e) } : {}),
-        new Catalog(catalogPath(dataDir)),
+        Context.get(services, ReceiverCatalog),
       );
-      const port = server?.port ?? Number(servers[0]?.split(":").pop() ?? 0);
-      const receiver = new Receiver(core, nc, store, enrolled, server, storage, options, port, servers[0] ?? "", addresses);
+      const port = embedded?.port ?? Number(servers[0]?.split(":").pop() ?? 0);
+      const receiver = new Receiver(core, service, store, enrolled, embedded, options, port, servers[0] ?? "", scope);
       receiver.listen();
       if (enrolled) receiver.watchRegistry(dataDir);
-      await nc.flush();
-      // Last, so nothing after it can fail and leave a sweeper running; offers racing the start-up
-      // sweep are safe: a sender that uses staging is never swept.
-      await core.staging.startSweeper();
+      yield* Effect.promise(() => service.flush());
       log(`sync service started on port ${port} (receiver group ${c.receiver_group}, sync ${c.is_sync_enable ? "enabled" : "disabled"})`);
       return receiver;
-    } catch (e) {
-      await addresses?.close().catch(() => undefined);
-      await nc?.close().catch(() => undefined);
-      await store?.close().catch(() => undefined);
-      await server?.stop();
-      throw e;
-    }
+    });
+  }
+
+  /** `make` for callers outside an Effect runtime (tests, embedding); rejects with the ReceiverStartError. */
+  static start(options: ReceiverOptions): Promise<Receiver> {
+    return Effect.runPromise(Receiver.make(options));
   }
 
   private listen(): void {
@@ -341,15 +268,9 @@ export class Receiver {
   }
 
   async stop(): Promise<void> {
-    await this.core.staging.stopSweeper();
     clearInterval(this.registryTimer);
     this.helloSub?.unsubscribe();
     for (const s of [...this.sessions.values()]) await s.stop();
-    await this.addresses?.close().catch(() => undefined);
-    await this.nc.drain().catch(() => undefined);
-    await this.core.journal.close();
-    await Effect.runPromise(this.storage.close);
-    await this.store.drain().catch(() => undefined);
-    await this.server?.stop();
+    await Effect.runPromise(Scope.close(this.scope, Exit.void));
   }
 }

@@ -10,7 +10,7 @@ import { Code } from "../../protocol/status.js";
 import { SchemaHeader } from "../../protocol/subjects.js";
 import { cutSchemaRecords, schemaRecordTexts } from "../../plugins/schemaRecords.js";
 import type { Storage } from "../../plugins/storage.js";
-import { writeFileAtomic } from "../durableFile.js";
+import { writeFileAtomic } from "../../files/durableFile.js";
 import type { ReceiverCore } from "./core.js";
 
 /**

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { dirname, join } from "node:path";
 import { createUser, fromPublic } from "@nats-io/nkeys";
 import { isToken } from "../../protocol/names.js";
-import { writeFileAtomic } from "../durableFile.js";
+import { writeFileAtomic } from "../../files/durableFile.js";
 
 export interface EnrolledSender {
   readonly id: string;

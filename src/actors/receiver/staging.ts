@@ -5,9 +5,9 @@ import { uptime } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import type { FileRef, Offer, PartKind } from "../../protocol/messages.js";
 import { partFileName } from "../../protocol/parts.js";
-import { replaceFile, writeFileAtomic } from "../durableFile.js";
-import { fsFailure } from "../fsFailure.js";
-import { hashFilePrefix } from "../fileDigest.js";
+import { replaceFile, writeFileAtomic } from "../../files/durableFile.js";
+import { fsFailure } from "../../files/fsFailure.js";
+import { hashFilePrefix } from "../../files/fileDigest.js";
 import { StagingHygiene, type PartOutcome, type StagingLimits } from "./stagingHygiene.js";
 
 /** Bytes between two fsyncs of a partial file; what a reboot (not a killed process) can cost a resume. */

@@ -4,7 +4,7 @@ import { partOrder } from "../../protocol/parts.js";
 import type { Source, SourceUnit } from "../../plugins/source.js";
 import { refKey, type LocalPart, type ScanResult, type SyncUnit } from "../../machines/senderTypes.js";
 import type { WorkDir } from "./workDir.js";
-import { sha256OfFile } from "../fileDigest.js";
+import { sha256OfFile } from "../../files/fileDigest.js";
 
 const sideFileChanged = (unit: SourceUnit, work: WorkDir): boolean => {
   const confirmed = work.confirmedUnits.get(refKey(unit.ref));

@@ -1,4 +1,5 @@
 import type { NatsConnection } from "@nats-io/transport-node";
+import { Data, Effect, Exit, Scope } from "effect";
 import { createActor, toPromise, type InspectionEvent } from "xstate";
 import { senderWorkDirectory, type SenderConfig } from "../../config/sender.js";
 import { senderLifecycle } from "../../machines/senderLifecycle.js";
@@ -21,6 +22,9 @@ export interface SenderOptions {
   readonly source?: Source;
 }
 
+/** A sender could not start: which step, and why (the message is meant for the operator). */
+export class SenderStartError extends Data.TaggedError("SenderStartError")<{ readonly step: string; readonly message: string; readonly cause?: unknown }> {}
+
 export const senderServers = (c: SenderConfig): ReadonlyArray<string> => c.nats_url ?? [`${c.server_ip}:${c.server_port}`];
 
 /** The sender process for one data directory and one receiver group. */
@@ -30,14 +34,39 @@ export class Sender {
     readonly work: WorkDir,
     readonly nc: NatsConnection,
     private readonly link: SenderLink,
+    /** Holds the work dir (and its lock) and the connection; closing it releases them in reverse order. */
+    private readonly scope: Scope.Closeable,
   ) {}
 
-  static async open(options: SenderOptions): Promise<Sender> {
+  /** Opens the work dir (locked), then the connection to the receiver's NATS server, in a scope of its own. */
+  static make(options: SenderOptions): Effect.Effect<Sender, SenderStartError> {
     const c = options.config;
-    const work = await WorkDir.open(senderWorkDirectory(c), c.sender_name);
-    try {
-      // Replies come only to the sender's private inbox prefix: the receiver answers nowhere else.
-      const nc = await connectNats(senderServers(c), senderConnectionName(work.senderId), c, { inboxPrefix: senderInboxPrefix(work.senderId) });
+    return Effect.gen(function* () {
+      const scope = yield* Scope.make();
+      const acquire = Effect.gen(function* () {
+        const work = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => WorkDir.open(senderWorkDirectory(c), c.sender_name, options.log),
+            catch: (cause) => new SenderStartError({ step: "work directory", message: cause instanceof Error ? cause.message : String(cause), cause }),
+          }),
+          (w) => Effect.promise(() => w.close()),
+        );
+        const nc = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            // Replies come only to the sender's private inbox prefix: the receiver answers nowhere else.
+            try: () => connectNats(senderServers(c), senderConnectionName(work.senderId), c, { inboxPrefix: senderInboxPrefix(work.senderId) }),
+            catch: (cause) =>
+              new SenderStartError({
+                step: "NATS connection",
+                message: `cannot reach the receiver's NATS server at ${senderServers(c).join(", ")}: ${cause instanceof Error ? cause.message : String(cause)}`,
+                cause,
+              }),
+          }),
+          (conn) => Effect.promise(() => conn.drain().catch(() => undefined)),
+        );
+        return { work, nc };
+      }).pipe(Scope.provide(scope), Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))));
+      const { work, nc } = yield* acquire;
       const pace = bandwidthPacer(c.max_bandwidth_bytes_per_second);
       const link = new SenderLink(nc, {
         group: c.receiver_group,
@@ -48,11 +77,13 @@ export class Sender {
         ...(pace ? { pace } : {}),
         ...(options.transformChunk ? { transformChunk: options.transformChunk } : {}),
       });
-      return new Sender(options, work, nc, link);
-    } catch (e) {
-      await work.close();
-      throw new Error(`cannot reach the receiver's NATS server at ${senderServers(c).join(", ")}: ${e instanceof Error ? e.message : String(e)}`);
-    }
+      return new Sender(options, work, nc, link, scope);
+    });
+  }
+
+  /** `make` for callers outside an Effect runtime (tests, embedding); rejects with the SenderStartError. */
+  static open(options: SenderOptions): Promise<Sender> {
+    return Effect.runPromise(Sender.make(options));
   }
 
   get senderId(): string {
@@ -115,7 +146,6 @@ export class Sender {
   }
 
   async close(): Promise<void> {
-    await this.nc.drain().catch(() => undefined);
-    await this.work.close();
+    await Effect.runPromise(Scope.close(this.scope, Exit.void));
   }
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { link, mkdir, open, readFile, rm, stat, copyFile, type FileHandle } from "node:fs/promises";
+import { link, mkdir, open, readFile, rm, stat, copyFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { FileRef, PartKind } from "../../protocol/messages.js";
-import { partFileName } from "../../protocol/parts.js";
-import { refKey } from "../../machines/senderTypes.js";
-import { writeFileAtomic } from "../durableFile.js";
+import { Schema } from "effect";
+import { FileRef, PartKind } from "../../protocol/messages.js";
+import { fileKey, partFileName } from "../../protocol/parts.js";
+import { writeFileAtomic } from "../../files/durableFile.js";
+import { AppendLog } from "../../files/appendLog.js";
 
 /** What the receiver confirmed it loaded, per part: the sender's memory of "already there". */
 export interface ConfirmedPart {
@@ -19,7 +20,18 @@ export interface ConfirmedUnit {
   readonly parts: ReadonlyArray<ConfirmedPart>;
 }
 
-type JournalRecord = { op: "add"; unit: ConfirmedUnit } | { op: "del"; key: string };
+const JournalRecord = Schema.Union([
+  Schema.Struct({
+    op: Schema.Literal("add"),
+    unit: Schema.Struct({
+      ref: FileRef,
+      parts: Schema.Array(Schema.Struct({ kind: PartKind, size: Schema.Number, sha256: Schema.String, mtimeMs: Schema.Number })),
+    }),
+  }),
+  // By `fileKey(ref)`, as the journal has always stored it.
+  Schema.Struct({ op: Schema.Literal("del"), key: Schema.String }),
+]);
+type JournalRecord = typeof JournalRecord.Type;
 
 export class SenderLockedError extends Error {
   constructor(readonly dir: string, readonly pid: number) {
@@ -50,20 +62,26 @@ export class WorkDir {
     readonly dir: string,
     readonly senderId: string,
     private readonly confirmed: Map<string, ConfirmedUnit>,
-    private journal: FileHandle,
+    private readonly journal: AppendLog<JournalRecord>,
   ) {}
 
-  static async open(dir: string, configuredName: string | undefined): Promise<WorkDir> {
+  /**
+   * Takes the lock and replays the confirmed journal; an unreadable or damaged journal rejects
+   * (AppendLogError, naming the file) rather than forgetting what was confirmed.
+   */
+  static async open(dir: string, configuredName: string | undefined, log: (line: string) => void = (line) => process.stderr.write(line + "\n")): Promise<WorkDir> {
     await mkdir(join(dir, "snapshot"), { recursive: true });
     await WorkDir.lock(dir);
-    const senderId = configuredName ?? (await WorkDir.identity(dir));
-    const confirmed = await WorkDir.replay(join(dir, "confirmed.jsonl"));
-    await writeFileAtomic(
-      join(dir, "confirmed.jsonl"),
-      [...confirmed.values()].map((unit) => JSON.stringify({ op: "add", unit }) + "\n").join(""),
-    );
-    const journal = await open(join(dir, "confirmed.jsonl"), "a");
-    return new WorkDir(dir, senderId, confirmed, journal);
+    try {
+      const senderId = configuredName ?? (await WorkDir.identity(dir));
+      const opened = await AppendLog.open(join(dir, "confirmed.jsonl"), JournalRecord, log);
+      const confirmed = WorkDir.replay(opened.records);
+      await opened.log.compact([...confirmed.values()].map((unit) => ({ op: "add", unit })));
+      return new WorkDir(dir, senderId, confirmed, opened.log);
+    } catch (e) {
+      await rm(join(dir, "lock"), { force: true });
+      throw e;
+    }
   }
 
   private static async lock(dir: string): Promise<void> {
@@ -94,18 +112,10 @@ export class WorkDir {
     return id;
   }
 
-  private static async replay(path: string): Promise<Map<string, ConfirmedUnit>> {
+  private static replay(records: ReadonlyArray<JournalRecord>): Map<string, ConfirmedUnit> {
     const map = new Map<string, ConfirmedUnit>();
-    const text = await readFile(path, "utf8").catch(() => "");
-    for (const line of text.split("\n")) {
-      if (!line) continue;
-      let rec: JournalRecord;
-      try {
-        rec = JSON.parse(line) as JournalRecord;
-      } catch {
-        continue; // a torn last line from a crash mid-append: that confirmation never completed
-      }
-      if (rec.op === "add") map.set(refKey(rec.unit.ref), rec.unit);
+    for (const rec of records) {
+      if (rec.op === "add") map.set(fileKey(rec.unit.ref), rec.unit);
       else map.delete(rec.key);
     }
     return map;
@@ -120,13 +130,13 @@ export class WorkDir {
    * own journal answers "have" for anything this list forgot, so nothing is loaded twice.
    */
   async confirm(unit: ConfirmedUnit): Promise<void> {
-    this.confirmed.set(refKey(unit.ref), unit);
-    await this.journal.write(JSON.stringify({ op: "add", unit } satisfies JournalRecord) + "\n");
+    this.confirmed.set(fileKey(unit.ref), unit);
+    await this.journal.write([{ op: "add", unit }]);
   }
 
   async forget(ref: FileRef): Promise<void> {
-    this.confirmed.delete(refKey(ref));
-    await this.journal.write(JSON.stringify({ op: "del", key: refKey(ref) } satisfies JournalRecord) + "\n");
+    this.confirmed.delete(fileKey(ref));
+    await this.journal.write([{ op: "del", key: fileKey(ref) }]);
   }
 
   async flush(): Promise<void> {

@@ -225,7 +225,7 @@ describe("when the filesystem fails on a file, the reply names the file, the log
   test("the journal cannot be appended to: the load is answered with the errno code, the log has the detail", async () => {
     // The journal appends through a handle opened at start, so no path trick reaches it: its
     // handle is swapped for a read-only one of the same file, and every append fails (EBADF).
-    const journal = receiver.core.journal as unknown as { handle: FileHandle; readonly file: string };
+    const journal = (receiver.core.journal as unknown as { log: { handle: FileHandle; readonly file: string } }).log;
     const writable = journal.handle;
     const readOnly = await open(journal.file, "r");
     journal.handle = readOnly;

@@ -1,3 +1,4 @@
+// Streaming SHA-256 of files, the same on both ends of a transfer.
 import { createHash, type Hash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
 

@@ -1,6 +1,14 @@
+// Writes that survive a crash or a power loss: atomic replacement and directory fsync.
 import { randomUUID } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
 import { dirname, join, basename } from "node:path";
+
+/** Where the atomic writes below stage `path`'s next content before the rename. */
+const tempFor = (path: string): string => join(dirname(path), `.${basename(path)}.${randomUUID().slice(0, 8)}.tmp`);
+
+/** Whether `entry` (a name in `path`'s directory) is a temp file of an atomic write of `path`, e.g. one a crash left before its rename. */
+export const isTempOf = (path: string, entry: string): boolean =>
+  entry.startsWith(`.${basename(path)}.`) && /^\.[0-9a-f]{8}\.tmp$/.test(entry.slice(basename(path).length + 1));
 
 /** Syncs a directory so a rename or create inside it survives a power loss. */
 export const fsyncDir = async (dir: string): Promise<void> => {
@@ -14,7 +22,7 @@ export const fsyncDir = async (dir: string): Promise<void> => {
 
 /** Replaces `path` with `data` so that readers see the old file or the new one, never a mix. */
 export const writeFileAtomic = async (path: string, data: string | Uint8Array): Promise<void> => {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomUUID().slice(0, 8)}.tmp`);
+  const tmp = tempFor(path);
   const h = await open(tmp, "w");
   try {
     await h.writeFile(data);
@@ -35,7 +43,7 @@ export const writeFileAtomic = async (path: string, data: string | Uint8Array): 
  * the end-to-end digest checks whatever is resumed).
  */
 export const replaceFile = async (path: string, data: string | Uint8Array): Promise<void> => {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomUUID().slice(0, 8)}.tmp`);
+  const tmp = tempFor(path);
   const h = await open(tmp, "w");
   try {
     await h.writeFile(data);
