@@ -7,7 +7,7 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Effect, Result } from "effect";
-import { sha256OfFile } from "../../src/actors/fileDigest.js";
+import { sha256OfFile } from "../../src/files/fileDigest.js";
 import { Sender } from "../../src/actors/sender/sender.js";
 import { WorkDir } from "../../src/actors/sender/workDir.js";
 import { parseSenderConfig, senderWorkDirectory } from "../../src/config/sender.js";
