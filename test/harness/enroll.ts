@@ -4,6 +4,7 @@ import type { NatsClientSettings } from "../../src/actors/natsConnect.js";
 import { Receiver } from "../../src/actors/receiver/receiver.js";
 import { enrollSender } from "../../src/actors/receiver/senderRegistry.js";
 import { validateTsFile } from "../../src/actors/receiver/validateTsFile.js";
+import { noAuth } from "../security/kit.js";
 import { receiverConfig } from "./configs.js";
 
 /**
@@ -56,17 +57,6 @@ export const startEnrolledReceiver = async (
     url: `127.0.0.1:${receiver.port}`,
     senders,
     logs,
-    as: (id) => ({ ...noCredentials, nats_nkey_seed_file: senders[id]?.["nats_nkey_seed_file"] }),
+    as: (id) => ({ ...noAuth, nats_nkey_seed_file: senders[id]?.["nats_nkey_seed_file"] }),
   };
-};
-
-const noCredentials: NatsClientSettings = {
-  nats_user: undefined,
-  nats_password: undefined,
-  nats_token: undefined,
-  nats_nkey_seed_file: undefined,
-  nats_creds_file: undefined,
-  tls_ca_file: undefined,
-  tls_cert_file: undefined,
-  tls_key_file: undefined,
 };
