@@ -4,7 +4,7 @@
 // is ever signalled. Plus the two hooks others build on: `reconfigure` (live reload of the
 // authorization block) and `readRunningServer` (admin commands finding a random port).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import { connect as tcpConnect, createServer } from "node:net";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
@@ -69,6 +69,43 @@ const until = async (what: string, probe: () => Promise<boolean>, timeoutMs = 10
   }
 };
 
+/**
+ * The processes holding a listening TCP socket on `port`, with their command lines. Tests run in
+ * parallel and free ports get handed out again, so "is the port served" is asked of the kernel's
+ * socket table and answered with who serves it, never by connecting (which can also self-connect).
+ */
+const listenersOn = async (port: number): Promise<Array<{ pid: number; cmdline: string }>> => {
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const text = await readFile(table, "utf8").catch(() => "");
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      const local = f[1];
+      if (local === undefined || f[3] !== "0A") continue;
+      if (Number.parseInt(local.slice(local.lastIndexOf(":") + 1), 16) === port && f[9] !== undefined) inodes.add(f[9]);
+    }
+  }
+  const out: Array<{ pid: number; cmdline: string }> = [];
+  if (inodes.size === 0) return out;
+  for (const e of await readdir("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    const fds = await readdir(`/proc/${e}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const target = await readlink(`/proc/${e}/fd/${fd}`).catch(() => "");
+      const m = /^socket:\[(\d+)\]$/.exec(target);
+      if (m?.[1] !== undefined && inodes.has(m[1])) {
+        out.push({ pid: Number(e), cmdline: (await readFile(`/proc/${e}/cmdline`, "utf8").catch(() => "")).split("\0").join(" ").trim() });
+        break;
+      }
+    }
+  }
+  return out;
+};
+
+/** Listeners on `port` that run the nats-server config of `dir`: what a leftover server would be. */
+const serversOf = async (dir: string, port: number) =>
+  (await listenersOn(port)).filter((l) => l.cmdline.includes(natsConfigPath(dir)));
+
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 const listening = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
@@ -117,7 +154,7 @@ describe("the embedded nats-server of a receiver process", () => {
     first.child.kill("SIGKILL");
     await exitOf(first.child);
     await until(`nats-server ${natsPid} to die with its receiver`, async () => !(await alive(natsPid)), 8_000);
-    expect(await listening(port)).toBe(false);
+    expect(await serversOf(embeddedStoreDir(centre), port)).toEqual([]);
     expect(await readRunningServer(embeddedStoreDir(centre))).toBeUndefined();
 
     const second = await startReceiverProcess(conf);
@@ -150,7 +187,7 @@ describe("the embedded nats-server of a receiver process", () => {
     cleanups.push(() => process.kill(natsPid, "SIGKILL"));
     await new Promise((r) => setTimeout(r, 300));
     expect(await alive(natsPid)).toBe(true);
-    expect(await listening(port)).toBe(true);
+    expect((await serversOf(embeddedStoreDir(centre), port)).map((l) => l.pid)).toEqual([natsPid]);
 
     const second = await startReceiverProcess(conf);
     expect(Number(second.match[1])).toBe(port);
@@ -180,7 +217,7 @@ describe("startNatsServer and its pid file", () => {
     const s = await started(join(root, "kill"));
     await s.kill();
     expect(await alive(s.pid)).toBe(false);
-    expect(await listening(s.port)).toBe(false);
+    expect(await serversOf(join(root, "kill"), s.port)).toEqual([]);
   });
 
   test("an orphaned server of the same config is stopped and its port reused", async () => {
