@@ -29,8 +29,14 @@ test("src/files imports no actors, plugins, machines or cli", async () => {
   expect(bad).toEqual([]);
 });
 
+// IoTDB's own formats (the schema log): below both the sender's actors and the plugins, so neither reaches into the other.
+test("src/iotdb imports nothing but src/protocol and itself", async () => {
+  const bad = (await importsOf("iotdb")).filter(({ spec }) => !(spec.startsWith("./") || /^\.\.\/protocol\//.test(spec)));
+  expect(bad).toEqual([]);
+});
+
 test("nothing imports src/cli except the cli itself", async () => {
-  const dirs = ["machines", "protocol", "tsfile", "actors", "plugins", "config", "files", "dashboard"];
+  const dirs = ["machines", "protocol", "tsfile", "iotdb", "actors", "plugins", "config", "files", "dashboard"];
   const bad = (await Promise.all(dirs.map(importsOf))).flat().filter(({ spec }) => /\/cli\//.test(spec));
   expect(bad).toEqual([]);
 });
@@ -46,4 +52,27 @@ test("machines read no clock and no randomness", async () => {
     const text = await readFile(join(src, "machines", e), "utf8");
     expect(text, e).not.toMatch(/Date\.now|Math\.random|performance\.now|new Date\(/);
   }
+});
+
+// Being rewritten as this test was added: their purpose line comes with the rewrite, and then they leave this list.
+const purposeLinePending = new Set([
+  "machines/receiverSession.ts",
+  "actors/receiver/sessionHost.ts",
+  "actors/receiver/core.ts",
+  "actors/receiver/schemaSync.ts",
+  "protocol/messages.ts",
+  "protocol/status.ts",
+]);
+
+// Every module says what it is for before its imports: a `//` or `/** */` comment on its first line.
+test("every src/**/*.ts starts with a comment", async () => {
+  const bare: string[] = [];
+  for (const e of await readdir(src, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile() || !e.name.endsWith(".ts")) continue;
+    const file = join(e.parentPath, e.name);
+    const first = (await readFile(file, "utf8")).trimStart();
+    const name = file.slice(src.length);
+    if (!first.startsWith("//") && !first.startsWith("/*") && !purposeLinePending.has(name)) bare.push(name);
+  }
+  expect(bare.sort()).toEqual([]);
 });

@@ -1,3 +1,4 @@
+// NATS client connections for both processes: options from the shared nats_*/tls_* keys, and connection names.
 import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import { Redacted } from "effect";

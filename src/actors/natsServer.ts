@@ -1,3 +1,4 @@
+// The embedded nats-server: its config, a child process that dies with us, and its pid and ports files.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm } from "node:fs/promises";

@@ -1,3 +1,4 @@
+// Builds an IoTDB-style data directory of valid TsFiles for the demo, tests and benchmarks.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DeviceSpec, MeasurementSpec, TsFileSpec } from "../tsfile/writer.js";

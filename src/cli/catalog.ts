@@ -1,3 +1,4 @@
+// `tsync catalog`: queries the receiver's catalog of arrived files.
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { Effect } from "effect";

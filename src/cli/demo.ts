@@ -1,3 +1,4 @@
+// `tsync demo`: a sample data directory, an embedded receiver and one sender round, end to end.
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";

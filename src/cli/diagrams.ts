@@ -1,3 +1,4 @@
+// `tsync diagrams`: docs/statecharts.md, every machine as a Mermaid diagram.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";

@@ -1,3 +1,4 @@
+// Fault-injection hooks for the fault tests, armed only by TSYNC_FAULT_INJECTION.
 import type { InspectionEvent } from "xstate";
 
 /**

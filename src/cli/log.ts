@@ -1,3 +1,4 @@
+// The processes' logger: one escaped line per event, by level.
 export type Level = "debug" | "info" | "warn" | "error";
 const rank: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 

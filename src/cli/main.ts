@@ -1,3 +1,4 @@
+// The `tsync` command: usage and dispatch to one entry point per subcommand.
 import { parseArgs } from "node:util";
 import { tsyncVersion } from "../version.js";
 

@@ -1,3 +1,4 @@
+// `tsync owners`: lists storage-group owners and releases a group.
 import { parseArgs } from "node:util";
 import { OwnershipRegistry, type Owner, type PendingTransfer } from "../actors/receiver/ownership.js";
 import { withReceiverNats } from "./receiverConnection.js";

@@ -1,3 +1,4 @@
+// A NATS connection for admin commands, to a running receiver's server or its store directly.
 import { resolve } from "node:path";
 import { Effect } from "effect";
 import type { NatsConnection } from "@nats-io/transport-node";

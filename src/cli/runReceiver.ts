@@ -1,3 +1,4 @@
+// `tsync receiver`: runs a receiver from its properties until stopped.
 import { Effect } from "effect";
 import type { InspectionEvent } from "xstate";
 import { loadReceiverConfig } from "../config/receiver.js";

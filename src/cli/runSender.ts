@@ -1,3 +1,4 @@
+// `tsync sender`: runs a sender from its properties, forever or for one round.
 import { Effect } from "effect";
 import { loadSenderConfig } from "../config/sender.js";
 import { roundSucceeded } from "../machines/senderTypes.js";

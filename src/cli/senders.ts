@@ -1,3 +1,4 @@
+// `tsync senders`: enrols, lists and removes the senders allowed on the embedded nats-server.
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";

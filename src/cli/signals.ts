@@ -1,3 +1,4 @@
+// SIGTERM/SIGINT handling: the first stops gracefully, the second exits at once.
 import { constants } from "node:os";
 
 /**

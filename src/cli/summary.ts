@@ -1,3 +1,4 @@
+// Formats a sender's round summary for the operator.
 import type { RoundSummary } from "../machines/senderTypes.js";
 
 const mb = (n: number) => `${(n / 1e6).toFixed(n < 1e6 ? 3 : 1)} MB`;

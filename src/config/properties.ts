@@ -381,6 +381,11 @@ export const natsClientKeys = {
   tls_key_file: key({ section: AUTH, default: "", mustExist: "file", parse: optional(path), description: "Private key (PEM) of tls_cert_file" }),
 } as const;
 
+/** The live dashboard (docs/dashboard.md), the same on both sides. */
+export const dashboardPortKey = {
+  dashboard_port: key({ section: "Dashboard", default: "0", parse: port, description: "Port of the live dashboard, 1..65535; 0 = off" }),
+} as const;
+
 export const logLevelKey = {
   log_level: key({ section: "Logging", default: "info", parse: oneOf(LOG_LEVELS), description: "Least severe messages logged: debug, info, warn or error" }),
 } as const;

@@ -12,6 +12,7 @@ import {
   integer,
   key,
   list,
+  dashboardPortKey,
   logLevelKey,
   natsClientKeys,
   natsClientProblem,
@@ -57,7 +58,6 @@ export const receiverKeys = {
   tsfile_max_devices: key({ section: STORAGE, default: "100000", parse: integer(1, INT_MAX), description: "Most devices a TsFile's index may list, 1..2147483647; the verify step refuses a file with more (badTsFile) before it reads them. Each costs the receiver a few hundred bytes while it verifies the file" }),
   tsfile_max_device_id_bytes: key({ section: STORAGE, default: "16777216", parse: integer(1, Number.MAX_SAFE_INTEGER), description: "Most bytes the device ids of a TsFile's index may take together; the verify step keeps every id, and refuses a file over this (badTsFile)" }),
   tsfile_max_series: key({ section: STORAGE, default: "5000000", parse: integer(1, INT_MAX), description: "Most time series (TimeseriesMetadata records) a TsFile's index may hold, 1..2147483647; the verify step refuses a file with more (badTsFile)" }),
-  dashboard_port: key({ section: STORAGE, default: "0", parse: port, description: "Port of the live dashboard, 1..65535; 0 = off" }),
 
   ...natsClientKeys,
 
@@ -65,6 +65,7 @@ export const receiverKeys = {
   tls_server_key_file: key({ section: EMBEDDED_TLS, default: "", mustExist: "file", parse: optional(path), description: "Private key (PEM) of tls_server_cert_file" }),
   tls_server_ca_file: key({ section: EMBEDDED_TLS, default: "", mustExist: "file", parse: optional(path), description: "CA certificates (PEM) to verify sender certificates (mutual TLS); empty = not required" }),
 
+  ...dashboardPortKey,
   ...logLevelKey,
 } as const satisfies KeyTable;
 

@@ -10,6 +10,7 @@ import {
   integer,
   key,
   list,
+  dashboardPortKey,
   logLevelKey,
   natsClientKeys,
   natsClientProblem,
@@ -68,9 +69,9 @@ export const senderKeys = {
   chunk_size_bytes: key({ section: TRANSFER, default: "0", parse: chunkSize, description: "Bytes per chunk: 0 = the server's max_payload, else 1024..67108864" }),
   window: key({ section: TRANSFER, default: "16", parse: integer(1, 1024), description: "Chunks in flight per file, 1..1024" }),
   max_bandwidth_bytes_per_second: key({ section: TRANSFER, default: "0", parse: integer(0, Number.MAX_SAFE_INTEGER), description: "Upload limit in bytes per second; 0 = unlimited" }),
-  dashboard_port: key({ section: TRANSFER, default: "0", parse: port, description: "Port of the live dashboard, 1..65535; 0 = off" }),
 
   ...natsClientKeys,
+  ...dashboardPortKey,
   ...logLevelKey,
 } as const satisfies KeyTable;
 

@@ -1,3 +1,4 @@
+// A machine's top-level states and transitions, read from its definition, for the live chart.
 import type { AnyStateMachine, AnyStateNode } from "xstate";
 import { eventLabel, guardName, type TransitionLike } from "../machines/diagram.js";
 

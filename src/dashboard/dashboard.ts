@@ -1,3 +1,4 @@
+// The live dashboard of a sender or receiver: wires inspection into the board and starts its server.
 import type { AnyStateMachine } from "xstate";
 import type { Receiver, ReceiverOptions } from "../actors/receiver/receiver.js";
 import type { SessionHost } from "../actors/receiver/sessionHost.js";

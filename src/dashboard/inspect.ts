@@ -1,3 +1,4 @@
+// Turns XState inspection events into board observations, for the receiver's sessions and the sender's rounds.
 import type { InspectionEvent } from "xstate";
 import type { ActorBoard, ActorStatus } from "./model.js";
 

@@ -1,9 +1,8 @@
-import type { ChartGraph } from "./chart.js";
-
 // A layered (Sugiyama-style) layout, small enough to read: break cycles, rank, insert a dummy
 // node per layer an edge crosses (one of them carries the label), order layers to cut crossings,
 // then place each layer as close to its neighbours as the widths allow. Done once per machine on
 // the server; the page only draws it and moves the highlight.
+import type { ChartGraph } from "./chart.js";
 
 export interface LayoutNode {
   readonly id: string;

@@ -1,11 +1,11 @@
+// Prometheus metrics of a sender or receiver, for the dashboard's /metrics.
+// One registry per process (not prom-client's global one), so tests can run several side by side.
+// Totals are read from their owners at scrape time; only durations are observed as they happen.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ReceiverStats } from "../actors/receiver/core.js";
 import type { SenderRoundContext } from "../machines/senderRound.js";
 import type { ActorBoard } from "./model.js";
 import type { RoundCounts } from "./summaries.js";
-
-// One registry per process (not prom-client's global one), so tests can run several side by side.
-// Totals are read from their owners at scrape time; only durations are observed as they happen.
 
 const DURATION_BUCKETS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600];
 

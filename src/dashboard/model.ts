@@ -1,3 +1,4 @@
+// The dashboard's board: live actors, their states and transition logs, reduced from inspection events.
 import { eventLabel } from "../machines/diagram.js";
 import { stateText, topStateOf } from "./chart.js";
 import { detailsOf, type ActorDetails } from "./summaries.js";

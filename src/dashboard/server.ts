@@ -1,3 +1,4 @@
+// The dashboard's HTTP server: the page, its JSON APIs, Prometheus metrics and a Server-Sent Events stream.
 import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";

@@ -1,10 +1,9 @@
+// What a person debugging a transfer wants to see of each machine's context, small enough to
+// send to a browser a few times a second. Contexts hold whole scan results; these do not.
 import type { SessionContext } from "../machines/receiverSession.js";
 import type { LifecycleContext } from "../machines/senderLifecycle.js";
 import type { SenderRoundContext } from "../machines/senderRound.js";
 import { refKey, type RoundSummary } from "../machines/senderTypes.js";
-
-// What a person debugging a transfer wants to see of each machine's context, small enough to
-// send to a browser a few times a second. Contexts hold whole scan results; these do not.
 
 export interface RoundCounts {
   readonly sent: number;

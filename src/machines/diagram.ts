@@ -1,3 +1,4 @@
+// Mermaid state diagrams and readable guard and event names, drawn from machine definitions.
 import type { AnyStateMachine, AnyStateNode } from "xstate";
 
 export interface TransitionLike {

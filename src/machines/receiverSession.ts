@@ -1,13 +1,22 @@
-import { assign, setup } from "xstate";
+import { and, assign, not, setup } from "xstate";
 import type { Commit, Delete, Load, Offer, SchemaPiece } from "../protocol/messages.js";
-import { Code } from "../protocol/status.js";
+import { Code, reply, type Reply } from "../protocol/status.js";
 import { needs } from "./slot.js";
 
-/** What the session answers to the request that is being handled; the host sends it. */
-export interface Reply {
-  readonly code: number;
-  readonly message: string;
-  readonly [field: string]: unknown;
+export { reply, type Reply } from "../protocol/status.js";
+
+/**
+ * How a request is answered: the host hands each request event the NATS `respond` of its message
+ * (encoding the reply on the way); the machine calls it, once, with the reply it decided on.
+ */
+export type Respond = (reply: Reply) => void;
+
+/**
+ * A request from the sender, with whom to answer. An event with no responder (a test driving the
+ * machine) is never refused: there is nobody to refuse it to.
+ */
+interface Request {
+  readonly respond?: Respond | undefined;
 }
 
 export interface Transfer {
@@ -27,28 +36,49 @@ export interface SessionInput {
   readonly sessionId: string;
   readonly address: string;
   readonly idleTimeoutMs: number;
+  /** The largest chunk the session takes; the receiver's max_chunk_bytes (no limit when absent). */
+  readonly maxChunkBytes?: number | undefined;
+}
+
+/** What the machine starts with: the session, and who waits for the admission decision. */
+export interface SessionStart extends SessionInput {
+  readonly hello?: Respond | undefined;
 }
 
 export interface SessionContext extends SessionInput {
   readonly transfer: Transfer | undefined;
   /** The offer being decided; it becomes the transfer when accepted. */
   readonly pendingOffer: Offer | undefined;
+  /** Who waits for the reply of the request being handled by an actor. */
+  readonly replyTo?: Respond | undefined;
+  /** The last reply the session gave (the dashboard shows it). */
   readonly lastReply: Reply | undefined;
-  /** Counts replies so the host can wait for the one its request caused. */
+  /** How many replies the session gave. */
   readonly replies: number;
   readonly files: { readonly received: number; readonly loaded: number; readonly deleted: number; readonly rejected: number };
   readonly bytes: number;
 }
 
-export type SessionEvent =
-  | { type: "offer"; offer: Offer }
-  | { type: "progress"; fileId: string; received: number; bytes: number }
-  | { type: "commit"; commit: Commit }
-  | { type: "load"; load: Load }
-  | { type: "delete"; ref: Delete }
-  | { type: "schema"; request: SchemaRequest }
-  | { type: "bye" };
+/** One chunk of the file being received: `offset` is NaN when its header was not a number. */
+export interface Chunk {
+  readonly fileId: string;
+  readonly offset: number;
+  readonly offsetText: string;
+  readonly data: Uint8Array;
+}
 
+export type SessionEvent =
+  | ({ type: "offer"; offer: Offer } & Request)
+  | ({ type: "chunk" } & Chunk & Request)
+  /** A chunk was written (by the host's `write`): `received` is the next byte expected. */
+  | ({ type: "progress"; fileId: string; received: number; bytes: number } & Request)
+  /** A chunk could not be written: its part is closed, or the write failed (logged by the host). */
+  | ({ type: "writeFailed"; fileId: string; reason: "closed" | "failed" } & Request)
+  | ({ type: "commit"; commit: Commit } & Request)
+  | ({ type: "load"; load: Load } & Request)
+  | ({ type: "delete"; ref: Delete } & Request)
+  | ({ type: "schema"; request: SchemaRequest } & Request)
+  | ({ type: "bye" } & Request);
 
 const answered = (code: number) => code === Code.ok || code === Code.have;
 
@@ -59,15 +89,28 @@ const answered = (code: number) => code === Code.ok || code === Code.have;
 const failureText = (error: unknown): string =>
   error instanceof Error && typeof error.message === "string" ? error.message : "internal error; see the receiver log";
 
+const chunkOf = (event: SessionEvent): Chunk =>
+  event.type === "chunk" ? event : { fileId: "", offset: Number.NaN, offsetText: "", data: new Uint8Array(0) };
+
+const fileIdOf = (event: SessionEvent): string | undefined =>
+  event.type === "chunk" || event.type === "progress" || event.type === "writeFailed" ? event.fileId : event.type === "commit" ? event.commit.fileId : undefined;
+
+const transferOf = (context: SessionContext): Transfer => {
+  if (!context.transfer) throw new Error("no transfer in receiving");
+  return context.transfer;
+};
+
 /**
  * One connected sender: admitted → ready → receiving (a file) → verifying → ready → loading → ready …
  * → closed | expired, and from ready `syncingSchema` for a piece of the sender's schema log. The
- * host feeds it requests as events and sends `lastReply` back.
+ * host feeds it each request as an event carrying its responder; the machine answers every one,
+ * through `reply`: from an actor's output, from a guard's refusal, or `notReady` (a request the
+ * state cannot take, answered at the top level).
  */
 export const receiverSession = setup({
   types: {
     context: {} as SessionContext,
-    input: {} as SessionInput,
+    input: {} as SessionStart,
     events: {} as SessionEvent,
   },
   actors: {
@@ -83,8 +126,17 @@ export const receiverSession = setup({
     admitted: (_, reply: Reply) => reply.code === Code.ok,
     offerAccepted: (_, reply: Reply & { fileId?: string | undefined }) =>
       (reply.code === Code.start || reply.code === Code.resume) && reply.fileId !== undefined,
-    // Progress or a commit for a file other than the one being received is stale: ignored.
-    forCurrentFile: ({ context }, params: { fileId: string }) => context.transfer?.fileId === params.fileId,
+    // Progress, a chunk or a commit for a file other than the one being received is refused (or, without a responder, ignored).
+    forCurrentFile: ({ context, event }) => context.transfer !== undefined && context.transfer.fileId === fileIdOf(event),
+    numericOffset: ({ event }) => Number.isSafeInteger(chunkOf(event).offset),
+    inOrder: ({ context, event }) => chunkOf(event).offset === context.transfer?.received,
+    fitsChunk: ({ context, event }) => chunkOf(event).data.length <= (context.maxChunkBytes ?? Number.POSITIVE_INFINITY),
+    withinSize: ({ context, event }) => {
+      const c = chunkOf(event);
+      return context.transfer !== undefined && c.offset + c.data.length <= context.transfer.offer.size;
+    },
+    // A request with nobody to answer is not refused: it is simply not taken.
+    hasResponder: ({ event }) => "respond" in event && event.respond !== undefined,
   },
   delays: {
     idle: ({ context }) => context.idleTimeoutMs,
@@ -93,46 +145,87 @@ export const receiverSession = setup({
     holdOffer: assign({
       pendingOffer: ({ event }) => (event.type === "offer" ? event.offer : undefined),
     }),
-    answer: assign({
-      lastReply: (_, r: Reply) => r,
+    /** Keeps the request's responder while an actor decides its reply. */
+    holdResponder: assign({ replyTo: ({ event }: { event: SessionEvent }) => ("respond" in event ? event.respond : undefined) }),
+    /**
+     * Answers: to `to` when given (a request answered at once), else to the held responder (an
+     * actor's output). Each request is answered exactly once.
+     */
+    reply: ({ context }, p: { reply: Reply; to?: Respond | undefined }) => {
+      (p.to ?? context.replyTo)?.(p.reply);
+    },
+    /** What the dashboard shows of the reply; the held responder is used up. */
+    record: assign({
+      lastReply: (_, p: { reply: Reply; to?: Respond | undefined }) => p.reply,
       replies: ({ context }) => context.replies + 1,
+      replyTo: undefined,
     }),
+    /** A request the current state cannot take: answered `notReady`, naming the state. */
+    refuseNotReady: ({ event, self }) => {
+      if ("respond" in event && event.respond) event.respond(reply(Code.notReady, `cannot ${event.type} while ${JSON.stringify(self.getSnapshot().value)}`));
+    },
+    /** A refused request from the wire: the host counts it (stats.rejected). */
+    countRejected: () => undefined,
+    /** Writes a chunk at its offset; the host sends `progress` (or `writeFailed`) when done. */
+    write: (_, _chunk: Chunk & Request) => {
+      throw new Error(`action "write" was not provided`);
+    },
   },
 }).createMachine({
   id: "receiverSession",
   initial: "handshaking",
-  context: ({ input }) => ({
+  context: ({ input: { hello, ...input } }) => ({
     ...input,
     transfer: undefined,
     pendingOffer: undefined,
+    replyTo: hello,
     lastReply: undefined,
     replies: 0,
     files: { received: 0, loaded: 0, deleted: 0, rejected: 0 },
     bytes: 0,
   }),
+  // Requests the current state cannot take: answered here, unless the state takes them.
+  on: {
+    chunk: {
+      guard: "hasResponder" as const,
+      actions: [
+        { type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.unknownFile, `no file ${JSON.stringify(event.fileId)} is being received`) }) },
+        "countRejected",
+      ],
+    },
+    commit: {
+      guard: "hasResponder" as const,
+      actions: [{ type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.unknownFile, `no file ${event.commit.fileId} is being received`) }) }],
+    },
+    offer: { guard: "hasResponder" as const, actions: "refuseNotReady" },
+    load: { guard: "hasResponder" as const, actions: "refuseNotReady" },
+    delete: { guard: "hasResponder" as const, actions: "refuseNotReady" },
+    schema: { guard: "hasResponder" as const, actions: "refuseNotReady" },
+    bye: { guard: "hasResponder" as const, actions: "refuseNotReady" },
+  },
   states: {
     handshaking: {
       invoke: {
         src: "admit",
-        input: ({ context }) => context,
+        input: ({ context }) => ({ senderId: context.senderId, sessionId: context.sessionId, address: context.address, idleTimeoutMs: context.idleTimeoutMs }),
         onDone: [
-          { guard: { type: "admitted", params: ({ event }) => event.output }, target: "ready", actions: { type: "answer", params: ({ event }) => event.output } },
-          { target: "closed", actions: { type: "answer", params: ({ event }) => event.output } },
+          { guard: { type: "admitted", params: ({ event }) => event.output }, target: "ready", actions: [{ type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) }] },
+          { target: "closed", actions: [{ type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) }] },
         ],
         onError: {
           target: "closed",
-          actions: { type: "answer", params: ({ event }) => ({ code: Code.internal, message: failureText(event.error) }) },
+          actions: [{ type: "reply", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }],
         },
       },
     },
     ready: {
       after: { idle: "expired" },
       on: {
-        offer: { target: "offering", actions: "holdOffer" },
-        load: "loading",
-        delete: "deleting",
-        schema: "syncingSchema",
-        bye: { target: "closed", actions: { type: "answer", params: { code: Code.ok, message: "bye" } } },
+        offer: { target: "offering", actions: ["holdOffer", "holdResponder"] },
+        load: { target: "loading", actions: "holdResponder" },
+        delete: { target: "deleting", actions: "holdResponder" },
+        schema: { target: "syncingSchema", actions: "holdResponder" },
+        bye: { target: "closed", actions: [{ type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) }, { type: "record", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) }] },
       },
     },
     offering: {
@@ -151,33 +244,101 @@ export const receiverSession = setup({
                   received: event.output.offset ?? 0,
                 }),
               }),
-              { type: "answer", params: ({ event }) => event.output },
+              { type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) },
             ],
           },
-          { target: "ready", actions: { type: "answer", params: ({ event }) => event.output } },
+          { target: "ready", actions: [{ type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) }] },
         ],
         onError: {
           target: "ready",
-          actions: { type: "answer", params: ({ event }) => ({ code: Code.internal, message: failureText(event.error) }) },
+          actions: [{ type: "reply", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }],
         },
       },
     },
     receiving: {
       after: { idle: "expired" },
       on: {
+        // Checked in this order; a chunk of another file falls through to the top-level refusal.
+        chunk: [
+          {
+            guard: and(["forCurrentFile", not("numericOffset")]),
+            actions: [
+              { type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.badMessage, `chunk offset ${JSON.stringify(event.offsetText)} is not a number`) }) },
+              "countRejected",
+            ],
+          },
+          {
+            guard: and(["forCurrentFile", not("inOrder")]),
+            actions: [
+              {
+                type: "reply",
+                params: ({ context, event }) => {
+                  const expected = transferOf(context).received;
+                  return { to: event.respond, reply: reply(Code.outOfOrder, `chunk at ${event.offset}, expected ${expected}`, { offset: expected }) };
+                },
+              },
+              "countRejected",
+            ],
+          },
+          {
+            guard: and(["forCurrentFile", not("fitsChunk")]),
+            actions: [
+              {
+                type: "reply",
+                params: ({ context, event }) => ({
+                  to: event.respond,
+                  reply: reply(Code.tooLarge, `chunk of ${event.data.length} bytes exceeds ${context.maxChunkBytes ?? Number.POSITIVE_INFINITY}`),
+                }),
+              },
+              "countRejected",
+            ],
+          },
+          {
+            guard: and(["forCurrentFile", not("withinSize")]),
+            actions: [
+              {
+                type: "reply",
+                params: ({ context, event }) => ({
+                  to: event.respond,
+                  reply: reply(Code.tooLarge, `chunk ends at ${event.offset + event.data.length}, past the announced size ${transferOf(context).offer.size}`),
+                }),
+              },
+              "countRejected",
+            ],
+          },
+          {
+            guard: "forCurrentFile",
+            actions: {
+              type: "write",
+              params: ({ event }) => ({ fileId: event.fileId, offset: event.offset, offsetText: event.offsetText, data: event.data, respond: event.respond }),
+            },
+          },
+        ],
         progress: {
           target: "receiving",
           reenter: true,
-          guard: { type: "forCurrentFile", params: ({ event }) => ({ fileId: event.fileId }) },
-          actions: assign({
-            transfer: ({ context, event }) => (context.transfer ? { ...context.transfer, received: event.received } : undefined),
-            bytes: ({ context, event }) => context.bytes + event.bytes,
-          }),
+          guard: "forCurrentFile",
+          actions: [
+            assign({
+              transfer: ({ context, event }) => (context.transfer ? { ...context.transfer, received: event.received } : undefined),
+              bytes: ({ context, event }) => context.bytes + event.bytes,
+            }),
+            { type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "", { offset: event.received }) }) },
+          ],
         },
-        commit: { guard: { type: "forCurrentFile", params: ({ event }) => ({ fileId: event.commit.fileId }) }, target: "verifying" },
+        writeFailed: {
+          actions: {
+            type: "reply",
+            params: ({ event }) => ({
+              to: event.respond,
+              reply: event.reason === "closed" ? reply(Code.unknownFile, `file ${event.fileId} is closed`) : reply(Code.internal, "internal error; see the receiver log"),
+            }),
+          },
+        },
+        commit: { guard: "forCurrentFile", target: "verifying", actions: "holdResponder" },
         // A new offer abandons the current file; its bytes stay staged for a later resume.
-        offer: { target: "offering", actions: [assign({ transfer: undefined }), "holdOffer"] },
-        bye: { target: "closed", actions: { type: "answer", params: { code: Code.ok, message: "bye" } } },
+        offer: { target: "offering", actions: [assign({ transfer: undefined }), "holdOffer", "holdResponder"] },
+        bye: { target: "closed", actions: [{ type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) }, { type: "record", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) }] },
       },
     },
     verifying: {
@@ -198,15 +359,12 @@ export const receiverSession = setup({
                   ? { ...context.files, received: context.files.received + 1 }
                   : { ...context.files, rejected: context.files.rejected + 1 },
             }),
-            { type: "answer", params: ({ event }) => event.output },
+            { type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) },
           ],
         },
         onError: {
           target: "ready",
-          actions: [
-            assign({ transfer: undefined }),
-            { type: "answer", params: ({ event }) => ({ code: Code.internal, message: failureText(event.error) }) },
-          ],
+          actions: [assign({ transfer: undefined }), { type: "reply", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }],
         },
       },
     },
@@ -221,12 +379,12 @@ export const receiverSession = setup({
               files: ({ context, event }) =>
                 answered(event.output.code) ? { ...context.files, loaded: context.files.loaded + 1 } : context.files,
             }),
-            { type: "answer", params: ({ event }) => event.output },
+            { type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) },
           ],
         },
         onError: {
           target: "ready",
-          actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: failureText(event.error) }) },
+          actions: [{ type: "reply", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }],
         },
       },
     },
@@ -238,12 +396,12 @@ export const receiverSession = setup({
           target: "ready",
           actions: [
             assign({ files: ({ context }) => ({ ...context.files, deleted: context.files.deleted + 1 }) }),
-            { type: "answer", params: ({ event }) => event.output },
+            { type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) },
           ],
         },
         onError: {
           target: "ready",
-          actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: failureText(event.error) }) },
+          actions: [{ type: "reply", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }],
         },
       },
     },
@@ -251,10 +409,10 @@ export const receiverSession = setup({
       invoke: {
         src: "applySchema",
         input: ({ context, event }) => ({ session: context, request: (event as Extract<SessionEvent, { type: "schema" }>).request }),
-        onDone: { target: "ready", actions: { type: "answer", params: ({ event }) => event.output } },
+        onDone: { target: "ready", actions: [{ type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) }] },
         onError: {
           target: "ready",
-          actions: { type: "answer", params: ({ event }) => ({ code: Code.storageFailed, message: failureText(event.error) }) },
+          actions: [{ type: "reply", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }],
         },
       },
     },

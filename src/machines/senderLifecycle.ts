@@ -1,3 +1,4 @@
+// The sender process machine: a round, then a wait of the period (or until a new file is sealed).
 import { assign, setup, type AnyActorLogic } from "xstate";
 import type { RoundSummary } from "./senderTypes.js";
 import { needs } from "./slot.js";

@@ -1,5 +1,7 @@
+// The sender round machine: handshake, schema, then each file offered, transferred, verified, loaded and confirmed.
 import { assign, setup } from "xstate";
 import type { FileRef } from "../protocol/messages.js";
+import type { SyncUnit } from "../protocol/parts.js";
 import { backoffDelay, fileRetry, handshakeRetry, type RandomSource } from "./backoff.js";
 import { needs } from "./slot.js";
 import {
@@ -11,7 +13,6 @@ import {
   type ScanResult,
   type SessionInfo,
   type StepFailure,
-  type SyncUnit,
   type LoadInput,
   type SentPart,
   type TransferInput,

@@ -1,22 +1,7 @@
+// Types the sender machines and their actors share: scan results, session, part, step inputs, failures and summaries.
 import { isSenderFailure, Unexpected, type LocalFailure, type ReplyFailure, type TransportFailure } from "../protocol/failures.js";
 import type { FileRef, PartKind } from "../protocol/messages.js";
-import { fileKey } from "../protocol/parts.js";
-
-/** One file on the sender's disk that travels as a part of a TsFile unit. */
-export interface LocalPart {
-  readonly kind: PartKind;
-  readonly path: string;
-  readonly size: number;
-  readonly mtimeMs: number;
-  /** Known when an earlier attempt hashed it; lets the receiver answer "have" exactly. */
-  readonly sha256?: string | undefined;
-}
-
-/** A sealed TsFile with its side files: sent, verified and loaded together. */
-export interface SyncUnit {
-  readonly ref: FileRef;
-  readonly parts: ReadonlyArray<LocalPart>;
-}
+import { fileKey, type SyncUnit } from "../protocol/parts.js";
 
 export interface ScanResult {
   readonly units: ReadonlyArray<SyncUnit>;

@@ -1,3 +1,4 @@
+// Named, typed actor slots that machines declare and src/actors fills with `provide`.
 import { fromPromise } from "xstate";
 
 /**

@@ -1,7 +1,6 @@
-import { createRequire } from "node:module";
-import { isAbsolute, join } from "node:path";
-import { pathToFileURL } from "node:url";
+// Loads the storage plugin `storage_plugin` names (built in, a module path or a package) and guards its failures.
 import { Cause, Effect } from "effect";
+import { describeFailure as describe, importPluginFactory } from "./loadModule.js";
 import { createFsStorage } from "./storageFs.js";
 import { StorageError, type Storage, type StorageContext, type StorageFactory } from "./storage.js";
 
@@ -13,34 +12,6 @@ const builtIns: Readonly<Record<string, () => Promise<StorageFactory>>> = {
 
 export const builtInStorages: ReadonlyArray<string> = Object.keys(builtIns);
 
-const describe = (e: unknown): string => (e instanceof Error ? e.message : typeof e === "object" && e !== null && "message" in e ? String(e.message) : String(e));
-
-/**
- * A package is looked up first from the directory the receiver runs in (where an operator would
- * `npm install` it beside the properties), then from tsync's own dependencies.
- */
-const importPackage = async (name: string, from: string): Promise<unknown> => {
-  let resolved: string | undefined;
-  try {
-    resolved = createRequire(join(from, "package.json")).resolve(name);
-  } catch {
-    resolved = undefined; // not installed there, or ESM-only exports: Node's own resolution decides
-  }
-  return import(resolved === undefined ? name : pathToFileURL(resolved).href);
-};
-
-/**
- * A plugin written in TypeScript loads as it is: the compiled receiver registers tsx's loader the
- * first time it meets one (under tsx it is registered already, and registering again is harmless).
- */
-let typescriptLoader: Promise<void> | undefined;
-const allowTypeScript = (): Promise<void> =>
-  (typescriptLoader ??= import("tsx/esm/api").then((m) => {
-    m.register();
-  }));
-
-const isTypeScript = (path: string): boolean => /\.(ts|mts|cts)$/.test(path);
-
 /**
  * `storage_plugin` is a built-in name, a path to a module, or a package name. A third-party module
  * exports `createStorage` (or a default export) of type `StorageFactory`.
@@ -50,11 +21,7 @@ export const resolveStorageFactory = (ref: string, from: string = process.cwd())
     try: async () => {
       const builtIn = builtIns[ref];
       if (builtIn) return builtIn();
-      if (isTypeScript(ref)) await allowTypeScript();
-      const mod = (await (isAbsolute(ref) ? import(pathToFileURL(ref).href) : importPackage(ref, from))) as { createStorage?: unknown; default?: unknown };
-      const factory = mod.createStorage ?? mod.default;
-      if (typeof factory !== "function") throw new Error(`module exports neither createStorage nor a default function`);
-      return factory as StorageFactory;
+      return (await importPluginFactory(ref, "createStorage", from)) as StorageFactory;
     },
     catch: (cause) => new StorageError({ op: "plugin", message: `cannot load storage plugin "${ref}": ${describe(cause)}`, cause }),
   });

@@ -1,24 +1,14 @@
+// The source contract: how a sender finds sealed TsFiles (built in: IoTDB data directories).
 import { Data, type Effect } from "effect";
-import type { FileRef, PartKind } from "../protocol/messages.js";
+import type { FileRef } from "../protocol/messages.js";
+import type { SourcePart, SyncUnit } from "../protocol/parts.js";
 
-export interface SourcePart {
-  readonly kind: PartKind;
-  readonly path: string;
-  /**
-   * Present for side files, which change after sealing. A sealed TsFile and its .resource never
-   * change under the same name, so the scan does not pay a stat for each of them.
-   */
-  readonly stat?: { readonly size: number; readonly mtimeMs: number };
-}
-
-/** A sealed TsFile found on the sender with its side files. */
-export interface SourceUnit {
-  readonly ref: FileRef;
-  readonly parts: ReadonlyArray<SourcePart>;
-}
+// The unit a source lists is the unit the sender sends: one type, defined in src/protocol/parts.ts.
+export type { SourcePart, SyncUnit } from "../protocol/parts.js";
 
 export interface SourceListing {
-  readonly units: ReadonlyArray<SourceUnit>;
+  /** Sealed TsFiles, each with its parts. */
+  readonly units: ReadonlyArray<SyncUnit<SourcePart>>;
   /** TsFiles seen but not ready (no .resource, under compaction): not sent, and not deleted either. */
   readonly notReady: ReadonlyArray<FileRef>;
   readonly ignored: number;
@@ -31,3 +21,15 @@ export interface Source {
   readonly name: string;
   readonly list: (storageGroups: ReadonlyArray<string>) => Effect.Effect<SourceListing, SourceError>;
 }
+
+export interface SourceContext {
+  /** The sender's `data_directory`: where the built-in source looks, and where a plugin may too. */
+  readonly dataDir: string;
+  /** `plugin.*` keys of the sender properties, prefix removed. */
+  readonly options: Readonly<Record<string, string>>;
+  /** The sender's log. */
+  readonly log?: (line: string) => void;
+}
+
+/** What a source plugin module exports as `createSource` (or its default export). */
+export type SourceFactory = (ctx: SourceContext) => Effect.Effect<Source, SourceError>;

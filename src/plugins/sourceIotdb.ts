@@ -1,9 +1,13 @@
+// The built-in `iotdb` source: sealed TsFiles with their side files in every IoTDB data directory layout.
 import { Effect } from "effect";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { isNumericSegment, isSegment, isTsFileName } from "../protocol/names.js";
-import type { FileRef, PartKind } from "../protocol/messages.js";
-import { SourceError, type Source, type SourceListing, type SourcePart, type SourceUnit } from "./source.js";
+import type { FileRef } from "../protocol/messages.js";
+import { isSideKind, partFileName, partOrder, sideKinds, type SourcePart, type SyncUnit } from "../protocol/parts.js";
+import { SourceError, type Source, type SourceFactory, type SourceListing } from "./source.js";
+
+type SourceUnit = SyncUnit<SourcePart>;
 
 /**
  * Where sequence files live under an IoTDB data directory, newest layout last:
@@ -56,8 +60,6 @@ export const sortTsFileNames = (names: ReadonlyArray<string>): string[] => {
   return keyed.map((k) => k.name);
 };
 
-const sideKinds: ReadonlyArray<PartKind> = ["mods", "mods2"];
-
 /** Sealed = `.resource` exists and no `.resource.temp`, `.merge` or compaction marker beside it. */
 const unitsInPartition = async (
   dir: string,
@@ -70,24 +72,24 @@ const unitsInPartition = async (
   let ignored = 0;
   for (const name of sortTsFileNames([...names].filter((n) => n.endsWith(".tsfile")))) {
     const sealed =
-      names.has(`${name}.resource`) &&
-      !names.has(`${name}.resource.temp`) &&
+      names.has(partFileName(name, "resource")) &&
+      !names.has(`${partFileName(name, "resource")}.temp`) &&
       !names.has(`${name}.merge`) &&
-      !names.has(`${name}.compaction.mods`) &&
-      !names.has(`${name}.compaction.mods2`);
+      !sideKinds.some((kind) => names.has(`${name}.compaction.${kind}`));
     if (!sealed || !isTsFileName(name)) {
       ignored++;
       if (isTsFileName(name)) notReady.push({ ...ref, name });
       continue;
     }
-    const parts: SourcePart[] = [
-      { kind: "resource", path: join(dir, `${name}.resource`) },
-      { kind: "tsfile", path: join(dir, name) },
-    ];
-    for (const kind of sideKinds) {
-      if (!names.has(`${name}.${kind}`)) continue;
+    const parts: SourcePart[] = [];
+    for (const kind of partOrder) {
+      const path = join(dir, partFileName(name, kind));
+      if (!isSideKind(kind)) {
+        parts.push({ kind, path });
+        continue;
+      }
+      if (!names.has(partFileName(name, kind))) continue;
       // Side files change after sealing (deletions), so their size and time are part of the identity.
-      const path = join(dir, `${name}.${kind}`);
       const s = await stat(path).catch(() => undefined);
       if (s) parts.push({ kind, path, stat: { size: s.size, mtimeMs: s.mtimeMs } });
     }
@@ -136,3 +138,5 @@ export const iotdbSource = (dataDir: string): Source => ({
       catch: (cause) => new SourceError({ message: `cannot scan ${dataDir}: ${String(cause)}`, cause }),
     }),
 });
+
+export const createIotdbSource: SourceFactory = (ctx) => Effect.succeed(iotdbSource(ctx.dataDir));

@@ -1,7 +1,8 @@
+// The storage contract: where a receiver places verified files and schema records.
 import { Data, type Effect } from "effect";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { FileRef, PartKind } from "../protocol/messages.js";
-import type { SchemaLogFormat } from "./schemaRecords.js";
+import type { SchemaLogFormat } from "../iotdb/schemaRecords.js";
 
 /** A part that passed its digest check and waits in staging, ready to be placed. */
 export interface StagedPart {
@@ -28,7 +29,7 @@ export interface LoadRequest {
 /**
  * One piece of a sender's schema log as it travelled: whole records, byte for byte as in the
  * sender's `mlog.bin` (IoTDB 0.12+) or `mlog.txt` (0.10/0.11). `splitSchemaRecords` in
- * `./schemaRecords.js` cuts it into records.
+ * `src/iotdb/schemaRecords.ts` cuts it into records.
  */
 export interface SchemaBatch {
   readonly format: SchemaLogFormat;

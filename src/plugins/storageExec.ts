@@ -1,3 +1,4 @@
+// The built-in `exec` storage: runs operator commands to load, remove and check files.
 import { spawn } from "node:child_process";
 import { copyFile, link, mkdir, rm } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
@@ -126,7 +127,8 @@ class AcceptedLog {
   }
 }
 
-const envName: Readonly<Record<PartKind, string>> = { tsfile: "TSYNC_TSFILE", resource: "TSYNC_RESOURCE", mods: "TSYNC_MODS", mods2: "TSYNC_MODS2" };
+/** `TSYNC_TSFILE`, `TSYNC_RESOURCE`, `TSYNC_MODS`, `TSYNC_MODS2`: one variable per part kind. */
+const envName = (kind: PartKind): string => `TSYNC_${kind.toUpperCase()}`;
 
 /** What a command learns about a file: see docs/plugins.md for the list. */
 export const fileEnv = (senderId: string, ref: FileRef, dir: string): Record<string, string> => ({
@@ -207,7 +209,7 @@ export const execStorage = async (s: ExecSettings): Promise<Storage> => {
           else throw e;
         });
         placed.push(path);
-        env[envName[part.kind]] = path;
+        env[envName(part.kind)] = path;
         if (part.kind === "tsfile") env["TSYNC_SHA256"] = part.sha256;
       }
       if (req.facts) {

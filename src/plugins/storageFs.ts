@@ -1,8 +1,9 @@
+// The built-in `fs` storage: an IoTDB-style sequence folder on the receiver's disk.
 import { copyFile, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { Effect } from "effect";
 import type { FileRef, PartKind } from "../protocol/messages.js";
-import { partFileName, placeOrder } from "../protocol/parts.js";
+import { partFileName, partOrder, placeOrder } from "../protocol/parts.js";
 import { isToken } from "../protocol/names.js";
 import { fsyncDir } from "../files/durableFile.js";
 import { fsFailure } from "../files/fsFailure.js";
@@ -108,7 +109,7 @@ export const fsStorage = (dataDir: string, log?: (line: string) => void): Storag
     remove: (_sender, ref) =>
       attempt("remove", named(ref), async () => {
         let existed = false;
-        for (const kind of ["resource", "tsfile", "mods", "mods2"] as const) {
+        for (const kind of partOrder) {
           const p = target(ref, kind);
           if (await stat(p).then(() => true, () => false)) {
             existed = true;

@@ -1,3 +1,4 @@
+// The built-in `objectstore` storage: files as objects in a NATS JetStream object store.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
@@ -7,7 +8,7 @@ import { Objm, setSha256Backend, StorageType, type ObjectInfo, type ObjectStore 
 import { fsFailure } from "../files/fsFailure.js";
 import type { FileRef, PartKind } from "../protocol/messages.js";
 import { isToken } from "../protocol/names.js";
-import { partFileName, placeOrder } from "../protocol/parts.js";
+import { partFileName, partOrder, placeOrder } from "../protocol/parts.js";
 import { summarizeFacts } from "./tsfileFacts.js";
 import { StorageError, type SchemaBatch, type Storage, type StorageFactory, type TsFileFacts } from "./storage.js";
 
@@ -118,7 +119,7 @@ export const objectStoreStorage = (os: ObjectStore, maxChunkBytes: number, onClo
     remove: (_sender, ref) =>
       attempt("remove", async () => {
         let existed = false;
-        for (const kind of ["resource", "tsfile", "mods", "mods2"] as const) {
+        for (const kind of partOrder) {
           const name = objectName(ref, kind);
           if (!live(await os.info(name))) continue;
           existed = true;

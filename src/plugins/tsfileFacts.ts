@@ -1,3 +1,4 @@
+// TsFile facts flattened to strings, for storages that keep metadata or environment variables.
 import type { TsFileFacts } from "./storage.js";
 
 /** A device list longer than this is given as a count only (object metadata, environment variables). */

@@ -74,6 +74,9 @@ export const HelloReply = Schema.Struct({
   sessionId: Schema.optional(Schema.String),
   maxChunkBytes: Schema.optional(Schema.Int),
   idleTimeoutMs: Schema.optional(Schema.Int),
+  /** The sender's address as the NATS server saw it, and its enrolled key: told back at admission. */
+  address: Schema.optional(Schema.String),
+  user: Schema.optional(Schema.String),
 });
 export type HelloReply = typeof HelloReply.Type;
 
@@ -84,6 +87,8 @@ export const OfferReply = Schema.Struct({
   owner: Schema.optional(Schema.String),
   /** With a conflict over one file: the sender that loaded it (the group itself is not refused). */
   loader: Schema.optional(Schema.String),
+  /** With a conflict over one file: which file (sg/vg/tp/name). */
+  file: Schema.optional(Schema.String),
   sha256: Schema.optional(Schema.String),
 });
 export type OfferReply = typeof OfferReply.Type;
@@ -96,7 +101,12 @@ export type ChunkAck = typeof ChunkAck.Type;
 export const SchemaAck = Schema.Struct({ ...Reply, epoch: Schema.optional(Schema.Int), offset: Schema.optional(Schema.Int) });
 export type SchemaAck = typeof SchemaAck.Type;
 
-export const PlainReply = Schema.Struct({ ...Reply, owner: Schema.optional(Schema.String), loader: Schema.optional(Schema.String) });
+export const PlainReply = Schema.Struct({
+  ...Reply,
+  owner: Schema.optional(Schema.String),
+  loader: Schema.optional(Schema.String),
+  file: Schema.optional(Schema.String),
+});
 export type PlainReply = typeof PlainReply.Type;
 
 /** Decodes JSON from the wire; the error is a sentence fit for a badMessage status. */
@@ -115,3 +125,15 @@ export const decodeJson =
 
 const encoder = new TextEncoder();
 export const encodeJson = (value: unknown): Uint8Array => encoder.encode(JSON.stringify(value));
+
+/** The schemas a receiver's reply is encoded with. */
+export type ReplySchema = typeof HelloReply | typeof OfferReply | typeof ChunkAck | typeof SchemaAck | typeof PlainReply;
+
+/**
+ * Encodes a reply through its schema: a code outside `Code`, a field of the wrong type or a field
+ * the schema does not have throws (a `SchemaError`), so a reply of the wrong shape is never sent.
+ */
+export const encodeReply = (schema: ReplySchema) => {
+  const encode = Schema.encodeUnknownSync(schema, { onExcessProperty: "error" });
+  return (reply: { readonly code: number; readonly message: string }): Uint8Array => encodeJson(encode(reply));
+};

@@ -42,3 +42,18 @@ export interface Status {
   readonly code: CodeValue;
   readonly message: string;
 }
+
+/**
+ * A reply of the receiver: a code, its text, and the fields its message schema allows
+ * (`messages.ts`). Built with `reply`, encoded with `encodeReply`.
+ */
+export interface Reply {
+  // A number rather than `CodeValue` so that a reply built elsewhere (a test's stub actor) fits;
+  // `reply` takes only a `Code`, and encoding checks the code against `CodeSchema`.
+  readonly code: number;
+  readonly message: string;
+  readonly [field: string]: unknown;
+}
+
+/** The one way a reply is built: `reply(Code.tooLarge, "…", { offset })`. */
+export const reply = (code: CodeValue, message: string, extra: Readonly<Record<string, unknown>> = {}): Reply => ({ ...extra, code, message });

@@ -94,4 +94,79 @@ describe("receiver session machine", () => {
     expect(a.getSnapshot().value).toBe("expired");
     expect(a.getSnapshot().status).toBe("done");
   });
+
+  test("each request is answered through the responder it carries, by the machine", async () => {
+    const a = session();
+    await waitFor(a, (s) => s.matches("ready"));
+    const got: Reply[] = [];
+    const respond = (r: Reply) => void got.push(r);
+    a.send({ type: "offer", offer, respond });
+    await waitFor(a, (s) => s.matches("receiving"));
+    expect(got).toEqual([{ code: Code.start, message: "send", fileId: "f1", offset: 0 }]);
+    // A request the state cannot take is refused by the machine, naming the state.
+    a.send({ type: "load", load: { sg: "a", vg: "0", tp: "0", name: "a.tsfile", parts: [] }, respond });
+    expect(got[1]).toEqual({ code: Code.notReady, message: 'cannot load while "receiving"' });
+    a.send({ type: "commit", commit: { fileId: "other", size: 1, sha256: "0".repeat(64) }, respond });
+    expect(got[2]).toEqual({ code: Code.unknownFile, message: "no file other is being received" });
+    expect(a.getSnapshot().value).toBe("receiving");
+    a.send({ type: "bye", respond });
+    expect(got[3]).toEqual({ code: Code.ok, message: "bye" });
+    expect(a.getSnapshot().status).toBe("done");
+  });
+
+  test("chunks: refused by named guards in the order of the old checks, written in order, acked on progress", async () => {
+    const written: Array<{ fileId: string; offset: number; length: number }> = [];
+    let rejected = 0;
+    const a = createActor(
+      receiverSession.provide({
+        actors: {
+          admit: answering({ code: Code.ok, message: "welcome" }),
+          acceptOffer: answering({ code: Code.start, message: "send", fileId: "f1", offset: 0 }),
+        },
+        actions: {
+          write: (_, c) => void written.push({ fileId: c.fileId, offset: c.offset, length: c.data.length }),
+          countRejected: () => void rejected++,
+        },
+      }),
+      { input: { ...input, maxChunkBytes: 4 } },
+    ).start();
+    await waitFor(a, (s) => s.matches("ready"));
+    const got: Reply[] = [];
+    const respond = (r: Reply) => void got.push(r);
+    const chunk = (fileId: string, offsetText: string, length: number) => ({
+      type: "chunk" as const,
+      fileId,
+      offsetText,
+      offset: /^[0-9]+$/.test(offsetText) ? Number(offsetText) : Number.NaN,
+      data: new Uint8Array(length),
+      respond,
+    });
+    a.send(chunk("f1", "0", 1));
+    expect(got.pop()).toEqual({ code: Code.unknownFile, message: 'no file "f1" is being received' });
+    a.send({ type: "offer", offer });
+    await waitFor(a, (s) => s.matches("receiving"));
+    a.send(chunk("f2", "0", 1));
+    expect(got.pop()).toEqual({ code: Code.unknownFile, message: 'no file "f2" is being received' });
+    a.send(chunk("f1", "x", 1));
+    expect(got.pop()).toEqual({ code: Code.badMessage, message: 'chunk offset "x" is not a number' });
+    a.send(chunk("f1", "3", 1));
+    expect(got.pop()).toEqual({ code: Code.outOfOrder, message: "chunk at 3, expected 0", offset: 0 });
+    a.send(chunk("f1", "0", 5));
+    expect(got.pop()).toEqual({ code: Code.tooLarge, message: "chunk of 5 bytes exceeds 4" });
+    expect(rejected).toBe(5);
+    expect(written).toEqual([]);
+    a.send(chunk("f1", "0", 4));
+    expect(written).toEqual([{ fileId: "f1", offset: 0, length: 4 }]);
+    expect(got).toEqual([]);
+    a.send({ type: "progress", fileId: "f1", received: 4, bytes: 4, respond });
+    expect(got.pop()).toEqual({ code: Code.ok, message: "", offset: 4 });
+    a.send({ type: "progress", fileId: "f1", received: 8, bytes: 4 });
+    a.send(chunk("f1", "8", 3));
+    expect(got.pop()).toEqual({ code: Code.tooLarge, message: "chunk ends at 11, past the announced size 10" });
+    a.send({ type: "writeFailed", fileId: "f1", reason: "closed", respond });
+    expect(got.pop()).toEqual({ code: Code.unknownFile, message: "file f1 is closed" });
+    expect(rejected).toBe(6);
+    expect(a.getSnapshot().context).toMatchObject({ transfer: { received: 8 }, bytes: 8 });
+    a.stop();
+  });
 });

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "vitest";
 import { createActor, fromPromise, SimulatedClock, waitFor } from "xstate";
 import { senderRound, type SchemaSyncOutput } from "../../src/machines/senderRound.js";
-import type { DeleteOutput, LoadInput, ScanResult, SentPart, SessionInfo, StepFailure, SyncUnit, TransferInput, VerifyInput } from "../../src/machines/senderTypes.js";
+import type { DeleteOutput, LoadInput, ScanResult, SentPart, SessionInfo, StepFailure, TransferInput, VerifyInput } from "../../src/machines/senderTypes.js";
+import type { SyncUnit } from "../../src/protocol/parts.js";
 import { replyFailure } from "../../src/protocol/failures.js";
 import type { FileRef } from "../../src/protocol/messages.js";
 import { Code } from "../../src/protocol/status.js";

@@ -16,10 +16,10 @@ import {
   type ScanResult,
   type SentPart,
   type SessionInfo,
-  type SyncUnit,
   type TransferInput,
   type VerifyInput,
 } from "../../src/machines/senderTypes.js";
+import type { SyncUnit } from "../../src/protocol/parts.js";
 import type { FileRef, PartKind } from "../../src/protocol/messages.js";
 import { Code } from "../../src/protocol/status.js";
 import { ChunkHeader } from "../../src/protocol/subjects.js";

@@ -5,7 +5,7 @@ import { Effect, Exit } from "effect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { partFileName } from "../../src/protocol/parts.js";
 import { openStorage } from "../../src/plugins/loadStorage.js";
-import { frameMlogRecord, splitSchemaRecords } from "../../src/plugins/schemaRecords.js";
+import { frameMlogRecord, splitSchemaRecords } from "../../src/iotdb/schemaRecords.js";
 import type { StagedPart, Storage } from "../../src/plugins/storage.js";
 import { roundSucceeded } from "../../src/machines/senderTypes.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";

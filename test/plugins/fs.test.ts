@@ -4,7 +4,7 @@ import { Effect } from "effect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { partFileName } from "../../src/protocol/parts.js";
 import { openStorage } from "../../src/plugins/loadStorage.js";
-import { splitSchemaRecords } from "../../src/plugins/schemaRecords.js";
+import { splitSchemaRecords } from "../../src/iotdb/schemaRecords.js";
 import { roundSucceeded } from "../../src/machines/senderTypes.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
 import { removeAll, tempRoot } from "../harness/syncPair.js";

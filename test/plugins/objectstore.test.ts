@@ -6,7 +6,7 @@ import { Objm } from "@nats-io/obj";
 import { Effect, Exit } from "effect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { openStorage } from "../../src/plugins/loadStorage.js";
-import { splitSchemaRecords } from "../../src/plugins/schemaRecords.js";
+import { splitSchemaRecords } from "../../src/iotdb/schemaRecords.js";
 import { ObjectMeta, objectName } from "../../src/plugins/storageObjectStore.js";
 import { inspectTsFile } from "../../src/actors/tsfileFiles.js";
 import { roundSucceeded } from "../../src/machines/senderTypes.js";

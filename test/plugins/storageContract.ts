@@ -8,7 +8,7 @@ import { Effect, Exit } from "effect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { writeSealedTsFile } from "../../src/actors/tsfileFiles.js";
 import type { FileRef, PartKind } from "../../src/protocol/messages.js";
-import { frameMlogRecord } from "../../src/plugins/schemaRecords.js";
+import { frameMlogRecord } from "../../src/iotdb/schemaRecords.js";
 import type { SchemaBatch, StagedPart, Storage, TsFileFacts } from "../../src/plugins/storage.js";
 
 export interface ContractSubject {

@@ -2,7 +2,8 @@ import { createActor, fromPromise, toPromise, waitFor } from "xstate";
 import { describe, expect, test } from "vitest";
 import { senderRound, type SchemaSyncOutput } from "../../src/machines/senderRound.js";
 import { receiverSession, type Reply } from "../../src/machines/receiverSession.js";
-import type { SentPart, SessionInfo, StepFailure, SyncUnit } from "../../src/machines/senderTypes.js";
+import type { SentPart, SessionInfo, StepFailure } from "../../src/machines/senderTypes.js";
+import type { SyncUnit } from "../../src/protocol/parts.js";
 import { replyFailure } from "../../src/protocol/failures.js";
 import { Code } from "../../src/protocol/status.js";
 

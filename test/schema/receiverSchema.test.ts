@@ -4,7 +4,7 @@ import { Effect } from "effect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { applySchemaPiece } from "../../src/actors/receiver/schemaSync.js";
 import { Code } from "../../src/protocol/status.js";
-import { frameMlogRecord } from "../../src/plugins/schemaRecords.js";
+import { frameMlogRecord } from "../../src/iotdb/schemaRecords.js";
 import { StorageError, type SchemaBatch, type Storage } from "../../src/plugins/storage.js";
 import { removeAll, tempRoot } from "../harness/syncPair.js";
 

@@ -1,6 +1,7 @@
 import { fc, test as prop } from "@fast-check/vitest";
+import { crc32 as zlibCrc32 } from "node:zlib";
 import { describe, expect, test } from "vitest";
-import { cutSchemaRecords, frameMlogRecord, schemaRecordTexts, splitSchemaRecords } from "../../src/plugins/schemaRecords.js";
+import { crc32, cutSchemaRecords, frameMlogRecord, schemaRecordTexts, splitSchemaRecords } from "../../src/iotdb/schemaRecords.js";
 
 const enc = new TextEncoder();
 const concat = (parts: ReadonlyArray<Uint8Array>) => {
@@ -72,4 +73,9 @@ describe("mlog.txt records", () => {
     expect(() => splitSchemaRecords("mlog.txt", enc.encode("a\nb"))).toThrow("a record starting at byte 2 is cut off");
     expect(splitSchemaRecords("mlog.txt", enc.encode("a\nb\n"))).toEqual(["a", "b"]);
   });
+});
+
+// src/iotdb imports no node:*, so it carries its own CRC-32: it must be zlib's (and java.util.zip.CRC32's).
+prop.prop([fc.uint8Array({ maxLength: 4096 })], { numRuns: 200 })("crc32 is zlib's CRC-32", (bytes) => {
+  expect(crc32(bytes)).toBe(zlibCrc32(bytes));
 });

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { senderWorkDirectory } from "../../src/config/sender.js";
 import { positionFile } from "../../src/actors/sender/schemaLog.js";
-import { frameMlogRecord } from "../../src/plugins/schemaRecords.js";
+import { frameMlogRecord } from "../../src/iotdb/schemaRecords.js";
 import type { RoundSummary } from "../../src/machines/senderTypes.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
 import { removeAll, tempRoot } from "../harness/syncPair.js";

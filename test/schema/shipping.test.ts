@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { applySchemaPiece, decodeSchemaRequest } from "../../src/actors/receiver/schemaSync.js";
 import { syncSchemaLog } from "../../src/actors/sender/schemaLog.js";
 import { fsStorage } from "../../src/plugins/storageFs.js";
-import { cutSchemaRecords, frameMlogRecord } from "../../src/plugins/schemaRecords.js";
+import { cutSchemaRecords, frameMlogRecord } from "../../src/iotdb/schemaRecords.js";
 import { encodeJson } from "../../src/protocol/messages.js";
 import type { SessionInfo } from "../../src/machines/senderTypes.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";

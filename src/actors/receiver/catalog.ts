@@ -1,3 +1,4 @@
+// The receiver's catalog: which sender's TsFiles arrived, with their devices and time range, for `tsync catalog`.
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { Schema } from "effect";

@@ -1,7 +1,6 @@
 import { Effect } from "effect";
-import type { Reply } from "../../machines/receiverSession.js";
 import type { FileRef, Load, PartKind } from "../../protocol/messages.js";
-import { Code } from "../../protocol/status.js";
+import { Code, reply, type CodeValue, type Reply } from "../../protocol/status.js";
 import { sessionPrefix } from "../../protocol/subjects.js";
 import { isAllowed, type IpWhiteList } from "../../config/ipWhiteList.js";
 import { formatIpWhiteList } from "../../config/ipWhiteList.js";
@@ -12,6 +11,13 @@ import type { Catalog } from "./catalog.js";
 import type { Journal } from "./journal.js";
 import type { Owner, OwnershipRegistry } from "./ownership.js";
 import type { Staging } from "./staging.js";
+
+/**
+ * Runs one storage-plugin Effect for a session's promise-based step: the one place the core leaves
+ * Effect. (It runs on the default runtime: the receiver builds the core inside its scope but hands
+ * it no runtime, so there is nothing of the receiver's to run on without changing receiver.ts.)
+ */
+const runStorage = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(effect);
 
 export type TsFileCheck = { readonly ok: true; readonly facts: TsFileFacts } | { readonly ok: false; readonly reason: string };
 
@@ -89,22 +95,19 @@ export class ReceiverCore {
   /** The answer to a sender whose storage group belongs to another. */
   groupConflict(owner: Owner): Reply {
     this.stats.conflicts++;
-    return {
-      code: Code.conflict,
-      message: `storage group ${owner.sg} belongs to sender ${owner.senderId} (since ${owner.since}); this sender's files of ${owner.sg} are refused`,
+    return reply(Code.conflict, `storage group ${owner.sg} belongs to sender ${owner.senderId} (since ${owner.since}); this sender's files of ${owner.sg} are refused`, {
       owner: owner.senderId,
-    };
+    });
   }
 
   private fileConflict(ref: FileRef, loader: string, doing: "overwrite" | "delete"): Reply {
     this.stats.conflicts++;
     const file = `${ref.sg}/${ref.vg}/${ref.tp}/${ref.name}`;
-    return {
-      code: Code.conflict,
-      message: `${file} was loaded by sender ${loader}; a sender may ${doing} only files it loaded itself or files handed to it with the storage group (tsync owners release --transfer-files)`,
-      file,
-      loader,
-    };
+    return reply(
+      Code.conflict,
+      `${file} was loaded by sender ${loader}; a sender may ${doing} only files it loaded itself or files handed to it with the storage group (tsync owners release --transfer-files)`,
+      { file, loader },
+    );
   }
 
   /** A sender other than `sender` whose copy of `ref` is in storage and was not handed to it. */
@@ -127,7 +130,7 @@ export class ReceiverCore {
 
   /** Drops `loader`'s copy of `ref`: from storage unless `keepBytes` (they share the path with the new copy), then its records. */
   private async dropCopy(loader: string, ref: FileRef, keepBytes = false): Promise<boolean> {
-    const existed = keepBytes ? false : await Effect.runPromise(this.storage.remove(loader, ref));
+    const existed = keepBytes ? false : await runStorage(this.storage.remove(loader, ref));
     await this.journal.recordDeleted(loader, ref);
     await this.catalog.deleted(loader, ref);
     return existed;
@@ -141,24 +144,24 @@ export class ReceiverCore {
    */
   async remove(sender: string, ref: FileRef): Promise<Reply> {
     const loaders = this.journal.loadersOf(ref);
-    if (loaders.length === 0) return { code: Code.ok, message: "was not there" };
+    if (loaders.length === 0) return reply(Code.ok, "was not there");
     const owner = await this.owners.owner(ref.sg);
     if (owner && owner.senderId !== sender) return this.groupConflict(owner);
     if (!owner) {
       const theirs = loaders.find((l) => l !== sender);
       if (theirs !== undefined) return this.fileConflict(ref, theirs, "delete");
       this.stats.conflicts++;
-      return {
-        code: Code.conflict,
-        message: `storage group ${ref.sg} has no owner (it was released); its files stay as they are until a sender loads a file of ${ref.sg} and so owns it`,
-      };
+      return reply(
+        Code.conflict,
+        `storage group ${ref.sg} has no owner (it was released); its files stay as they are until a sender loads a file of ${ref.sg} and so owns it`,
+      );
     }
     const held = this.foreignLoader(sender, ref, owner.inheritsFrom);
     if (held !== undefined) return this.fileConflict(ref, held, "delete");
     let existed = false;
     for (const loader of loaders) existed = (await this.dropCopy(loader, ref)) || existed;
     this.stats.deleted++;
-    return { code: Code.ok, message: existed ? "deleted" : "was not there" };
+    return reply(Code.ok, existed ? "deleted" : "was not there");
   }
 
   /** Admitted by `admit` but not yet registered by the receiver; they count against max_sessions. */
@@ -176,9 +179,9 @@ export class ReceiverCore {
    * this sender's live sessions, which the new one supersedes.
    */
   async admit(helloReplySubject: string, senderId: string, replacing: () => number = () => 0): Promise<Reply> {
-    const refuse = (code: number, message: string): Reply => {
+    const refuse = (code: CodeValue, message: string): Reply => {
       this.stats.refused++;
-      return { code, message };
+      return reply(code, message);
     };
     if (!this.settings.enabled) return refuse(Code.disabled, "sync is disabled on this receiver (is_sync_enable=false)");
     const addresses = this.settings.addresses;
@@ -215,7 +218,7 @@ export class ReceiverCore {
     if (this.activeSessions + this.admitting - replacing() >= this.settings.maxSessions)
       return refuse(Code.busy, `receiver is at max_sessions (${this.settings.maxSessions}); try later`);
     this.admitting++;
-    return { code: Code.ok, message: `welcome from ${conn.ip}`, address: conn.ip, ...(conn.user === undefined ? {} : { user: conn.user }) };
+    return reply(Code.ok, `welcome from ${conn.ip}`, { address: conn.ip, ...(conn.user === undefined ? {} : { user: conn.user }) });
   }
 
   /**
@@ -238,7 +241,7 @@ export class ReceiverCore {
     if (this.journal.loadersOf(ref).some((l) => l !== sender)) return undefined;
     const verified = await this.staging.verified(sender, ref, kind);
     if (!verified || verified.size !== size || (sha256 !== undefined && verified.sha256 !== sha256)) return undefined;
-    return (await Effect.runPromise(this.storage.has(ref, kind, verified.sha256))) ? verified : undefined;
+    return (await runStorage(this.storage.has(ref, kind, verified.sha256))) ? verified : undefined;
   }
 
   /** Catalog first, then the journal: a crash between them repeats an (idempotent) catalog line, never loses one. */
@@ -266,7 +269,7 @@ export class ReceiverCore {
       // first: every part is here, and no other sender's copy lies where it goes.
       for (const p of fresh) {
         const here = (await this.staging.ready(sender, load, p.kind, p.sha256)) ?? (await this.placedBefore(sender, load, p.kind, p.size, p.sha256));
-        if (!here) return { code: Code.notReady, message: `${load.name} (${p.kind}) was not received with digest ${p.sha256.slice(0, 12)}…; send it first` };
+        if (!here) return reply(Code.notReady, `${load.name} (${p.kind}) was not received with digest ${p.sha256.slice(0, 12)}…; send it first`);
       }
       const heldBefore = this.foreignLoader(sender, ref, before.owner?.inheritsFrom ?? before.transfer?.filesOf ?? []);
       if (heldBefore !== undefined) return this.fileConflict(ref, heldBefore, "overwrite");
@@ -295,18 +298,18 @@ export class ReceiverCore {
           recovered++;
           continue;
         }
-        return { code: Code.notReady, message: `${load.name} (${part.kind}) was not received with digest ${part.sha256.slice(0, 12)}…; send it first` };
+        return reply(Code.notReady, `${load.name} (${part.kind}) was not received with digest ${part.sha256.slice(0, 12)}…; send it first`);
       }
       if (part.kind === "tsfile") facts = ready.facts as TsFileFacts | undefined;
-      if (await Effect.runPromise(this.storage.has(load, part.kind, part.sha256))) {
+      if (await runStorage(this.storage.has(load, part.kind, part.sha256))) {
         await this.noteLoaded(sender, load, part.kind, ready.size, ready.sha256, ready.facts as TsFileFacts | undefined);
         recovered++;
         continue;
       }
       toLoad.push({ kind: part.kind, path: ready.path, size: ready.size, sha256: ready.sha256 });
     }
-    if (toLoad.length === 0) return { code: Code.have, message: recovered > 0 ? "already loaded (recovered)" : "already loaded" };
-    await Effect.runPromise(this.storage.load({ senderId: sender, ref: load, parts: toLoad, facts }));
+    if (toLoad.length === 0) return reply(Code.have, recovered > 0 ? "already loaded (recovered)" : "already loaded");
+    await runStorage(this.storage.load({ senderId: sender, ref: load, parts: toLoad, facts }));
     // Catalog first (idempotent), then one journal append and one fsync for the whole file.
     if (facts && toLoad.some((p) => p.kind === "tsfile")) {
       await this.catalog.loaded({ sender, ref: { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name }, devices: facts.devices, version: facts.version, loadedAt: new Date().toISOString() });
@@ -314,6 +317,6 @@ export class ReceiverCore {
     await this.journal.recordLoadedAll(toLoad.map((p) => ({ sender, ref: { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name }, kind: p.kind, size: p.size, sha256: p.sha256 })));
     for (const p of toLoad) await this.staging.discard(sender, load, p.kind);
     this.stats.loads++;
-    return { code: Code.ok, message: `loaded ${toLoad.map((p) => p.kind).join(", ")}` };
+    return reply(Code.ok, `loaded ${toLoad.map((p) => p.kind).join(", ")}`);
   }
 }

@@ -1,3 +1,4 @@
+// The receiver's load journal: what was loaded per (sender, file, part, digest), so a load happens once.
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { Schema } from "effect";

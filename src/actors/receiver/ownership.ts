@@ -1,3 +1,4 @@
+// Storage-group ownership in a JetStream KV bucket: which sender owns a group, claims, releases and transfers.
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 

@@ -1,3 +1,4 @@
+// The receiver process: its services, the hello subscription of the receiver group, and one session per admitted sender.
 import { stat } from "node:fs/promises";
 import { Context, Effect, Exit, Layer, Result, Scope } from "effect";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";

@@ -1,3 +1,4 @@
+// What a sender may be told of a failed step: messages without local paths; the rest goes to the log.
 import { inspect } from "node:util";
 import { Effect } from "effect";
 import { StorageError, type Storage } from "../../plugins/storage.js";

@@ -3,10 +3,10 @@ import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { MsgHdrs } from "@nats-io/transport-node";
 import { Effect, Result, Schema } from "effect";
-import type { Reply, SchemaRequest } from "../../machines/receiverSession.js";
+import type { SchemaRequest } from "../../machines/receiverSession.js";
 import { SchemaPiece } from "../../protocol/messages.js";
 import { isToken } from "../../protocol/names.js";
-import { Code } from "../../protocol/status.js";
+import { Code, reply as replyOf, type CodeValue, type Reply } from "../../protocol/status.js";
 import { SchemaHeader } from "../../protocol/subjects.js";
 import { cutSchemaRecords, schemaRecordTexts } from "../../plugins/schemaRecords.js";
 import type { Storage } from "../../plugins/storage.js";
@@ -50,7 +50,8 @@ const writePositions = async (stateDir: string, senderId: string, p: Positions):
   await writeFileAtomic(positionsPath(stateDir, senderId), JSON.stringify(p));
 };
 
-const reply = (code: number, message: string, at?: Position): Reply => ({ code, message, ...(at ? { epoch: at.epoch, offset: at.offset } : {}) });
+/** A reply that tells where the log stands (`SchemaAck`). */
+const reply = (code: CodeValue, message: string, at?: Position): Reply => replyOf(code, message, at ? { epoch: at.epoch, offset: at.offset } : {});
 
 /** Headers and payload of a `schema` message, checked; a bad one becomes a badMessage reply. */
 export const decodeSchemaRequest = (headers: MsgHdrs | undefined, data: Uint8Array, maxBytes: number): Result.Result<SchemaRequest, Reply> => {

@@ -2,12 +2,12 @@ import { randomBytes } from "node:crypto";
 import { dirname } from "node:path";
 import { Effect, Result, type Schema } from "effect";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import { createActor, fromPromise, waitFor, type ActorRefFrom } from "xstate";
-import { receiverSession, type Reply, type SchemaRequest, type SessionEvent, type SessionInput, type Transfer } from "../../machines/receiverSession.js";
-import { Commit, decodeJson, Delete, encodeJson, Load, Offer, type FileRef } from "../../protocol/messages.js";
+import { createActor, fromPromise, type ActorRefFrom } from "xstate";
+import { receiverSession, type Chunk, type Respond, type SchemaRequest, type SessionEvent, type SessionInput, type Transfer } from "../../machines/receiverSession.js";
+import { ChunkAck, Commit, decodeJson, Delete, encodeReply, HelloReply, Load, Offer, OfferReply, PlainReply, SchemaAck, type FileRef, type ReplySchema } from "../../protocol/messages.js";
 import { describeBadName, describeBadTsFileName, isNumericSegment, isSegment, isTsFileName } from "../../protocol/names.js";
 import { partOrder } from "../../protocol/parts.js";
-import { Code } from "../../protocol/status.js";
+import { Code, reply, type Reply } from "../../protocol/status.js";
 import { ChunkHeader, isSenderInbox } from "../../protocol/subjects.js";
 import type { ReceiverCore } from "./core.js";
 import { applySchemaPiece, decodeSchemaRequest, schemaStateDir } from "./schemaSync.js";
@@ -15,9 +15,22 @@ import { safely, schemaSafeStorage, type SafeFailureScope } from "./safeFailure.
 import { StagingFullError, type PartWriter } from "./staging.js";
 import { StagingQuotaError } from "./stagingHygiene.js";
 
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
 export const newId = (): string => randomBytes(9).toString("base64url");
 
-const statusReply = (code: number, message: string, extra: Record<string, unknown> = {}): Reply => ({ code, message, ...extra });
+/** The schema each operation's reply is encoded with. */
+const replySchemaOf: Readonly<Record<string, ReplySchema>> = {
+  offer: OfferReply,
+  chunk: ChunkAck,
+  commit: PlainReply,
+  load: PlainReply,
+  delete: PlainReply,
+  schema: SchemaAck,
+  bye: PlainReply,
+};
+
+const closedReply = reply(Code.unknownSession, "session is closed; say hello again");
 
 /**
  * When a message that failed to decode names a file, says which name broke which rule: a bad
@@ -38,36 +51,46 @@ const badNameIn = (data: Uint8Array): Reply | undefined => {
     if (f in o && !isNumericSegment(o[f])) problems.push(`${f} ${JSON.stringify(o[f])} is not a partition number`);
   if ("name" in o && !isTsFileName(o["name"]))
     problems.push(describeBadTsFileName(o["name"]));
-  return problems.length > 0 ? statusReply(Code.badName, problems.join("; ")) : undefined;
+  return problems.length > 0 ? reply(Code.badName, problems.join("; ")) : undefined;
 };
 
 /**
- * One connected sender: a receiverSession actor fed by the session's subscription. Requests are
- * handled one at a time in arrival order, which is also the order chunks were sent.
+ * One connected sender: a receiverSession actor fed by the session's subscription. Each request
+ * goes to the machine as an event carrying its responder; the machine decides every reply. The
+ * host takes the next request once the machine answered this one, so requests (and the chunks of
+ * a file, and their writes) are handled one at a time in arrival order.
  */
 export class SessionHost {
   readonly actor: ActorRefFrom<typeof receiverSession>;
   private readonly writers = new Map<string, PartWriter>();
   private readonly owned = new Set<string>();
   private sub: Subscription | undefined;
+  /** Ends the wait for the reply to the request (or hello) the machine is handling. */
+  private pending: Respond | undefined;
+  /** The hello's responder: the machine answers admission to it. */
+  private admission: Respond | undefined;
   readonly prefix: string;
   readonly startedAt = Date.now();
   /** The address the NATS server saw for this sender's connection, once admitted. */
   address: string | undefined;
 
   /**
-   * `admission` decides whether the hello is let in (the receiver's admission rules with the
+   * `admit` decides whether the hello is let in (the receiver's admission rules with the
    * hello's reply subject); the session is not served before it answers ok.
    */
   constructor(
     private readonly core: ReceiverCore,
     private readonly nc: NatsConnection,
     readonly input: SessionInput,
-    private readonly admission: () => Promise<Reply>,
+    private readonly admit: () => Promise<Reply>,
     private readonly onEnd: (host: SessionHost) => void,
   ) {
     this.prefix = core.sessionPrefix(input.senderId, input.sessionId);
-    this.actor = createActor(this.machine(), { input, id: `session-${input.sessionId}`, ...core.inspectOption(input.sessionId) });
+    this.actor = createActor(this.machine(), {
+      input: { ...input, maxChunkBytes: core.maxChunkBytes, hello: (r) => this.admission?.(r) },
+      id: `session-${input.sessionId}`,
+      ...core.inspectOption(input.sessionId),
+    });
   }
 
   /**
@@ -81,7 +104,7 @@ export class SessionHost {
     const schemaDir = schemaStateDir(dirname(core.staging.root));
     return receiverSession.provide({
       actors: {
-        admit: fromPromise<Reply, SessionInput>(safely(scope, "hello", async () => this.admission())),
+        admit: fromPromise<Reply, SessionInput>(safely(scope, "hello", async () => this.admit())),
         acceptOffer: fromPromise(safely(scope, "offer", async ({ input }: { input: { session: SessionInput; offer: Offer } }) => this.acceptOffer(input.offer))),
         verify: fromPromise(
           safely(scope, "commit", async ({ input }: { input: { session: SessionInput; transfer: Transfer; commit: Commit } }) => this.verify(input.transfer, input.commit)),
@@ -94,17 +117,37 @@ export class SessionHost {
           ),
         ),
       },
+      actions: {
+        countRejected: () => {
+          core.stats.rejected++;
+        },
+        write: (_, chunk) => this.write(chunk),
+      },
     });
+  }
+
+  /** Waits for the machine's answer to what it is handling; the session's end answers it too. */
+  private answer(): { respond: Respond; answered: Promise<Reply> } {
+    let respond!: Respond;
+    const answered = new Promise<Reply>((resolve) => {
+      respond = (r) => {
+        if (this.pending === respond) this.pending = undefined;
+        resolve(r);
+      };
+    });
+    this.pending = respond;
+    return { respond, answered };
   }
 
   /** Starts the actor and answers the hello with the admission decision. */
   async start(hello: Msg): Promise<boolean> {
+    const { respond, answered } = this.answer();
+    this.admission = respond;
     this.actor.subscribe({ complete: () => void this.end(), error: () => void this.end() });
     this.actor.start();
-    const s = await waitFor(this.actor, (x) => x.context.replies > 0 || x.status !== "active");
-    const r = s.context.lastReply ?? statusReply(Code.internal, "session ended before admission");
+    const r = await answered;
     if (r.code !== Code.ok) {
-      hello.respond(encodeJson(r));
+      this.send(hello, HelloReply, r);
       return false;
     }
     this.address = typeof r["address"] === "string" ? r["address"] : undefined;
@@ -114,16 +157,29 @@ export class SessionHost {
       this.core.log(`session ${this.input.sessionId}: subscription ended: ${e instanceof Error ? e.message : String(e)}`);
       void this.stop();
     });
-    hello.respond(
-      encodeJson({
-        ...r,
-        sessionPrefix: this.prefix,
-        sessionId: this.input.sessionId,
-        maxChunkBytes: this.core.maxChunkBytes,
-        idleTimeoutMs: this.input.idleTimeoutMs,
-      }),
-    );
+    this.send(hello, HelloReply, {
+      ...r,
+      sessionPrefix: this.prefix,
+      sessionId: this.input.sessionId,
+      maxChunkBytes: this.core.maxChunkBytes,
+      idleTimeoutMs: this.input.idleTimeoutMs,
+    });
     return true;
+  }
+
+  /**
+   * Sends `r` encoded with its schema. A reply the schema refuses is a bug here: it is logged and
+   * the sender gets `internal` instead, never a message of the wrong shape.
+   */
+  private send(m: Msg, schema: ReplySchema, r: Reply): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeReply(schema)(r);
+    } catch (e) {
+      this.core.log(`session ${this.input.sessionId}: a reply did not fit its schema: ${e instanceof Error ? e.message : String(e)}: ${JSON.stringify(r)}`);
+      bytes = encodeReply(PlainReply)(reply(Code.internal, "internal error; see the receiver log"));
+    }
+    m.respond(bytes);
   }
 
   private async serve(sub: Subscription): Promise<void> {
@@ -136,67 +192,75 @@ export class SessionHost {
           this.core.log(`session ${this.input.sessionId}: dropped a request whose reply subject is not sender ${this.input.senderId}'s inbox: ${JSON.stringify(m.reply ?? "")}`);
         continue;
       }
+      const op = m.subject.slice(this.prefix.length + 1);
+      const schema = replySchemaOf[op] ?? PlainReply;
       try {
-        const reply = await this.handle(m);
-        if (m.reply) m.respond(encodeJson(reply));
+        const decoded = this.request(m, op);
+        if (Result.isFailure(decoded)) {
+          this.send(m, schema, decoded.failure);
+          continue;
+        }
+        const event = decoded.success;
+        if (this.actor.getSnapshot().status !== "active") {
+          this.send(m, schema, closedReply);
+          continue;
+        }
+        const { respond, answered } = this.answer();
+        this.actor.send({ ...event, respond } as SessionEvent);
+        this.send(m, schema, await answered);
       } catch (e) {
         this.core.log(`session ${this.input.sessionId}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-        if (m.reply) m.respond(encodeJson(statusReply(Code.internal, "internal error; see the receiver log")));
+        this.send(m, PlainReply, reply(Code.internal, "internal error; see the receiver log"));
       }
     }
   }
 
-  private async ask(event: SessionEvent): Promise<Reply> {
-    const snap = this.actor.getSnapshot();
-    if (snap.status !== "active") return statusReply(Code.unknownSession, "session is closed; say hello again");
-    if (!snap.can(event)) return statusReply(Code.notReady, `cannot ${event.type} while ${JSON.stringify(snap.value)}`);
-    const before = snap.context.replies;
-    this.actor.send(event);
-    const after = await waitFor(this.actor, (x) => x.context.replies > before || x.status !== "active", { timeout: 600_000 });
-    return after.context.lastReply ?? statusReply(Code.internal, "no reply");
-  }
-
   private decode<S extends Schema.Codec<unknown, unknown>>(schema: S, m: Msg): Result.Result<S["Type"], Reply> {
     const r = decodeJson(schema)(m.data);
-    return Result.isSuccess(r) ? Result.succeed(r.success) : Result.fail(badNameIn(m.data) ?? statusReply(Code.badMessage, r.failure));
+    return Result.isSuccess(r) ? Result.succeed(r.success) : Result.fail(badNameIn(m.data) ?? reply(Code.badMessage, r.failure));
   }
 
-  private async handle(m: Msg): Promise<Reply> {
-    const op = m.subject.slice(this.prefix.length + 1);
+  /** The request a message makes, as the machine's event; or, for a message that cannot be decoded, its refusal. */
+  private request(m: Msg, op: string): Result.Result<DistributiveOmit<SessionEvent, "respond">, Reply> {
     switch (op) {
-      case "chunk":
-        return this.chunk(m);
+      case "chunk": {
+        const offsetText = m.headers?.get(ChunkHeader.offset) ?? "";
+        return Result.succeed({
+          type: "chunk",
+          fileId: m.headers?.get(ChunkHeader.file) ?? "",
+          offsetText,
+          offset: /^[0-9]{1,16}$/.test(offsetText) ? Number(offsetText) : Number.NaN,
+          data: m.data,
+        });
+      }
       case "offer": {
         const r = this.decode(Offer, m);
-        return Result.isFailure(r) ? this.rejectBad(r.failure) : this.ask({ type: "offer", offer: r.success });
+        return Result.isFailure(r) ? Result.fail(this.rejectBad(r.failure)) : Result.succeed({ type: "offer", offer: r.success });
       }
       case "commit": {
         const r = this.decode(Commit, m);
-        if (Result.isFailure(r)) return this.rejectBad(r.failure);
-        const t = this.actor.getSnapshot().context.transfer;
-        if (t?.fileId !== r.success.fileId) return statusReply(Code.unknownFile, `no file ${r.success.fileId} is being received`);
-        return this.ask({ type: "commit", commit: r.success });
+        return Result.isFailure(r) ? Result.fail(this.rejectBad(r.failure)) : Result.succeed({ type: "commit", commit: r.success });
       }
       case "load": {
         const r = this.decode(Load, m);
-        if (Result.isFailure(r)) return this.rejectBad(r.failure);
+        if (Result.isFailure(r)) return Result.fail(this.rejectBad(r.failure));
         const kinds = r.success.parts.map((p) => p.kind);
         if (kinds.length === 0 || new Set(kinds).size !== kinds.length)
-          return this.rejectBad(statusReply(Code.badMessage, `a load names each of its parts once (got ${JSON.stringify(kinds)}; parts are ${partOrder.join(", ")})`));
-        return this.ask({ type: "load", load: r.success });
+          return Result.fail(this.rejectBad(reply(Code.badMessage, `a load names each of its parts once (got ${JSON.stringify(kinds)}; parts are ${partOrder.join(", ")})`)));
+        return Result.succeed({ type: "load", load: r.success });
       }
       case "delete": {
         const r = this.decode(Delete, m);
-        return Result.isFailure(r) ? this.rejectBad(r.failure) : this.ask({ type: "delete", ref: r.success });
+        return Result.isFailure(r) ? Result.fail(this.rejectBad(r.failure)) : Result.succeed({ type: "delete", ref: r.success });
       }
       case "schema": {
         const r = decodeSchemaRequest(m.headers, m.data, this.core.maxChunkBytes);
-        return Result.isFailure(r) ? this.rejectBad(r.failure) : this.ask({ type: "schema", request: r.success });
+        return Result.isFailure(r) ? Result.fail(this.rejectBad(r.failure)) : Result.succeed({ type: "schema", request: r.success });
       }
       case "bye":
-        return this.ask({ type: "bye" });
+        return Result.succeed({ type: "bye" });
       default:
-        return this.rejectBad(statusReply(Code.badMessage, `unknown operation ${JSON.stringify(op)}`));
+        return Result.fail(this.rejectBad(reply(Code.badMessage, `unknown operation ${JSON.stringify(op)}`)));
     }
   }
 
@@ -205,27 +269,27 @@ export class SessionHost {
     return r;
   }
 
-  private async chunk(m: Msg): Promise<Reply> {
-    const snap = this.actor.getSnapshot();
-    if (snap.status !== "active") return statusReply(Code.unknownSession, "session is closed; say hello again");
-    const t = snap.context.transfer;
-    const fileId = m.headers?.get(ChunkHeader.file) ?? "";
-    const offsetText = m.headers?.get(ChunkHeader.offset) ?? "";
-    const offset = /^[0-9]{1,16}$/.test(offsetText) ? Number(offsetText) : NaN;
-    if (!snap.matches("receiving") || !t || t.fileId !== fileId) return this.rejectBad(statusReply(Code.unknownFile, `no file ${JSON.stringify(fileId)} is being received`));
-    if (!Number.isSafeInteger(offset)) return this.rejectBad(statusReply(Code.badMessage, `chunk offset ${JSON.stringify(offsetText)} is not a number`));
+  /**
+   * The machine's `write`: the chunk at its offset in the file's part. The machine checked it
+   * against the transfer; the host takes no other request until `progress` answers it.
+   */
+  private write(chunk: Chunk & { readonly respond?: Respond | undefined }): void {
+    const { fileId, offset, data, respond } = chunk;
     const writer = this.writers.get(fileId);
-    if (!writer) return statusReply(Code.unknownFile, `file ${fileId} is closed`);
-    if (offset !== writer.received)
-      return this.rejectBad(statusReply(Code.outOfOrder, `chunk at ${offset}, expected ${writer.received}`, { offset: writer.received }));
-    if (m.data.length > this.core.maxChunkBytes)
-      return this.rejectBad(statusReply(Code.tooLarge, `chunk of ${m.data.length} bytes exceeds ${this.core.maxChunkBytes}`));
-    if (offset + m.data.length > writer.size)
-      return this.rejectBad(statusReply(Code.tooLarge, `chunk ends at ${offset + m.data.length}, past the announced size ${writer.size}`));
-    await writer.write(m.data, offset);
-    this.core.stats.bytes += m.data.length;
-    this.actor.send({ type: "progress", fileId, received: writer.received, bytes: m.data.length });
-    return { code: Code.ok, message: "", offset: writer.received };
+    if (!writer) {
+      this.actor.send({ type: "writeFailed", fileId, reason: "closed", respond });
+      return;
+    }
+    writer.write(data, offset).then(
+      () => {
+        this.core.stats.bytes += data.length;
+        this.actor.send({ type: "progress", fileId, received: writer.received, bytes: data.length, respond });
+      },
+      (e: unknown) => {
+        this.core.log(`session ${this.input.sessionId}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+        this.actor.send({ type: "writeFailed", fileId, reason: "failed", respond });
+      },
+    );
   }
 
   /**
@@ -249,59 +313,59 @@ export class SessionHost {
   private async acceptOffer(offer: Offer): Promise<Reply> {
     const sender = this.input.senderId;
     if (offer.size > this.core.maxFileBytes)
-      return statusReply(Code.tooLarge, `${offer.name} (${offer.kind}) is ${offer.size} bytes; the receiver accepts at most ${this.core.maxFileBytes}`);
+      return reply(Code.tooLarge, `${offer.name} (${offer.kind}) is ${offer.size} bytes; the receiver accepts at most ${this.core.maxFileBytes}`);
     const conflict = await this.claim(offer);
     if (conflict) return conflict;
     const loaded = this.core.journal.find(sender, offer, offer.kind);
     if (loaded && loaded.size === offer.size && (offer.sha256 === undefined || offer.sha256 === loaded.sha256))
-      return statusReply(Code.have, "already loaded", { sha256: loaded.sha256 });
+      return reply(Code.have, "already loaded", { sha256: loaded.sha256 });
     const ready = await this.core.staging.ready(sender, offer, offer.kind, offer.sha256);
-    if (ready && ready.size === offer.size) return statusReply(Code.have, "already received, waiting to be loaded", { sha256: ready.sha256 });
+    if (ready && ready.size === offer.size) return reply(Code.have, "already received, waiting to be loaded", { sha256: ready.sha256 });
     const placed = await this.core.recoverPlaced(sender, offer, offer.kind, offer.size, offer.sha256);
-    if (placed) return statusReply(Code.have, "already loaded (recovered)", { sha256: placed.sha256 });
+    if (placed) return reply(Code.have, "already loaded (recovered)", { sha256: placed.sha256 });
     await this.closeWriters();
     let writer: PartWriter;
     try {
       writer = await this.core.staging.begin(sender, offer);
     } catch (e) {
-      if (e instanceof StagingFullError) return statusReply(Code.storageFailed, e.message);
+      if (e instanceof StagingFullError) return reply(Code.storageFailed, e.message);
       // Not retryable: the quota frees up only as the sender's parts load or are swept, so retrying
       // at once would hammer; the file is quarantined for the round and the next round tries again.
-      if (e instanceof StagingQuotaError) return statusReply(Code.tooLarge, e.message);
+      if (e instanceof StagingQuotaError) return reply(Code.tooLarge, e.message);
       throw e;
     }
     const fileId = newId();
     this.writers.set(fileId, writer);
     const resumed = writer.received > 0;
-    return statusReply(resumed ? Code.resume : Code.start, resumed ? `resume at ${writer.received}` : "send", { fileId, offset: writer.received });
+    return reply(resumed ? Code.resume : Code.start, resumed ? `resume at ${writer.received}` : "send", { fileId, offset: writer.received });
   }
 
   private async verify(transfer: Transfer, commit: Commit): Promise<Reply> {
     const writer = this.writers.get(transfer.fileId);
-    if (!writer) return statusReply(Code.unknownFile, `file ${transfer.fileId} is closed`);
+    if (!writer) return reply(Code.unknownFile, `file ${transfer.fileId} is closed`);
     this.writers.delete(transfer.fileId);
     const offer = transfer.offer;
     if (commit.size !== offer.size || writer.received !== offer.size) {
       await writer.abandon();
-      return statusReply(Code.sizeMismatch, `${offer.name} (${offer.kind}): announced ${offer.size} bytes, received ${writer.received}, commit says ${commit.size}`);
+      return reply(Code.sizeMismatch, `${offer.name} (${offer.kind}): announced ${offer.size} bytes, received ${writer.received}, commit says ${commit.size}`);
     }
     const digest = writer.digest();
     if (digest !== commit.sha256 || (offer.sha256 !== undefined && offer.sha256 !== digest)) {
       await writer.abandon();
       this.core.stats.digestMismatches++;
-      return statusReply(Code.digestMismatch, `${offer.name} (${offer.kind}): SHA-256 of the received bytes is ${digest}, the sender's is ${commit.sha256}`);
+      return reply(Code.digestMismatch, `${offer.name} (${offer.kind}): SHA-256 of the received bytes is ${digest}, the sender's is ${commit.sha256}`);
     }
     let facts: unknown;
     if (offer.kind === "tsfile") {
       const check = await this.core.validateTsFile(writer.partPath);
       if (!check.ok) {
         await writer.abandon();
-        return statusReply(Code.badTsFile, `${offer.name} is not a sound TsFile: ${check.reason}`);
+        return reply(Code.badTsFile, `${offer.name} is not a sound TsFile: ${check.reason}`);
       }
       facts = check.facts;
     }
     await writer.seal(digest, facts);
-    return statusReply(Code.ok, "verified");
+    return reply(Code.ok, "verified");
   }
 
   private async load(load: Load): Promise<Reply> {
@@ -326,6 +390,8 @@ export class SessionHost {
   private async end(): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    // A request (or the hello) the machine will not answer any more: told to say hello again.
+    this.pending?.(this.admission === this.pending ? reply(Code.internal, "session ended before admission") : closedReply);
     // Drain, not unsubscribe: requests already delivered are still answered (unknownSession, so
     // the sender says hello again at once) instead of being dropped to wait out their timeout.
     void this.sub?.drain().catch(() => undefined);

@@ -1,3 +1,4 @@
+// The receiver's staging area: partial and verified parts per sender, with positional writes, quotas and resumes.
 import { createHash, type Hash } from "node:crypto";
 import { writeSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, type FileHandle } from "node:fs/promises";

@@ -1,3 +1,4 @@
+// The verify step's TsFile check on the receiver, bounded in memory by configurable limits.
 import { TsFileFormatError } from "../../tsfile/bytes.js";
 import { TsFileLimitError, type TsFileLimit } from "../../tsfile/reader.js";
 import type { ReceiverConfig } from "../../config/receiver.js";

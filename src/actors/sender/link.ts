@@ -1,3 +1,4 @@
+// The sender's side of the protocol over NATS: hello, offer, chunks, commit, load and delete.
 import { createHash, type Hash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
@@ -17,7 +18,8 @@ import {
 import { failureFor, Retryable, Stopped, Unsendable } from "../../protocol/failures.js";
 import { Code } from "../../protocol/status.js";
 import { ChunkHeader, chunkSizeFor, helloSubject, sessionSubject, type SessionOp } from "../../protocol/subjects.js";
-import { asStepFailure, type LocalPart, type SentPart, type SessionInfo, type StepFailure } from "../../machines/senderTypes.js";
+import type { LocalPart } from "../../protocol/parts.js";
+import { asStepFailure, type SentPart, type SessionInfo, type StepFailure } from "../../machines/senderTypes.js";
 import { tsyncVersion } from "../../version.js";
 import { hashFilePrefix } from "../../files/fileDigest.js";
 import { natsFailure, type RequestOp } from "../natsFailures.js";

@@ -1,3 +1,4 @@
+// The sender's bandwidth limit (max_bandwidth_bytes_per_second) as a token bucket.
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** Time as the pacer sees it; tests give it a clock whose sleep advances time at once. */

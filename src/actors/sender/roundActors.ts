@@ -1,3 +1,4 @@
+// The sender round machine with its I/O: scan, schema sync, transfer, verify, load and delete as actors.
 import { fromPromise } from "xstate";
 import { roundDelays, senderRound, type SchemaSyncOutput } from "../../machines/senderRound.js";
 import {

@@ -1,12 +1,13 @@
+// The sender's scan: lists a source, pins new or changed units for the round, and finds confirmed files gone from disk.
 import { Effect } from "effect";
 import type { FileRef } from "../../protocol/messages.js";
-import { partOrder } from "../../protocol/parts.js";
-import type { Source, SourceUnit } from "../../plugins/source.js";
-import { refKey, type LocalPart, type ScanResult, type SyncUnit } from "../../machines/senderTypes.js";
+import { isSideKind, partOrder, type LocalPart, type SourcePart, type SyncUnit } from "../../protocol/parts.js";
+import type { Source } from "../../plugins/source.js";
+import { refKey, type ScanResult } from "../../machines/senderTypes.js";
 import type { WorkDir } from "./workDir.js";
 import { sha256OfFile } from "../../files/fileDigest.js";
 
-const sideFileChanged = (unit: SourceUnit, work: WorkDir): boolean => {
+const sideFileChanged = (unit: SyncUnit<SourcePart>, work: WorkDir): boolean => {
   const confirmed = work.confirmedUnits.get(refKey(unit.ref));
   if (!confirmed) return true;
   return unit.parts.some((p) => {
@@ -42,7 +43,7 @@ export const scanForRound = async (
         const pinned = await work.pin(unit.ref, kind, p.path);
         const known = confirmed?.parts.find((c) => c.kind === kind && c.size === pinned.size);
         // Side files are small and mutable: hash them now so "have" is answered on content.
-        const sha256 = kind === "mods" || kind === "mods2" ? await sha256OfFile(pinned.path) : known?.sha256;
+        const sha256 = isSideKind(kind) ? await sha256OfFile(pinned.path) : known?.sha256;
         parts.push({ kind, path: pinned.path, size: pinned.size, mtimeMs: pinned.mtimeMs, sha256 });
       }
       units.push({ ref: unit.ref, parts });

@@ -1,3 +1,4 @@
+// Schema sync, sender side: ships IoTDB's schema log from the offset the receiver acknowledged.
 import { createHash } from "node:crypto";
 import { open, readFile, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
@@ -9,7 +10,7 @@ import { Code } from "../../protocol/status.js";
 import { SchemaHeader, sessionSubject } from "../../protocol/subjects.js";
 import type { SchemaSyncOutput } from "../../machines/senderRound.js";
 import type { SessionInfo } from "../../machines/senderTypes.js";
-import { cutSchemaRecords, type SchemaLogFormat } from "../../plugins/schemaRecords.js";
+import { cutSchemaRecords, type SchemaLogFormat } from "../../iotdb/schemaRecords.js";
 import { writeFileAtomic } from "../../files/durableFile.js";
 import { natsFailure } from "../natsFailures.js";
 

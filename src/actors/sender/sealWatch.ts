@@ -1,3 +1,4 @@
+// Watches the data directory's sequence folders for newly sealed TsFiles (sync_on_seal).
 import { watch, type FSWatcher } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";

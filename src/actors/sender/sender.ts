@@ -1,10 +1,11 @@
+// The sender process: work directory, NATS connection and source in one scope, and its rounds.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Data, Effect, Exit, Scope } from "effect";
 import { createActor, toPromise, type InspectionEvent } from "xstate";
 import { senderWorkDirectory, type SenderConfig } from "../../config/sender.js";
 import { senderLifecycle } from "../../machines/senderLifecycle.js";
 import type { RoundSummary } from "../../machines/senderTypes.js";
-import { iotdbSource } from "../../plugins/sourceIotdb.js";
+import { openSource } from "../../plugins/loadSource.js";
 import type { Source } from "../../plugins/source.js";
 import { connectNats, senderConnectionName } from "../natsConnect.js";
 import { senderInboxPrefix } from "../../protocol/subjects.js";
@@ -19,6 +20,7 @@ export interface SenderOptions {
   readonly inspect?: (e: InspectionEvent) => void;
   /** Tests only: a transform applied to chunks on the wire. */
   readonly transformChunk?: (chunk: Buffer, offset: number) => Buffer;
+  /** Tests and embedding: this source instead of the one `source_plugin` names. */
   readonly source?: Source;
 }
 
@@ -34,14 +36,24 @@ export class Sender {
     readonly work: WorkDir,
     readonly nc: NatsConnection,
     private readonly link: SenderLink,
+    /** Where sealed files are found: the `source_plugin` (or `options.source`). */
+    readonly source: Source,
     /** Holds the work dir (and its lock) and the connection; closing it releases them in reverse order. */
     private readonly scope: Scope.Closeable,
   ) {}
 
-  /** Opens the work dir (locked), then the connection to the receiver's NATS server, in a scope of its own. */
+  /**
+   * Loads the source plugin, then opens the work dir (locked) and the connection to the receiver's
+   * NATS server, in a scope of its own.
+   */
   static make(options: SenderOptions): Effect.Effect<Sender, SenderStartError> {
     const c = options.config;
     return Effect.gen(function* () {
+      const source =
+        options.source ??
+        (yield* openSource(c.source_plugin, { dataDir: c.data_directory, options: c.plugin, ...(options.log ? { log: options.log } : {}) }).pipe(
+          Effect.mapError((cause) => new SenderStartError({ step: "source plugin", message: cause.message, cause })),
+        ));
       const scope = yield* Scope.make();
       const acquire = Effect.gen(function* () {
         const work = yield* Effect.acquireRelease(
@@ -77,7 +89,7 @@ export class Sender {
         ...(pace ? { pace } : {}),
         ...(options.transformChunk ? { transformChunk: options.transformChunk } : {}),
       });
-      return new Sender(options, work, nc, link, scope);
+      return new Sender(options, work, nc, link, source, scope);
     });
   }
 
@@ -95,7 +107,7 @@ export class Sender {
     return senderRoundWith({
       link: this.link,
       work: this.work,
-      source: this.options.source ?? iotdbSource(c.data_directory),
+      source: this.source,
       storageGroups: c.sync_storage_groups ?? [],
       ...(c.iotdb_schema_directory ? { schemaLog: { nc: this.nc, workDir: this.work.dir, path: c.iotdb_schema_directory, ...(this.options.log ? { log: this.options.log } : {}) } } : {}),
       ...(this.options.log ? { log: this.options.log } : {}),

@@ -1,9 +1,10 @@
+// The sender's work directory: its lock, identity, confirmed journal and the round's pinned snapshot.
 import { randomUUID } from "node:crypto";
 import { link, mkdir, open, readFile, rm, stat, copyFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Schema } from "effect";
 import { FileRef, PartKind } from "../../protocol/messages.js";
-import { fileKey, partFileName } from "../../protocol/parts.js";
+import { fileKey, isSideKind, partFileName } from "../../protocol/parts.js";
 import { writeFileAtomic } from "../../files/durableFile.js";
 import { AppendLog } from "../../files/appendLog.js";
 
@@ -156,7 +157,7 @@ export class WorkDir {
     await mkdir(dirname(target), { recursive: true });
     await rm(target, { force: true });
     const s = await stat(source);
-    if (kind === "tsfile" || kind === "resource") {
+    if (!isSideKind(kind)) {
       await link(source, target).catch(async (e: NodeJS.ErrnoException) => {
         if (e.code === "EXDEV" || e.code === "EPERM") await copyFile(source, target);
         else throw e;
