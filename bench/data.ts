@@ -88,7 +88,12 @@ export const smallFilesTree = async (
   const tmpl = await templates(join(scratch, "templates"), Math.min(16, opts.count), opts.bytes);
   const per = opts.perPartition ?? 500;
   const sg = opts.sg ?? "root.bench";
-  const files = await place(tmpl, opts.count, (i) => join(partitionDir(dataDir, sg, Math.floor(i / per)), tsFileName(i)), opts.how ?? "copy");
+  const files = await place(
+    tmpl,
+    opts.count,
+    (i) => join(partitionDir(dataDir, sg, Math.floor(i / per)), tsFileName(i)),
+    opts.how ?? "copy",
+  );
   return { dataDir, files, bytes: await sizeOf(files) };
 };
 

@@ -47,18 +47,23 @@ const netemPath = async (link: { delayMs: number; rate: number }): Promise<LinkP
     await ip("link", "set", vb, "netns", b);
     await ip("-n", a, "addr", "add", `${net}.1/30`, "dev", va);
     await ip("-n", b, "addr", "add", `${net}.2/30`, "dev", vb);
-    for (const [ns, dev] of [[a, va], [b, vb]] as const) {
+    for (const [ns, dev] of [
+      [a, va],
+      [b, vb],
+    ] as const) {
       await ip("-n", ns, "link", "set", dev, "up");
       await ip("-n", ns, "link", "set", "lo", "up");
     }
     // netem's default queue of 1000 packets holds less than a bandwidth-delay product here.
-    const qdisc = (process.env["TSYNC_BENCH_QDISC"] ?? `netem delay ${link.delayMs}ms rate ${Math.round((link.rate * 8) / 1e6)}mbit limit 100000`).split(" ");
+    const qdisc = (
+      process.env["TSYNC_BENCH_QDISC"] ?? `netem delay ${link.delayMs}ms rate ${Math.round((link.rate * 8) / 1e6)}mbit limit 100000`
+    ).split(" ");
     await exec("ip", ["netns", "exec", a, "tc", "qdisc", "add", "dev", va, "root", ...qdisc]);
   } catch (e) {
     await close();
     const text = e instanceof Error ? ((e as { stderr?: string }).stderr ?? e.message) : String(e);
     return text.includes("qdisc kind is unknown")
-      ? "this kernel has no netem (CONFIG_NET_SCH_NETEM is off): `tc qdisc add … netem` answers \"Specified qdisc kind is unknown\""
+      ? 'this kernel has no netem (CONFIG_NET_SCH_NETEM is off): `tc qdisc add … netem` answers "Specified qdisc kind is unknown"'
       : `network namespaces with netem cannot be made here: ${text.trim().split("\n")[0]}`;
   }
   return {
@@ -90,9 +95,19 @@ const emulatedPath = (link: { delayMs: number; rate: number }, why: string): Lin
         sender: {},
         senderProps: {},
         senderPort: async (receiverPort) => {
-          const relay = start(process.execPath, tsxArgs(join(repoRoot, "bench", "children", "slowLink.ts"), ["127.0.0.1", String(receiverPort), String(link.delayMs), String(link.rate), "1500000"]), {
-            role: "link emulator",
-          });
+          const relay = start(
+            process.execPath,
+            tsxArgs(join(repoRoot, "bench", "children", "slowLink.ts"), [
+              "127.0.0.1",
+              String(receiverPort),
+              String(link.delayMs),
+              String(link.rate),
+              "1500000",
+            ]),
+            {
+              role: "link emulator",
+            },
+          );
           relays.push(relay);
           const { match } = await relay.line(/listening (\d+)/);
           return Number(match[1]);

@@ -36,14 +36,21 @@ export const rawNats = async (scratch: string, files: ReadonlyArray<string>, chu
     const responder = start(process.execPath, tsxArgs(child("rawNats.ts"), ["responder", url, "bench.raw"]), { role: "responder" });
     try {
       await responder.line(/^ready$/m);
-      const requester = start(process.execPath, tsxArgs(child("rawNats.ts"), ["requester", url, "bench.raw", String(chunk), String(window), ...files]), {
-        role: "requester",
-      });
+      const requester = start(
+        process.execPath,
+        tsxArgs(child("rawNats.ts"), ["requester", url, "bench.raw", String(chunk), String(window), ...files]),
+        {
+          role: "requester",
+        },
+      );
       const { match } = await requester.line(/^(\{.*\})$/m, 600_000);
       const e = await requester.exited;
       if (e.code !== 0) throw new Error(`raw requester failed:\n${requester.output()}`);
       const r = JSON.parse(match[1]!) as { ms: number };
-      return { seconds: r.ms / 1000, rss: { ...(await requester.rss.stop()), ...(await responder.rss.stop()), ...(await serverRss.stop()) } };
+      return {
+        seconds: r.ms / 1000,
+        rss: { ...(await requester.rss.stop()), ...(await responder.rss.stop()), ...(await serverRss.stop()) },
+      };
     } finally {
       await responder.stop();
     }
@@ -84,10 +91,11 @@ const freePort = (): Promise<number> =>
     });
   });
 
-export const rsyncAvailable = async (): Promise<boolean> => run("rsync", ["--version"]).then(
-  () => true,
-  () => false,
-);
+export const rsyncAvailable = async (): Promise<boolean> =>
+  run("rsync", ["--version"]).then(
+    () => true,
+    () => false,
+  );
 
 /** rsync -a of `root` to an rsync daemon on loopback (it checksums every file it transfers; it does not fsync). */
 export const rsync = async (scratch: string, root: string): Promise<Measured> => {
@@ -96,13 +104,23 @@ export const rsync = async (scratch: string, root: string): Promise<Measured> =>
   await mkdir(dest, { recursive: true });
   const port = await freePort();
   const conf = join(dir, "rsyncd.conf");
-  await writeFile(conf, `use chroot = no\npid file = ${join(dir, "rsyncd.pid")}\n[bench]\n  path = ${dest}\n  read only = false\n  uid = root\n  gid = root\n`);
-  const daemon = start("rsync", ["--daemon", "--no-detach", `--config=${conf}`, `--port=${port}`, "--address=127.0.0.1", `--log-file=${join(dir, "rsyncd.log")}`], {
-    role: "rsync daemon",
-  });
+  await writeFile(
+    conf,
+    `use chroot = no\npid file = ${join(dir, "rsyncd.pid")}\n[bench]\n  path = ${dest}\n  read only = false\n  uid = root\n  gid = root\n`,
+  );
+  const daemon = start(
+    "rsync",
+    ["--daemon", "--no-detach", `--config=${conf}`, `--port=${port}`, "--address=127.0.0.1", `--log-file=${join(dir, "rsyncd.log")}`],
+    {
+      role: "rsync daemon",
+    },
+  );
   try {
     for (let i = 0; ; i++) {
-      const up = await run("rsync", [`rsync://127.0.0.1:${port}/`]).then(() => true, () => false);
+      const up = await run("rsync", [`rsync://127.0.0.1:${port}/`]).then(
+        () => true,
+        () => false,
+      );
       if (up) break;
       if (i > 100) throw new Error(`rsync daemon did not start:\n${daemon.output()}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -110,7 +128,10 @@ export const rsync = async (scratch: string, root: string): Promise<Measured> =>
     const r = await run("rsync", ["-a", `${root}/`, `rsync://127.0.0.1:${port}/bench/`], { role: "rsync client" });
     // Every forked daemon process is labelled "rsync": the largest one is the daemon side's peak.
     const daemonRss = await daemon.rss.stop();
-    return { seconds: r.ms / 1000, rss: { "rsync client": r.rss["rsync client"] ?? 0, "rsync daemon": Math.max(...Object.values(daemonRss)) } };
+    return {
+      seconds: r.ms / 1000,
+      rss: { "rsync client": r.rss["rsync client"] ?? 0, "rsync daemon": Math.max(...Object.values(daemonRss)) },
+    };
   } finally {
     await daemon.stop();
     await rm(dir, { recursive: true, force: true });

@@ -168,7 +168,10 @@ export const start = (command: string, args: ReadonlyArray<string>, options: Sta
       new Promise((resolve, reject) => {
         const m = re.exec(text.slice(after));
         if (m) return resolve({ at: arrivedAt(after + m.index + m[0].length), match: m });
-        const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms from ${command}:\n${text.slice(-3000)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no line matching ${re} within ${timeoutMs} ms from ${command}:\n${text.slice(-3000)}`)),
+          timeoutMs,
+        );
         const w = {
           re,
           after,
@@ -206,7 +209,11 @@ const maxRssLine = /^tsync-bench-maxrss-kb=(\d+)$/m;
  * before the first sample, so their peak comes from the kernel's own count (GNU time's %M) where
  * that is installed; the few milliseconds of `time` itself are inside `ms`.
  */
-export const run = async (command: string, args: ReadonlyArray<string>, options: StartOptions = {}): Promise<{ ms: number; output: string; rss: PeakRss }> => {
+export const run = async (
+  command: string,
+  args: ReadonlyArray<string>,
+  options: StartOptions = {},
+): Promise<{ ms: number; output: string; rss: PeakRss }> => {
   const t0 = performance.now();
   const p = hasGnuTime ? start(gnuTime, ["-f", "tsync-bench-maxrss-kb=%M", command, ...args], options) : start(command, args, options);
   const e = await p.exited;

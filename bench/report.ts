@@ -9,7 +9,11 @@ import { filesPerSecond, mbps, type Outcome, type Row, type Target } from "./wor
 const exec = promisify(execFile);
 const firstLine = async (cmd: string, args: string[]): Promise<string> =>
   exec(cmd, args).then(
-    (r) => (r.stdout || r.stderr).split("\n").find((l) => l.trim() !== "")?.trim() ?? "?",
+    (r) =>
+      (r.stdout || r.stderr)
+        .split("\n")
+        .find((l) => l.trim() !== "")
+        ?.trim() ?? "?",
     () => "not installed",
   );
 
@@ -22,13 +26,18 @@ export const describeMachine = async (scratch: string): Promise<Machine> => {
   const cpu = cpus();
   const flags = await readFile("/proc/cpuinfo", "utf8").catch(() => "");
   const sha = /\bsha_ni\b/.test(flags) ? "SHA-NI" : "no SHA-NI";
-  const fs = await exec("df", ["--output=fstype,source", scratch]).then((r) => r.stdout.split("\n")[1]?.trim().replace(/\s+/, " on ") ?? "?", () => "?");
+  const fs = await exec("df", ["--output=fstype,source", scratch]).then(
+    (r) => r.stdout.split("\n")[1]?.trim().replace(/\s+/, " on ") ?? "?",
+    () => "?",
+  );
   return {
     lines: [
       `CPU: ${cpu.length} × ${cpu[0]?.model.trim() ?? "?"} (${sha})`,
       `Memory: ${(totalmem() / 2 ** 30).toFixed(0)} GiB; scratch directory on ${fs}`,
       `Kernel: Linux ${release()}; Node ${process.version}; ${await firstLine("nats-server", ["--version"])}; ${await firstLine("rsync", ["--version"])}`,
-      `Load average at start: ${loadavg().map((x) => x.toFixed(2)).join(", ")} (the machine is shared: other work on it slows every tool alike, so compare ratios within one run)`,
+      `Load average at start: ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(", ")} (the machine is shared: other work on it slows every tool alike, so compare ratios within one run)`,
     ],
   };
 };
@@ -47,7 +56,12 @@ export const ratioFor = (row: Row, rows: ReadonlyArray<Row>): string => {
   if (!row.compare || row.seconds === undefined) return "";
   const t = rows.find((r) => r.workload === row.workload && r.tool.startsWith("tsync") && r.seconds !== undefined);
   if (!t) return "";
-  const x = row.compare === "MB/s" ? mbps(t) / mbps(row) : row.compare === "files/s" ? filesPerSecond(t) / filesPerSecond(row) : t.seconds! / row.seconds;
+  const x =
+    row.compare === "MB/s"
+      ? mbps(t) / mbps(row)
+      : row.compare === "files/s"
+        ? filesPerSecond(t) / filesPerSecond(row)
+        : t.seconds! / row.seconds;
   return Number.isFinite(x) ? `${x.toFixed(2)} (${row.compare})` : "";
 };
 
@@ -78,7 +92,8 @@ export const resultsTable = (rows: ReadonlyArray<Row>): string => {
 
 export const targetsTable = (targets: ReadonlyArray<Target>): string => {
   const lines = ["| target | measured | holds |", "|---|---|---|"];
-  for (const t of targets) lines.push(`| ${cell(t.name)} | ${cell(t.measured)} | ${t.holds === undefined ? "not measured" : t.holds ? "yes" : "**no**"} |`);
+  for (const t of targets)
+    lines.push(`| ${cell(t.name)} | ${cell(t.measured)} | ${t.holds === undefined ? "not measured" : t.holds ? "yes" : "**no**"} |`);
   return lines.join("\n");
 };
 

@@ -37,15 +37,23 @@ export interface BenchResult {
 
 /** Disk each workload needs at its peak, in bytes (source, copies in flight, stores). */
 const diskNeeded = (plan: Plan, id: WorkloadId): number =>
-  id === "big" ? plan.big * 3.2 : id === "memory" ? plan.memory * 2.2 : id === "longlink" ? plan.longLink.bytes * 2.2 : id === "bandwidth" ? plan.bandwidth.bytes * 2.2 : 2 * GiB;
+  id === "big"
+    ? plan.big * 3.2
+    : id === "memory"
+      ? plan.memory * 2.2
+      : id === "longlink"
+        ? plan.longLink.bytes * 2.2
+        : id === "bandwidth"
+          ? plan.bandwidth.bytes * 2.2
+          : 2 * GiB;
 
 const ensureRsync = async (install: boolean, log: (l: string) => void): Promise<boolean> => {
   if (await rsyncAvailable()) return true;
   if (!install) return false;
   log("rsync is missing: installing it from Debian (apt-get install -y rsync) for the rsync baseline");
   await exec("apt-get", ["update", "-qq"]).catch(() => undefined);
-  await exec("apt-get", ["install", "-y", "-qq", "rsync"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } }).catch((e: unknown) =>
-    log(`apt-get install rsync failed: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`),
+  await exec("apt-get", ["install", "-y", "-qq", "rsync"], { env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } }).catch(
+    (e: unknown) => log(`apt-get install rsync failed: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`),
   );
   return rsyncAvailable();
 };
@@ -54,7 +62,10 @@ export const runBench = async (o: BenchOptions): Promise<BenchResult> => {
   const log = o.log ?? ((l: string) => process.stderr.write(`bench: ${l}\n`));
   const t0 = performance.now();
   const scratch = await mkdtemp(join(tmpdir(), "tsync-bench-"));
-  const df = await exec("df", ["-h", tmpdir()]).then((r) => r.stdout.trim(), () => "");
+  const df = await exec("df", ["-h", tmpdir()]).then(
+    (r) => r.stdout.trim(),
+    () => "",
+  );
   log(`scratch ${scratch}\n${df}`);
   const rsync = await ensureRsync(o.install, log);
   // One build for the whole run: a tree edited meanwhile must not change what is measured.
@@ -78,7 +89,9 @@ export const runBench = async (o: BenchOptions): Promise<BenchResult> => {
       const s = await statfs(scratch);
       const free = s.bavail * s.bsize;
       if (free < diskNeeded(o.plan, id)) {
-        all.notes.push(`Workload ${id} not run: it needs about ${(diskNeeded(o.plan, id) / GiB).toFixed(1)} GiB free in ${tmpdir()}, there are ${(free / GiB).toFixed(1)} GiB.`);
+        all.notes.push(
+          `Workload ${id} not run: it needs about ${(diskNeeded(o.plan, id) / GiB).toFixed(1)} GiB free in ${tmpdir()}, there are ${(free / GiB).toFixed(1)} GiB.`,
+        );
         continue;
       }
       log(`workload ${id}`);
@@ -156,7 +169,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       process.exitCode = code;
     },
     (e: unknown) => {
-      process.stderr.write(`bench: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+      process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
       process.exitCode = 1;
     },
   );

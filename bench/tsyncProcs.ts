@@ -51,7 +51,8 @@ export const startReceiver = async (
   const dataDir = join(dir, "centre");
   const credentialsDir = join(dir, "credentials");
   await mkdir(credentialsDir, { recursive: true });
-  for (const id of senders) await enrollSender(dataDir, id, (seed) => writeFile(join(credentialsDir, `${id}.nk`), seed + "\n", { mode: 0o600 }));
+  for (const id of senders)
+    await enrollSender(dataDir, id, (seed) => writeFile(join(credentialsDir, `${id}.nk`), seed + "\n", { mode: 0o600 }));
   const conf = join(dir, "receiver.properties");
   await writeFile(conf, properties({ is_sync_enable: true, sync_server_port: 0, receiver_data_directory: dataDir, ...extra }));
   const [cmd, args] = command(spawn, ["receiver", "--config", conf]);

@@ -156,7 +156,13 @@ const tsyncRound = async (
   const receiver = await startReceiver(join(dir, "receiver"), {}, { ...ctx.tsync, ...how.receiver });
   try {
     const port = how.senderPort ? await how.senderPort(receiver.port) : receiver.port;
-    const s = await senderOnce(join(dir, "sender"), tree.dataDir, port, { ...receiver.credentials("bench"), ...(how.serverIp ? { server_ip: how.serverIp } : {}), ...senderProps }, { ...ctx.tsync, ...how.sender });
+    const s = await senderOnce(
+      join(dir, "sender"),
+      tree.dataDir,
+      port,
+      { ...receiver.credentials("bench"), ...(how.serverIp ? { server_ip: how.serverIp } : {}), ...senderProps },
+      { ...ctx.tsync, ...how.sender },
+    );
     return { seconds: s.ms / 1000, rss: { ...s.rss, ...(await receiver.stop()) } };
   } finally {
     await receiver.stop();
@@ -166,7 +172,14 @@ const tsyncRound = async (
   }
 };
 
-const row = (workload: string, tool: string, tree: { bytes?: number; files: number }, m: Measured, compare?: Row["compare"], note?: string): Row => ({
+const row = (
+  workload: string,
+  tool: string,
+  tree: { bytes?: number; files: number },
+  m: Measured,
+  compare?: Row["compare"],
+  note?: string,
+): Row => ({
   workload,
   tool,
   ...(tree.bytes === undefined ? {} : { bytes: tree.bytes }),
@@ -187,11 +200,26 @@ const ratioTarget = (name: string, ratio: number, atLeast: number, detail: strin
   holds: Number.isFinite(ratio) ? ratio >= atLeast : undefined,
 });
 
-const peersOf = async (ctx: Context, workload: string, tree: Tree, count: { bytes: number; files: number }, compare: Row["compare"], withRaw: boolean): Promise<Row[]> => {
+const peersOf = async (
+  ctx: Context,
+  workload: string,
+  tree: Tree,
+  count: { bytes: number; files: number },
+  compare: Row["compare"],
+  withRaw: boolean,
+): Promise<Row[]> => {
   const rows: Row[] = [];
   if (withRaw) {
     ctx.log(`${workload}: raw NATS request/reply`);
-    rows.push(row(workload, `raw NATS request/reply (${(tsyncChunk / MiB).toFixed(3)} MiB chunks, window ${tsyncWindow})`, count, await repeat(ctx.plan.reps, () => rawNats(ctx.scratch, tree.files, tsyncChunk, tsyncWindow)), compare));
+    rows.push(
+      row(
+        workload,
+        `raw NATS request/reply (${(tsyncChunk / MiB).toFixed(3)} MiB chunks, window ${tsyncWindow})`,
+        count,
+        await repeat(ctx.plan.reps, () => rawNats(ctx.scratch, tree.files, tsyncChunk, tsyncWindow)),
+        compare,
+      ),
+    );
   }
   ctx.log(`${workload}: object store put/get`);
   const obj: { put: Measured; get: Measured }[] = [];
@@ -204,7 +232,16 @@ const peersOf = async (ctx: Context, workload: string, tree: Tree, count: { byte
   rows.push(row(workload, "NATS object store get", count, pick("get"), compare, "digest checked, no fsync"));
   if (ctx.rsync) {
     ctx.log(`${workload}: rsync`);
-    rows.push(row(workload, "rsync -a to rsync daemon (loopback)", count, await repeat(ctx.plan.reps, () => rsync(ctx.scratch, tree.dataDir)), compare, "no fsync"));
+    rows.push(
+      row(
+        workload,
+        "rsync -a to rsync daemon (loopback)",
+        count,
+        await repeat(ctx.plan.reps, () => rsync(ctx.scratch, tree.dataDir)),
+        compare,
+        "no fsync",
+      ),
+    );
   } else {
     rows.push({ workload, tool: "rsync -a to rsync daemon (loopback)", rss: {}, note: "skipped: rsync is not installed" });
   }
@@ -229,9 +266,24 @@ export const bigFile = async (ctx: Context): Promise<Outcome> => {
     const put = measuredRow(rows, "NATS object store put");
     const rs = measuredRow(rows, "rsync");
     const targets: Target[] = [
-      ratioTarget(`${label}: tsync ≥ 0.8 × raw NATS request/reply`, raw ? t / mbps(raw) : NaN, 0.8, `${fmt(t, 0)} vs ${raw ? fmt(mbps(raw), 0) : "n/a"} MB/s`),
-      ratioTarget(`${label}: tsync ≥ 1.5 × object store put`, put ? t / mbps(put) : NaN, 1.5, `${fmt(t, 0)} vs ${put ? fmt(mbps(put), 0) : "n/a"} MB/s`),
-      ratioTarget(`${label}: tsync ≥ 0.5 × rsync (aim)`, rs ? t / mbps(rs) : NaN, 0.5, `${fmt(t, 0)} vs ${rs ? fmt(mbps(rs), 0) : "n/a"} MB/s`),
+      ratioTarget(
+        `${label}: tsync ≥ 0.8 × raw NATS request/reply`,
+        raw ? t / mbps(raw) : NaN,
+        0.8,
+        `${fmt(t, 0)} vs ${raw ? fmt(mbps(raw), 0) : "n/a"} MB/s`,
+      ),
+      ratioTarget(
+        `${label}: tsync ≥ 1.5 × object store put`,
+        put ? t / mbps(put) : NaN,
+        1.5,
+        `${fmt(t, 0)} vs ${put ? fmt(mbps(put), 0) : "n/a"} MB/s`,
+      ),
+      ratioTarget(
+        `${label}: tsync ≥ 0.5 × rsync (aim)`,
+        rs ? t / mbps(rs) : NaN,
+        0.5,
+        `${fmt(t, 0)} vs ${rs ? fmt(mbps(rs), 0) : "n/a"} MB/s`,
+      ),
     ];
     return { rows, targets, notes: [] };
   } finally {
@@ -255,8 +307,18 @@ export const smallFiles = async (ctx: Context): Promise<Outcome> => {
     return {
       rows,
       targets: [
-        ratioTarget(`${label}: tsync files/s ≥ 3 × object store put`, put ? t / filesPerSecond(put) : NaN, 3, `${fmt(t, 0)} vs ${put ? fmt(filesPerSecond(put), 0) : "n/a"} files/s`),
-        ratioTarget(`${label}: tsync ≥ 0.5 × rsync (aim)`, rs ? t / filesPerSecond(rs) : NaN, 0.5, `${fmt(t, 0)} vs ${rs ? fmt(filesPerSecond(rs), 0) : "n/a"} files/s`),
+        ratioTarget(
+          `${label}: tsync files/s ≥ 3 × object store put`,
+          put ? t / filesPerSecond(put) : NaN,
+          3,
+          `${fmt(t, 0)} vs ${put ? fmt(filesPerSecond(put), 0) : "n/a"} files/s`,
+        ),
+        ratioTarget(
+          `${label}: tsync ≥ 0.5 × rsync (aim)`,
+          rs ? t / filesPerSecond(rs) : NaN,
+          0.5,
+          `${fmt(t, 0)} vs ${rs ? fmt(filesPerSecond(rs), 0) : "n/a"} files/s`,
+        ),
       ],
       notes: [],
     };
@@ -267,11 +329,23 @@ export const smallFiles = async (ctx: Context): Promise<Outcome> => {
 };
 
 /** Senders in one process (see children/senders.ts) into one receiver process. */
-const sendersRound = async (ctx: Context, dataDirs: ReadonlyArray<string>): Promise<{ rounds: { endMs: number; files: number; bytes: number }[]; rss: PeakRss }> => {
+const sendersRound = async (
+  ctx: Context,
+  dataDirs: ReadonlyArray<string>,
+): Promise<{ rounds: { endMs: number; files: number; bytes: number }[]; rss: PeakRss }> => {
   const dir = join(ctx.scratch, "fanin-tsync");
-  const receiver = await startReceiver(join(dir, "receiver"), {}, ctx.tsync, dataDirs.map((_, i) => `bench-${i}`));
+  const receiver = await startReceiver(
+    join(dir, "receiver"),
+    {},
+    ctx.tsync,
+    dataDirs.map((_, i) => `bench-${i}`),
+  );
   try {
-    const p = start(process.execPath, tsxArgs(join(repoRoot, "bench", "children", "senders.ts"), [String(receiver.port), receiver.credentialsDir, ...dataDirs]), { role: "senders" });
+    const p = start(
+      process.execPath,
+      tsxArgs(join(repoRoot, "bench", "children", "senders.ts"), [String(receiver.port), receiver.credentialsDir, ...dataDirs]),
+      { role: "senders" },
+    );
     const { match } = await p.line(/^(\{.*\})$/m, 1_200_000);
     const e = await p.exited;
     if (e.code !== 0) throw new Error(`senders failed:\n${p.output().slice(-4000)}`);
@@ -293,11 +367,21 @@ export const fanIn = async (ctx: Context): Promise<Outcome> => {
     const dirs: string[] = [];
     let total = 0;
     for (let i = 0; i < senders; i++) {
-      const t = await smallFilesTree(join(base, `tmpl-${i}`), join(base, `edge-${i}`), { count: files, bytes, sg: `root.fan${i}`, how: "link" });
+      const t = await smallFilesTree(join(base, `tmpl-${i}`), join(base, `edge-${i}`), {
+        count: files,
+        bytes,
+        sg: `root.fan${i}`,
+        how: "link",
+      });
       dirs.push(t.dataDir);
       total += t.bytes;
     }
-    const single = await smallFilesTree(join(base, "tmpl-single"), join(base, "edge-single"), { count: senders * files, bytes, sg: "root.single", how: "link" });
+    const single = await smallFilesTree(join(base, "tmpl-single"), join(base, "edge-single"), {
+      count: senders * files,
+      bytes,
+      sg: "root.single",
+      how: "link",
+    });
     await settle();
     ctx.log(`${label}: one sender`);
     const one = await sendersRound(ctx, [single.dataDir]);
@@ -308,17 +392,37 @@ export const fanIn = async (ctx: Context): Promise<Outcome> => {
     const ends = many.rounds.map((r) => r.endMs);
     const manySeconds = Math.max(...ends) / 1000;
     const rows: Row[] = [
-      row(label, `tsync, ${senders} senders at once (aggregate)`, { bytes: total, files: senders * files }, { seconds: manySeconds, rss: many.rss }, undefined,
-        `each sender's round: fastest ${fmt(Math.min(...ends) / 1000)} s, median ${fmt(median(ends) / 1000)} s, slowest ${fmt(Math.max(...ends) / 1000)} s`),
-      row(label, "tsync, 1 sender with all the files", { bytes: single.bytes, files: senders * files }, { seconds: oneSeconds, rss: one.rss }),
+      row(
+        label,
+        `tsync, ${senders} senders at once (aggregate)`,
+        { bytes: total, files: senders * files },
+        { seconds: manySeconds, rss: many.rss },
+        undefined,
+        `each sender's round: fastest ${fmt(Math.min(...ends) / 1000)} s, median ${fmt(median(ends) / 1000)} s, slowest ${fmt(Math.max(...ends) / 1000)} s`,
+      ),
+      row(
+        label,
+        "tsync, 1 sender with all the files",
+        { bytes: single.bytes, files: senders * files },
+        { seconds: oneSeconds, rss: one.rss },
+      ),
     ];
     const agg = mbps(rows[0]!) / mbps(rows[1]!);
     const spread = Math.max(...ends) / Math.min(...ends);
     return {
       rows,
       targets: [
-        ratioTarget(`fan-in: aggregate ≥ 0.8 × single-sender rate`, agg, 0.8, `${fmt(mbps(rows[0]!), 1)} vs ${fmt(mbps(rows[1]!), 1)} MB/s`),
-        { name: "fan-in: slowest sender within 3 × the fastest", measured: `${fmt(spread)}×`, holds: Number.isFinite(spread) ? spread <= 3 : undefined },
+        ratioTarget(
+          `fan-in: aggregate ≥ 0.8 × single-sender rate`,
+          agg,
+          0.8,
+          `${fmt(mbps(rows[0]!), 1)} vs ${fmt(mbps(rows[1]!), 1)} MB/s`,
+        ),
+        {
+          name: "fan-in: slowest sender within 3 × the fastest",
+          measured: `${fmt(spread)}×`,
+          holds: Number.isFinite(spread) ? spread <= 3 : undefined,
+        },
       ],
       notes: [],
     };
@@ -334,17 +438,28 @@ export const unchanged = async (ctx: Context): Promise<Outcome> => {
   const base = join(ctx.scratch, "unchanged");
   try {
     ctx.log(`${label}: making the tree`);
-    const tree = await smallFilesTree(join(base, "tmpl"), join(base, "edge"), { count: files, bytes: 4096, perPartition: 1000, how: "link" });
+    const tree = await smallFilesTree(join(base, "tmpl"), join(base, "edge"), {
+      count: files,
+      bytes: 4096,
+      perPartition: 1000,
+      how: "link",
+    });
     const receiver = await startReceiver(join(base, "receiver"), {}, ctx.tsync, ["bench-unchanged"]);
     let tsyncRounds: number[];
     let rss: PeakRss;
     try {
       await settle();
       const child = join(repoRoot, "bench", "children", "unchangedRound.ts");
-      const prime = start(process.execPath, tsxArgs(child, ["prime", String(receiver.port), receiver.credentialsDir, tree.dataDir]), { role: "prime" });
+      const prime = start(process.execPath, tsxArgs(child, ["prime", String(receiver.port), receiver.credentialsDir, tree.dataDir]), {
+        role: "prime",
+      });
       if ((await prime.exited).code !== 0) throw new Error(`priming the sender's state failed:\n${prime.output().slice(-4000)}`);
       ctx.log(`${label}: tsync rounds`);
-      const p = start(process.execPath, tsxArgs(child, ["rounds", String(receiver.port), receiver.credentialsDir, tree.dataDir, String(rounds)]), { role: "sender" });
+      const p = start(
+        process.execPath,
+        tsxArgs(child, ["rounds", String(receiver.port), receiver.credentialsDir, tree.dataDir, String(rounds)]),
+        { role: "sender" },
+      );
       const { match } = await p.line(/^(\{.*\})$/m, 1_200_000);
       const e = await p.exited;
       if (e.code !== 0) throw new Error(`unchanged round failed:\n${p.output().slice(-4000)}`);
@@ -365,7 +480,13 @@ export const unchanged = async (ctx: Context): Promise<Outcome> => {
     const ratio = t.seconds / f.seconds;
     return {
       rows,
-      targets: [{ name: `${label}: round ≤ 3 × find`, measured: `${fmt(ratio)}× (${fmt(t.seconds * 1000, 0)} vs ${fmt(f.seconds * 1000, 0)} ms)`, holds: ratio <= 3 }],
+      targets: [
+        {
+          name: `${label}: round ≤ 3 × find`,
+          measured: `${fmt(ratio)}× (${fmt(t.seconds * 1000, 0)} vs ${fmt(f.seconds * 1000, 0)} ms)`,
+          holds: ratio <= 3,
+        },
+      ],
       notes: [],
     };
   } finally {
@@ -388,7 +509,11 @@ export const memory = async (ctx: Context): Promise<Outcome> => {
     const compiled = ctx.tsync.bin !== undefined;
     const rows = [row(label, compiled ? "tsync (compiled JavaScript)" : "tsync (bin/tsync.js)", { bytes: tree.bytes, files: 1 }, m)];
     const targets: Target[] = [
-      { name: `${label}: peak RSS < 200 MB on each side${compiled ? " (compiled)" : ""}`, measured: `sender ${fmt(s / 1e6, 0)} MB, receiver ${fmt(v / 1e6, 0)} MB`, holds: s < limit && v < limit },
+      {
+        name: `${label}: peak RSS < 200 MB on each side${compiled ? " (compiled)" : ""}`,
+        measured: `sender ${fmt(s / 1e6, 0)} MB, receiver ${fmt(v / 1e6, 0)} MB`,
+        holds: s < limit && v < limit,
+      },
     ];
     if (compiled) {
       // What the same round costs when the sources run through tsx instead (an edited tree).
@@ -397,7 +522,11 @@ export const memory = async (ctx: Context): Promise<Outcome> => {
       const t = await tsyncRound(ctx, tree, {}, { receiver: throughTsx, sender: throughTsx });
       const ts = sides(t);
       rows.push(row(label, "tsync (TypeScript through tsx)", { bytes: tree.bytes, files: 1 }, t));
-      targets.push({ name: `${label}: peak RSS < 200 MB on each side (through tsx)`, measured: `sender ${fmt(ts.s / 1e6, 0)} MB, receiver ${fmt(ts.v / 1e6, 0)} MB`, holds: ts.s < limit && ts.v < limit });
+      targets.push({
+        name: `${label}: peak RSS < 200 MB on each side (through tsx)`,
+        measured: `sender ${fmt(ts.s / 1e6, 0)} MB, receiver ${fmt(ts.v / 1e6, 0)} MB`,
+        holds: ts.s < limit && ts.v < limit,
+      });
     }
     return { rows, targets, notes: [] };
   } finally {
@@ -417,11 +546,22 @@ export const longLink = async (ctx: Context): Promise<Outcome> => {
     ctx.log(`${label}: tsync over ${path.kind}`);
     await settle();
     const m = await path.run(async (how) => tsyncRound(ctx, tree, how.senderProps, how));
-    const r = row(label, `tsync over ${path.kind === "netem" ? "netns + veth + tc netem" : "a user-space link emulator"}`, { bytes: tree.bytes, files: 1 }, m);
-    const share = (tree.bytes / m.seconds) / rate;
+    const r = row(
+      label,
+      `tsync over ${path.kind === "netem" ? "netns + veth + tc netem" : "a user-space link emulator"}`,
+      { bytes: tree.bytes, files: 1 },
+      m,
+    );
+    const share = tree.bytes / m.seconds / rate;
     return {
       rows: [r],
-      targets: [{ name: `long thin link: ≥ 90 % of the link rate`, measured: `${fmt(share * 100, 1)} % (${fmt(mbps(r), 2)} of ${fmt(rate / 1e6, 1)} MB/s, ${path.kind})`, holds: share >= 0.9 }],
+      targets: [
+        {
+          name: `long thin link: ≥ 90 % of the link rate`,
+          measured: `${fmt(share * 100, 1)} % (${fmt(mbps(r), 2)} of ${fmt(rate / 1e6, 1)} MB/s, ${path.kind})`,
+          holds: share >= 0.9,
+        },
+      ],
       notes: path.note ? [path.note] : [],
     };
   } finally {
@@ -441,10 +581,16 @@ export const bandwidth = async (ctx: Context): Promise<Outcome> => {
     ctx.log(`${label}: tsync`);
     const m = await tsyncRound(ctx, tree, { max_bandwidth_bytes_per_second: limit });
     const r = row(label, `tsync, max_bandwidth_bytes_per_second=${limit}`, { bytes: tree.bytes, files: 1 }, m);
-    const off = mbps(r) * 1e6 / limit - 1;
+    const off = (mbps(r) * 1e6) / limit - 1;
     return {
       rows: [r],
-      targets: [{ name: "bandwidth limit: measured rate within 5 % of the limit", measured: `${fmt(mbps(r), 2)} MB/s for a limit of ${fmt(limit / 1e6, 2)} MB/s (${off >= 0 ? "+" : ""}${fmt(off * 100, 1)} %)`, holds: Math.abs(off) <= 0.05 }],
+      targets: [
+        {
+          name: "bandwidth limit: measured rate within 5 % of the limit",
+          measured: `${fmt(mbps(r), 2)} MB/s for a limit of ${fmt(limit / 1e6, 2)} MB/s (${off >= 0 ? "+" : ""}${fmt(off * 100, 1)} %)`,
+          holds: Math.abs(off) <= 0.05,
+        },
+      ],
       notes: [],
     };
   } finally {
@@ -459,7 +605,11 @@ export const sealLatency = async (ctx: Context): Promise<Outcome> => {
   const edge = join(base, "edge");
   await mkdir(join(edge, "sequence"), { recursive: true });
   const receiver = await startReceiver(join(base, "receiver"), {}, ctx.tsync);
-  const conf = await writeSenderConf(join(base, "sender"), edge, receiver.port, { ...receiver.credentials("bench"), sync_on_seal: true, sync_period_in_second: 3600 });
+  const conf = await writeSenderConf(join(base, "sender"), edge, receiver.port, {
+    ...receiver.credentials("bench"),
+    sync_on_seal: true,
+    sync_period_in_second: 3600,
+  });
   const sender = startSender(join(base, "sender"), conf, false, ctx.tsync);
   const loaded: number[] = [];
   const started: number[] = [];
@@ -474,7 +624,12 @@ export const sealLatency = async (ctx: Context): Promise<Outcome> => {
       const t0 = performance.now();
       const target = join(partitionDir(receiver.dataDir, "root.seal", 0), `${name}.resource`);
       const deadline = t0 + 60_000;
-      while (!(await stat(target).then(() => true, () => false))) {
+      while (
+        !(await stat(target).then(
+          () => true,
+          () => false,
+        ))
+      ) {
         if (performance.now() > deadline) throw new Error(`${name} did not arrive within 60 s:\n${sender.output().slice(-3000)}`);
         await new Promise((r) => setTimeout(r, 5));
       }
@@ -495,7 +650,13 @@ export const sealLatency = async (ctx: Context): Promise<Outcome> => {
     ];
     return {
       rows,
-      targets: [{ name: "sync_on_seal: a round starts within 1 s of a new .resource", measured: `round scanned after ${fmt(Math.max(...started), 0)} ms at most; loaded after ${fmt(Math.max(...loaded), 0)} ms at most`, holds: Math.max(...started) <= 1000 }],
+      targets: [
+        {
+          name: "sync_on_seal: a round starts within 1 s of a new .resource",
+          measured: `round scanned after ${fmt(Math.max(...started), 0)} ms at most; loaded after ${fmt(Math.max(...loaded), 0)} ms at most`,
+          holds: Math.max(...started) <= 1000,
+        },
+      ],
       notes: [],
     };
   } finally {

@@ -37,7 +37,9 @@ for (const cell of cells) {
   const ms = Date.now() - started;
   if (result.problems.length > 0) failed++;
   rows.push({ fault: cell.fault, state: cell.state, quick: cell.quick, ms, ...result });
-  process.stderr.write(`${result.problems.length === 0 ? "ok  " : "FAIL"}  ${name} (${(ms / 1000).toFixed(1)} s)${result.problems.map((p) => `\n      ${p}`).join("")}\n`);
+  process.stderr.write(
+    `${result.problems.length === 0 ? "ok  " : "FAIL"}  ${name} (${(ms / 1000).toFixed(1)} s)${result.problems.map((p) => `\n      ${p}`).join("")}\n`,
+  );
 }
 
 const lines = [
@@ -58,11 +60,17 @@ for (const r of rows) {
       x ? mb(x.sent) : "",
       x ? String(x.resent) : "",
       r.problems.length === 0 ? "pass" : `FAIL: ${r.problems.join("; ").replaceAll("|", "\\|")}`,
-    ].join(" | ").replace(/^/, "| ") + " |",
+    ]
+      .join(" | ")
+      .replace(/^/, "| ") + " |",
   );
 }
 process.stdout.write(lines.join("\n") + "\n");
-process.stdout.write(`\nStates passed through in one step (no kill point between entry and exit): ${senderTransientStates().map((s) => `\`${s}\``).join(", ")}.\n`);
+process.stdout.write(
+  `\nStates passed through in one step (no kill point between entry and exit): ${senderTransientStates()
+    .map((s) => `\`${s}\``)
+    .join(", ")}.\n`,
+);
 process.stdout.write(`${rows.length - failed} of ${rows.length} cells passed\n`);
 if (values.json) await writeFile(values.json, JSON.stringify(rows, null, 2) + "\n");
 process.exitCode = failed === 0 ? 0 : 1;

@@ -12,7 +12,17 @@ if (!portText || dataDirs.length === 0) throw new Error("usage: senders.ts PORT 
 
 const senders = await Promise.all(
   dataDirs.map(async (dir, i) => {
-    const config = parseSenderConfig({ data_directory: dir, server_ip: "127.0.0.1", server_port: portText, sender_name: `bench-${i}`, nats_nkey_seed_file: join(credentialsDir ?? "", `bench-${i}.nk`) }, {}, "bench");
+    const config = parseSenderConfig(
+      {
+        data_directory: dir,
+        server_ip: "127.0.0.1",
+        server_port: portText,
+        sender_name: `bench-${i}`,
+        nats_nkey_seed_file: join(credentialsDir ?? "", `bench-${i}.nk`),
+      },
+      {},
+      "bench",
+    );
     if (Result.isFailure(config)) throw new Error(config.failure.message);
     return Sender.open({ config: config.success });
   }),
@@ -24,7 +34,8 @@ const rounds = await Promise.all(
   senders.map(async (s) => {
     const summary = await s.runOnce();
     const end = performance.now() - t0;
-    if (!roundSucceeded(summary)) throw new Error(`sender ${s.senderId}: ${summary.roundError ?? JSON.stringify(summary.failed.slice(0, 3))}`);
+    if (!roundSucceeded(summary))
+      throw new Error(`sender ${s.senderId}: ${summary.roundError ?? JSON.stringify(summary.failed.slice(0, 3))}`);
     return { endMs: end, files: summary.sent.length, bytes: summary.bytesSent };
   }),
 );

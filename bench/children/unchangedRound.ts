@@ -15,8 +15,19 @@ import { roundSucceeded } from "../../src/machines/senderTypes.js";
 import { iotdbSource } from "../../src/plugins/sourceIotdb.js";
 
 const [mode, portText, credentialsDir, dataDir, roundsText] = process.argv.slice(2);
-if ((mode !== "prime" && mode !== "rounds") || !portText || !dataDir) throw new Error("usage: unchangedRound.ts prime|rounds PORT DATADIR [N]");
-const parsed = parseSenderConfig({ data_directory: dataDir, server_ip: "127.0.0.1", server_port: portText, sender_name: "bench-unchanged", nats_nkey_seed_file: join(credentialsDir ?? "", "bench-unchanged.nk") }, {}, "bench");
+if ((mode !== "prime" && mode !== "rounds") || !portText || !dataDir)
+  throw new Error("usage: unchangedRound.ts prime|rounds PORT DATADIR [N]");
+const parsed = parseSenderConfig(
+  {
+    data_directory: dataDir,
+    server_ip: "127.0.0.1",
+    server_port: portText,
+    sender_name: "bench-unchanged",
+    nats_nkey_seed_file: join(credentialsDir ?? "", "bench-unchanged.nk"),
+  },
+  {},
+  "bench",
+);
 if (Result.isFailure(parsed)) throw new Error(parsed.failure.message);
 const config = parsed.success;
 
@@ -46,7 +57,8 @@ if (mode === "prime") {
     const t0 = performance.now();
     const summary = await sender.runOnce();
     rounds.push(performance.now() - t0);
-    if (!roundSucceeded(summary) || summary.sent.length > 0) throw new Error(`round ${i} was not a no-op: ${JSON.stringify({ sent: summary.sent.length, err: summary.roundError })}`);
+    if (!roundSucceeded(summary) || summary.sent.length > 0)
+      throw new Error(`round ${i} was not a no-op: ${JSON.stringify({ sent: summary.sent.length, err: summary.roundError })}`);
   }
   process.stdout.write(`${JSON.stringify({ rounds })}\n`);
   await sender.close();

@@ -35,7 +35,8 @@ export interface ManifestEntry {
 export type Manifest = Record<string, ManifestEntry>;
 
 const partName = (file: string, kind: string) => (kind === "tsfile" ? file : `${file}.${kind}`);
-const keyOf = (r: { sg: string; vg: string; tp: string; name: string }, kind: string) => `${r.sg}/${r.vg}/${r.tp}/${partName(r.name, kind)}`;
+const keyOf = (r: { sg: string; vg: string; tp: string; name: string }, kind: string) =>
+  `${r.sg}/${r.vg}/${r.tp}/${partName(r.name, kind)}`;
 
 const sha256Of = async (path: string): Promise<string> => {
   const h = createHash("sha256");
@@ -66,7 +67,10 @@ export const createStorage: StorageFactory = (ctx) =>
       Effect.tryPromise({ try: f, catch: (cause) => new StorageError({ op, message: `example storage ${op}: ${String(cause)}`, cause }) });
     yield* attempt("open", () => mkdir(root, { recursive: true }));
     const manifest: Manifest = yield* attempt("open", () =>
-      readFile(manifestPath, "utf8").then((t) => JSON.parse(t) as Manifest, () => ({})),
+      readFile(manifestPath, "utf8").then(
+        (t) => JSON.parse(t) as Manifest,
+        () => ({}),
+      ),
     );
     const pathOf = (sender: string, key: string) => {
       const p = resolve(root, sender, key);

@@ -45,7 +45,10 @@ export const natsServerBinary = (): string => {
   throw new Error("nats-server not found: install it (apt-get install nats-server) or set NATS_SERVER_BIN");
 };
 
-interface PortsFile { readonly nats: ReadonlyArray<string>; readonly monitoring?: ReadonlyArray<string> }
+interface PortsFile {
+  readonly nats: ReadonlyArray<string>;
+  readonly monitoring?: ReadonlyArray<string>;
+}
 
 /** What the pid file says: the server, its config, and the process that started it (to tell a live owner from a dead one). */
 interface PidFile {
@@ -147,7 +150,8 @@ const stopOrphan = async (dir: string, configPath: string): Promise<void> => {
   signal("SIGTERM");
   if (await waitGone(previous.pid, terminateGraceMs)) return;
   if (await runsConfig(previous.pid, configPath)) signal("SIGKILL");
-  if (!(await waitGone(previous.pid, terminateGraceMs))) throw new Error(`nats-server ${previous.pid} left running on ${dir} would not stop`);
+  if (!(await waitGone(previous.pid, terminateGraceMs)))
+    throw new Error(`nats-server ${previous.pid} left running on ${dir} would not stop`);
 };
 
 /** A server that another process started on `dir` and that still runs: where to reach it. */
@@ -229,7 +233,12 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
       pidWritten = true;
     }
     // Missing, or caught half-written: try again.
-    const ports = pid > 0 ? await readFile(join(dir, `nats-server_${pid}.ports`), "utf8").then((t) => JSON.parse(t) as PortsFile).catch(() => null) : null;
+    const ports =
+      pid > 0
+        ? await readFile(join(dir, `nats-server_${pid}.ports`), "utf8")
+            .then((t) => JSON.parse(t) as PortsFile)
+            .catch(() => null)
+        : null;
     // The ports file appears before the client listener accepts; "Server is ready" comes after.
     if (ports?.nats[0] && log.includes("Server is ready")) {
       const url = ports.nats[0].replace(/^nats:\/\//, "");
@@ -267,7 +276,10 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
           if (failed) settle?.(new Error(`nats-server refused the new configuration: ${failed[1] ?? line}`));
         };
         lineListeners.add(onLine);
-        const timer = setTimeout(() => settle?.(new Error(`nats-server did not confirm the reload within 10 s:\n${log.slice(-2_000)}`)), 10_000);
+        const timer = setTimeout(
+          () => settle?.(new Error(`nats-server did not confirm the reload within 10 s:\n${log.slice(-2_000)}`)),
+          10_000,
+        );
         const gone = () => settle?.(new Error(`nats-server exited while reloading its configuration:\n${log.slice(-2_000)}`));
         proc.once("exit", gone);
         try {

@@ -65,10 +65,15 @@ export const buildSampleDataDir = async (dataDir: string, layout: SampleLayout =
           const spec: TsFileSpec = {
             devices: devices
               .filter((_, i) => i % layout.virtualGroups === vg)
-              .map((d, i): DeviceSpec => ({
-                path: `${sg}.${d}`,
-                measurements: [series("temperature", "DOUBLE", start, layout.pointsPerSeries, i + f), series("count", "INT64", start, layout.pointsPerSeries, i + tp)],
-              })),
+              .map(
+                (d, i): DeviceSpec => ({
+                  path: `${sg}.${d}`,
+                  measurements: [
+                    series("temperature", "DOUBLE", start, layout.pointsPerSeries, i + f),
+                    series("count", "INT64", start, layout.pointsPerSeries, i + tp),
+                  ],
+                }),
+              ),
           };
           if (spec.devices.length === 0) continue;
           const name = `${Number(start)}-${version++}-0-0.tsfile`;

@@ -83,10 +83,7 @@ const WRITE_BUFFER_BYTES = 1 << 20;
  * Writes a deterministic, valid TsFile of about `targetBytes` to `path` in 1 MiB pieces, so memory stays small
  * whatever the size. A failed run removes its partial file.
  */
-export async function generateTsFileToPath(
-  path: string,
-  options: Omit<GenerateTsFileOptions, "bufferBytes">,
-): Promise<TsFileWriteSummary> {
+export async function generateTsFileToPath(path: string, options: Omit<GenerateTsFileOptions, "bufferBytes">): Promise<TsFileWriteSummary> {
   const handle = await open(path, "w");
   let complete = false;
   try {
@@ -146,7 +143,12 @@ function deviceRanges(spec: TsFileSpec): { id: string; startTime: bigint; endTim
  * Writes `dir/name` and then `dir/name.resource`, the way IoTDB seals a file: the TsFile is complete and synced
  * before the resource appears, and the resource appears by renaming `.resource.temp`.
  */
-export async function writeSealedTsFile(dir: string, name: string, spec: TsFileSpec, options: SealedTsFileOptions = {}): Promise<SealedTsFile> {
+export async function writeSealedTsFile(
+  dir: string,
+  name: string,
+  spec: TsFileSpec,
+  options: SealedTsFileOptions = {},
+): Promise<SealedTsFile> {
   const bytes = writeTsFileBytes(spec, options);
   const tsfilePath = join(dir, name);
   const resourcePath = `${tsfilePath}.resource`;

@@ -14,7 +14,6 @@ import { roundSucceeded } from "../machines/senderTypes.js";
 import { Result } from "effect";
 import { formatSummary } from "./summary.js";
 
-
 const must = <A>(r: Result.Result<A, { message: string }>): A => {
   if (Result.isFailure(r)) throw new Error(r.failure.message);
   return r.success;
@@ -32,7 +31,9 @@ export const runDemo = async (opts: { dir: string | undefined; keep: boolean }):
   say(`tsync demo in ${dir}`);
   const files = await buildSampleDataDir(edge);
   const sealed = files.filter((f) => f.sealed);
-  say(`1. sub-factory data directory ${edge}: ${sealed.length} sealed TsFiles in ${new Set(sealed.map((f) => f.sg)).size} storage groups, 1 still being written`);
+  say(
+    `1. sub-factory data directory ${edge}: ${sealed.length} sealed TsFiles in ${new Set(sealed.map((f) => f.sg)).size} storage groups, 1 still being written`,
+  );
   // The embedded server admits enrolled senders only: enroll the sub-factory as `tsync senders add` does.
   const credential = join(dir, "sub-factory-1.nk");
   const enrolled = await enrollSender(centre, "sub-factory-1", (seed) => writeFile(credential, seed + "\n", { mode: 0o600 }));
@@ -48,7 +49,13 @@ export const runDemo = async (opts: { dir: string | undefined; keep: boolean }):
     const sender = await Sender.open({
       config: must(
         parseSenderConfig(
-          { data_directory: edge, server_ip: "127.0.0.1", server_port: String(receiver.port), sender_name: enrolled.id, nats_nkey_seed_file: credential },
+          {
+            data_directory: edge,
+            server_ip: "127.0.0.1",
+            server_port: String(receiver.port),
+            sender_name: enrolled.id,
+            nats_nkey_seed_file: credential,
+          },
           {},
           "demo",
         ),
@@ -64,13 +71,21 @@ export const runDemo = async (opts: { dir: string | undefined; keep: boolean }):
         const arrived = join(centre, "sequence", f.sg, f.vg, f.tp, f.name);
         const s = await stat(arrived).catch(() => undefined);
         const same = s !== undefined && (await sha256OfFile(arrived)) === (await sha256OfFile(f.path));
-        const resource = await stat(`${arrived}.resource`).then(() => true, () => false);
+        const resource = await stat(`${arrived}.resource`).then(
+          () => true,
+          () => false,
+        );
         if (same && resource) identical++;
-        say(`   ${relative(dir, arrived)} ${s ? `${s.size} bytes` : "MISSING"}${same ? ", identical" : ""}${resource ? ", with .resource" : ""}`);
+        say(
+          `   ${relative(dir, arrived)} ${s ? `${s.size} bytes` : "MISSING"}${same ? ", identical" : ""}${resource ? ", with .resource" : ""}`,
+        );
       }
       const unsealed = files.find((f) => !f.sealed);
       if (unsealed) {
-        const there = await stat(join(centre, "sequence", unsealed.sg, unsealed.vg, unsealed.tp, unsealed.name)).then(() => true, () => false);
+        const there = await stat(join(centre, "sequence", unsealed.sg, unsealed.vg, unsealed.tp, unsealed.name)).then(
+          () => true,
+          () => false,
+        );
         say(`   ${unsealed.name} (no .resource yet): ${there ? "SENT (wrong)" : "not sent, as it is not sealed"}`);
       }
       say("5. a second round finds nothing new:");

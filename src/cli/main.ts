@@ -25,7 +25,10 @@ const commands: Readonly<Record<string, (args: string[]) => Promise<number>>> = 
     return (await import("./demo.js")).runDemo({ dir: values.dir, keep: values.keep ?? false });
   },
   sender: async (args) => {
-    const { values } = parseArgs({ args, options: { config: { type: "string", default: "conf/sender.properties" }, once: { type: "boolean", default: false } } });
+    const { values } = parseArgs({
+      args,
+      options: { config: { type: "string", default: "conf/sender.properties" }, once: { type: "boolean", default: false } },
+    });
     return (await import("./runSender.js")).runSender(values.config ?? "conf/sender.properties", values.once ?? false);
   },
   receiver: async (args) => {
@@ -63,7 +66,12 @@ main(process.argv.slice(2)).then(
   },
   (e: unknown) => {
     // Typed errors (config, plugin, lock) carry a message meant for the operator; print just that.
-    const message = e instanceof Error ? e.message : typeof e === "object" && e !== null && "message" in e ? String((e as { message: unknown }).message) : String(e);
+    const message =
+      e instanceof Error
+        ? e.message
+        : typeof e === "object" && e !== null && "message" in e
+          ? String((e as { message: unknown }).message)
+          : String(e);
     process.stderr.write(`tsync ${process.argv[2] ?? ""}: ${message}\n`);
     process.exitCode = 2;
   },

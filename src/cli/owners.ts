@@ -7,7 +7,8 @@ const ownerRow = (o: Owner): string =>
   `${o.sg}\t${o.senderId}\tsince ${o.since}${o.inheritsFrom.length > 0 ? `\tinherits the files of ${o.inheritsFrom.join(", ")}` : ""}\n`;
 
 // "-" where the sender goes: a pending transfer has no owner, and scripts split on the tabs.
-const transferRow = (t: PendingTransfer): string => `${t.sg}\t-\treleased ${t.releasedAt}\tthe next owner inherits the files of ${t.filesOf.join(", ")}\n`;
+const transferRow = (t: PendingTransfer): string =>
+  `${t.sg}\t-\treleased ${t.releasedAt}\tthe next owner inherits the files of ${t.filesOf.join(", ")}\n`;
 
 /** `tsync owners list` and `tsync owners release GROUP --yes [--transfer-files]`. */
 export const runOwners = async (args: string[]): Promise<number> => {
@@ -48,7 +49,9 @@ export const runOwners = async (args: string[]): Promise<number> => {
       switch (r.kind) {
         case "released":
           process.stdout.write(
-            r.transfer ? `released ${group}; its next owner inherits the files of ${r.transfer.filesOf.join(", ")}\n` : `released ${group}\n`,
+            r.transfer
+              ? `released ${group}; its next owner inherits the files of ${r.transfer.filesOf.join(", ")}\n`
+              : `released ${group}\n`,
           );
           return 0;
         case "transferCancelled":

@@ -8,7 +8,13 @@ import { readRunningServer, startNatsServer, type NatsServerProcess } from "../a
 import { embeddedStoreDir } from "../actors/receiver/receiver.js";
 import { receiverIdentity } from "../actors/receiver/receiverIdentity.js";
 
-const noAuth = { nats_user: undefined, nats_password: undefined, nats_token: undefined, nats_creds_file: undefined, nats_nkey_seed_file: undefined };
+const noAuth = {
+  nats_user: undefined,
+  nats_password: undefined,
+  nats_token: undefined,
+  nats_creds_file: undefined,
+  nats_nkey_seed_file: undefined,
+};
 
 /**
  * A connection for admin commands. With the embedded default, the running receiver's server is
@@ -35,7 +41,12 @@ export const withReceiverNats = async <A>(configPath: string, use: (nc: NatsConn
         host: "127.0.0.1",
         ...(store ? { extraConfig: `authorization { users = [ { nkey: "${store.publicKey}" } ] }\n` } : {}),
       });
-      nc = await connectNats([server.url], "tsync-admin", { ...as, tls_ca_file: undefined, tls_cert_file: undefined, tls_key_file: undefined });
+      nc = await connectNats([server.url], "tsync-admin", {
+        ...as,
+        tls_ca_file: undefined,
+        tls_cert_file: undefined,
+        tls_key_file: undefined,
+      });
     }
   }
   try {

@@ -17,14 +17,19 @@ export const runReceiver = async (configPath: string): Promise<number> => {
   const faults = readFaultHooks(process.env, log.warn);
   emulateStagingCapacity(faults.stagingCapacity);
   const trace = process.env[traceVariable] === "1";
-  const tracer = trace || faults.freezeIn ? stateTracer(trace ? (line) => process.stdout.write(oneLine(line) + "\n") : undefined, faults.freezeIn) : undefined;
+  const tracer =
+    trace || faults.freezeIn
+      ? stateTracer(trace ? (line) => process.stdout.write(oneLine(line) + "\n") : undefined, faults.freezeIn)
+      : undefined;
   const dashboard = config.dashboard_port > 0 ? receiverDashboard({ port: config.dashboard_port }) : undefined;
-  const receiver = await Receiver.start(withDashboard(dashboard, {
-    config,
-    log: log.info,
-    validateTsFile: validateTsFileWithin(config),
-    ...(tracer ? { inspect: (_session: string, e: unknown) => tracer(e as InspectionEvent) } : {}),
-  }));
+  const receiver = await Receiver.start(
+    withDashboard(dashboard, {
+      config,
+      log: log.info,
+      validateTsFile: validateTsFileWithin(config),
+      ...(tracer ? { inspect: (_session: string, e: unknown) => tracer(e as InspectionEvent) } : {}),
+    }),
+  );
   const dashboardServer = await serveDashboard(dashboard, receiver, log);
   const stop = new AbortController();
   const release = onStopSignals(stop, log.warn);

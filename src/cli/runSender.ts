@@ -22,14 +22,18 @@ export const runSender = async (configPath: string, once: boolean): Promise<numb
   const print = (line: string) => process.stdout.write(line + "\n");
   const inspect = trace || faults.freezeIn ? { inspect: stateTracer(trace ? print : undefined, faults.freezeIn) } : {};
   const dashboard = config.dashboard_port > 0 ? senderDashboard({ port: config.dashboard_port }) : undefined;
-  const sender = await Sender.open(withDashboard(dashboard, {
-    config,
-    log: log.info,
-    ...inspect,
-    ...(faults.corruptChunk ? { transformChunk: faults.corruptChunk } : {}),
-  }));
+  const sender = await Sender.open(
+    withDashboard(dashboard, {
+      config,
+      log: log.info,
+      ...inspect,
+      ...(faults.corruptChunk ? { transformChunk: faults.corruptChunk } : {}),
+    }),
+  );
   const dashboardServer = await serveDashboard(dashboard, sender, log);
-  log.info(`sender ${sender.senderId} for ${config.data_directory} → ${config.nats_url?.join(",") ?? `${config.server_ip}:${config.server_port}`} (group ${config.receiver_group})`);
+  log.info(
+    `sender ${sender.senderId} for ${config.data_directory} → ${config.nats_url?.join(",") ?? `${config.server_ip}:${config.server_port}`} (group ${config.receiver_group})`,
+  );
   const stop = new AbortController();
   const release = onStopSignals(stop, log.warn);
   try {
@@ -64,7 +68,10 @@ const closeDeadlineMs = 5_000;
 const closeWithin = async (sender: Sender, ms: number, warn: (line: string) => void): Promise<void> => {
   const closing = sender.close();
   let timer: NodeJS.Timeout | undefined;
-  const late = await Promise.race([closing.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)))]);
+  const late = await Promise.race([
+    closing.then(() => false),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms))),
+  ]);
   clearTimeout(timer);
   if (sender.nc.isClosed()) return;
   warn(`the NATS connection did not drain${late ? ` in ${ms / 1000} s` : ""} (server unreachable?); closing it without draining`);

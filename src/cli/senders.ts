@@ -27,7 +27,9 @@ export const runSenders = async (args: string[]): Promise<number> => {
   const dataDir = resolve(c.receiver_data_directory);
   if (sub === "add" && id !== undefined) {
     if (values.out === undefined) {
-      process.stderr.write(`tsync senders add: --out FILE is required: the sender's credential (an nkey seed) is written there, once\n${usage}`);
+      process.stderr.write(
+        `tsync senders add: --out FILE is required: the sender's credential (an nkey seed) is written there, once\n${usage}`,
+      );
       return 2;
     }
     const out = resolve(values.out);
@@ -46,7 +48,8 @@ export const runSenders = async (args: string[]): Promise<number> => {
         "this receiver uses an external NATS server (nats_url): add the sender to its authorization users, e.g.",
         `  { nkey: "${sender.nkey}", permissions: ${senderPermissions(c.receiver_group, sender.id)} }`,
       );
-    if (c.embedded_server_open) lines.push("WARNING: embedded_server_open=true: the embedded server lets anyone in; enrollment takes effect only with it false");
+    if (c.embedded_server_open)
+      lines.push("WARNING: embedded_server_open=true: the embedded server lets anyone in; enrollment takes effect only with it false");
     process.stdout.write(lines.join("\n") + "\n");
     return 0;
   }

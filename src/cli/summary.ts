@@ -10,7 +10,8 @@ export const formatSummary = (s: RoundSummary): string => {
       `${s.sent.length} file(s) sent (${mb(s.bytesSent)}), ${s.skipped.length} skipped, ${s.failed.length} failed, ${s.deleted.length} deleted`,
   ];
   if (s.roundError) lines.push(`  reason: ${s.roundError}`);
-  for (const f of s.sent) lines.push(`  sent     ${f.file} (${f.bytes} bytes${f.resumedFrom > 0 ? `, resumed from ${f.resumedFrom}` : ""})`);
+  for (const f of s.sent)
+    lines.push(`  sent     ${f.file} (${f.bytes} bytes${f.resumedFrom > 0 ? `, resumed from ${f.resumedFrom}` : ""})`);
   for (const f of s.skipped) lines.push(`  skipped  ${f.file}: ${f.reason}`);
   for (const c of s.conflicts) lines.push(`  conflict ${c.sg}: ${c.message}`);
   for (const f of s.failed) lines.push(`  failed   ${f.file}: ${f.reason} (after ${f.attempts} attempt(s))`);

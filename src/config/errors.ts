@@ -10,10 +10,7 @@ export class ConfigError extends Data.TaggedError("ConfigError")<{
 }> {}
 
 /** Where a value came from: the properties file, an environment variable or the built-in default. */
-export type Origin =
-  | { readonly kind: "file" }
-  | { readonly kind: "env"; readonly name: string }
-  | { readonly kind: "default" };
+export type Origin = { readonly kind: "file" } | { readonly kind: "env"; readonly name: string } | { readonly kind: "default" };
 
 const REDACTED = "<redacted>";
 

@@ -48,8 +48,7 @@ export const ipWhiteListParser: Parser<IpWhiteList> = (raw) => {
   for (const entry of raw.split(",").map((s) => s.trim())) {
     if (entry === "") continue;
     const parsed = parseEntry(entry);
-    if (Result.isFailure(parsed))
-      return Result.fail(`has an invalid entry ${JSON.stringify(entry)}, which ${parsed.failure}`);
+    if (Result.isFailure(parsed)) return Result.fail(`has an invalid entry ${JSON.stringify(entry)}, which ${parsed.failure}`);
     out.push(parsed.success);
   }
   return Result.succeed(out);

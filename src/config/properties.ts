@@ -63,9 +63,7 @@ export const readPropertiesFile = (path: string): Promise<Record<string, string>
 
 /** `readPropertiesFile` as an Effect. */
 export const readProperties = (path: string): Effect.Effect<Record<string, string>, ConfigError> =>
-  Effect.tryPromise({ try: () => readFile(path, "utf8"), catch: (error) => fileError(path, error) }).pipe(
-    Effect.map(parseProperties),
-  );
+  Effect.tryPromise({ try: () => readFile(path, "utf8"), catch: (error) => fileError(path, error) }).pipe(Effect.map(parseProperties));
 
 // ---------------------------------------------------------------------------------------------
 // Key tables
@@ -188,10 +186,7 @@ export const resolveKeys = <Tb extends KeyTable>(
 };
 
 /** Checks on disk every set key marked `mustExist` (exists, right kind, readable). */
-export const checkPaths = <Tb extends KeyTable>(
-  table: Tb,
-  values: ValuesOf<Tb>,
-): Effect.Effect<void, ConfigError> =>
+export const checkPaths = <Tb extends KeyTable>(table: Tb, values: ValuesOf<Tb>): Effect.Effect<void, ConfigError> =>
   Effect.forEach(
     Object.entries(table),
     ([name, spec]) => {
@@ -308,7 +303,7 @@ export const list =
 
 /** An IoTDB storage group path such as `root.sg1`. */
 export const storageGroup: Parser<string> = (raw) =>
-  /^root(\.[^.\s]+)+$/.test(raw) ? ok(raw) : problem('is not a storage group path (like root.sg1)');
+  /^root(\.[^.\s]+)+$/.test(raw) ? ok(raw) : problem("is not a storage group path (like root.sg1)");
 
 const HOST_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
@@ -324,8 +319,7 @@ export const natsServerUrl: Parser<string> = (raw) => {
   const withScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(raw) ? raw : `nats://${raw}`;
   if (!URL.canParse(withScheme)) return problem("is not a URL");
   const url = new URL(withScheme);
-  if (!["nats:", "tls:", "ws:", "wss:"].includes(url.protocol))
-    return problem("is not a NATS URL (use nats://, tls://, ws:// or wss://)");
+  if (!["nats:", "tls:", "ws:", "wss:"].includes(url.protocol)) return problem("is not a NATS URL (use nats://, tls://, ws:// or wss://)");
   if (url.hostname === "") return problem("has no host");
   return ok(raw);
 };
@@ -334,9 +328,7 @@ export const natsServerUrl: Parser<string> = (raw) => {
 export const httpUrl: Parser<string> = (raw) => {
   if (!URL.canParse(raw)) return problem("is not a URL");
   const url = new URL(raw);
-  return url.protocol === "http:" || url.protocol === "https:"
-    ? ok(raw)
-    : problem("is not an http:// or https:// URL");
+  return url.protocol === "http:" || url.protocol === "https:" ? ok(raw) : problem("is not an http:// or https:// URL");
 };
 
 const PACKAGE_NAME = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(?:\/[A-Za-z0-9._~-]+)*$/;
@@ -355,8 +347,7 @@ export const pluginRef =
   };
 
 /** Any non-empty string kept out of logs; empty = unset. */
-export const secret: Parser<Redacted.Redacted<string> | undefined> = (raw) =>
-  raw === "" ? ok(undefined) : ok(Redacted.make(raw));
+export const secret: Parser<Redacted.Redacted<string> | undefined> = (raw) => (raw === "" ? ok(undefined) : ok(Redacted.make(raw)));
 
 /** Any string; empty = unset. */
 export const text: Parser<string | undefined> = (raw) => ok(raw === "" ? undefined : raw);
@@ -374,11 +365,41 @@ export const natsClientKeys = {
   nats_user: key({ section: AUTH, default: "", parse: text, description: "NATS user name (with nats_password); empty = none" }),
   nats_password: key({ section: AUTH, default: "", sensitive: true, parse: secret, description: "NATS password (with nats_user)" }),
   nats_token: key({ section: AUTH, default: "", sensitive: true, parse: secret, description: "NATS authentication token; empty = none" }),
-  nats_nkey_seed_file: key({ section: AUTH, default: "", mustExist: "file", parse: optional(path), description: "File holding an NKey seed to authenticate with; must exist when set" }),
-  nats_creds_file: key({ section: AUTH, default: "", mustExist: "file", parse: optional(path), description: "NATS credentials (.creds) file with a JWT and NKey seed; must exist when set" }),
-  tls_ca_file: key({ section: AUTH, default: "", mustExist: "file", parse: optional(path), description: "CA certificates (PEM) to verify the NATS server; empty = system CAs" }),
-  tls_cert_file: key({ section: AUTH, default: "", mustExist: "file", parse: optional(path), description: "Client certificate (PEM) for TLS client authentication (with tls_key_file)" }),
-  tls_key_file: key({ section: AUTH, default: "", mustExist: "file", parse: optional(path), description: "Private key (PEM) of tls_cert_file" }),
+  nats_nkey_seed_file: key({
+    section: AUTH,
+    default: "",
+    mustExist: "file",
+    parse: optional(path),
+    description: "File holding an NKey seed to authenticate with; must exist when set",
+  }),
+  nats_creds_file: key({
+    section: AUTH,
+    default: "",
+    mustExist: "file",
+    parse: optional(path),
+    description: "NATS credentials (.creds) file with a JWT and NKey seed; must exist when set",
+  }),
+  tls_ca_file: key({
+    section: AUTH,
+    default: "",
+    mustExist: "file",
+    parse: optional(path),
+    description: "CA certificates (PEM) to verify the NATS server; empty = system CAs",
+  }),
+  tls_cert_file: key({
+    section: AUTH,
+    default: "",
+    mustExist: "file",
+    parse: optional(path),
+    description: "Client certificate (PEM) for TLS client authentication (with tls_key_file)",
+  }),
+  tls_key_file: key({
+    section: AUTH,
+    default: "",
+    mustExist: "file",
+    parse: optional(path),
+    description: "Private key (PEM) of tls_cert_file",
+  }),
 } as const;
 
 /** The live dashboard (docs/dashboard.md), the same on both sides. */
@@ -387,15 +408,18 @@ export const dashboardPortKey = {
 } as const;
 
 export const logLevelKey = {
-  log_level: key({ section: "Logging", default: "info", parse: oneOf(LOG_LEVELS), description: "Least severe messages logged: debug, info, warn or error" }),
+  log_level: key({
+    section: "Logging",
+    default: "info",
+    parse: oneOf(LOG_LEVELS),
+    description: "Least severe messages logged: debug, info, warn or error",
+  }),
 } as const;
 
 /** Rules between the NATS client keys: pairs set together, one way to authenticate. */
 export const natsClientProblem = (v: ValuesOf<typeof natsClientKeys>): ConfigError | undefined => {
-  if (v.nats_user !== undefined && v.nats_password === undefined)
-    return keyConflict("nats_password", "is required when nats_user is set");
-  if (v.nats_password !== undefined && v.nats_user === undefined)
-    return keyConflict("nats_user", "is required when nats_password is set");
+  if (v.nats_user !== undefined && v.nats_password === undefined) return keyConflict("nats_password", "is required when nats_user is set");
+  if (v.nats_password !== undefined && v.nats_user === undefined) return keyConflict("nats_user", "is required when nats_password is set");
   const methods = (
     [
       ["nats_user", v.nats_user],

@@ -38,32 +38,148 @@ const EMBEDDED_TLS = "TLS of the embedded nats-server";
 export const STORAGE_PLUGINS = ["fs", "objectstore", "exec"] as const;
 
 export const receiverKeys = {
-  is_sync_enable: key({ section: SYNC, default: "false", parse: boolean, description: "Whether senders may sync: set to true to receive files; false refuses every sender" }),
-  sync_server_port: key({ section: SYNC, default: "5555", parse: port, description: "Port the embedded nats-server listens on for senders, 0..65535; unused when nats_url is set" }),
-  ip_white_list: key({ section: SYNC, default: "0.0.0.0/0", parse: ipWhiteListParser, description: "Sender networks allowed, as CIDRs separated by commas (e.g. 192.168.0.0/16, fd00::/8); empty = nobody" }),
+  is_sync_enable: key({
+    section: SYNC,
+    default: "false",
+    parse: boolean,
+    description: "Whether senders may sync: set to true to receive files; false refuses every sender",
+  }),
+  sync_server_port: key({
+    section: SYNC,
+    default: "5555",
+    parse: port,
+    description: "Port the embedded nats-server listens on for senders, 0..65535; unused when nats_url is set",
+  }),
+  ip_white_list: key({
+    section: SYNC,
+    default: "0.0.0.0/0",
+    parse: ipWhiteListParser,
+    description: "Sender networks allowed, as CIDRs separated by commas (e.g. 192.168.0.0/16, fd00::/8); empty = nobody",
+  }),
 
-  nats_url: key({ section: NATS, default: "", parse: optional(list(natsServerUrl)), description: "External NATS server URL(s), separated by commas; empty = run an embedded nats-server on sync_server_port" }),
-  nats_monitor_url: key({ section: NATS, default: "", parse: optional(httpUrl), description: "Optional HTTP monitoring URL of the external server (e.g. http://centre:8222) to look up sender addresses; empty = ask the server over $SYS.REQ.ACCOUNT.PING.CONNZ; needs nats_url" }),
-  receiver_group: key({ section: NATS, default: "tsync", parse: token, description: "Receiver group this receiver serves (letters, digits, _ and -)" }),
-  embedded_server_open: key({ section: NATS, default: "false", parse: boolean, description: "true runs the embedded nats-server without authentication (the IoTDB sync tool's trusted-LAN model): anyone who reaches sync_server_port can read every sender's bytes, act as any sender and rewrite the ownership registry; false = only senders enrolled with `tsync senders add` may connect" }),
+  nats_url: key({
+    section: NATS,
+    default: "",
+    parse: optional(list(natsServerUrl)),
+    description: "External NATS server URL(s), separated by commas; empty = run an embedded nats-server on sync_server_port",
+  }),
+  nats_monitor_url: key({
+    section: NATS,
+    default: "",
+    parse: optional(httpUrl),
+    description:
+      "Optional HTTP monitoring URL of the external server (e.g. http://centre:8222) to look up sender addresses; empty = ask the server over $SYS.REQ.ACCOUNT.PING.CONNZ; needs nats_url",
+  }),
+  receiver_group: key({
+    section: NATS,
+    default: "tsync",
+    parse: token,
+    description: "Receiver group this receiver serves (letters, digits, _ and -)",
+  }),
+  embedded_server_open: key({
+    section: NATS,
+    default: "false",
+    parse: boolean,
+    description:
+      "true runs the embedded nats-server without authentication (the IoTDB sync tool's trusted-LAN model): anyone who reaches sync_server_port can read every sender's bytes, act as any sender and rewrite the ownership registry; false = only senders enrolled with `tsync senders add` may connect",
+  }),
 
-  receiver_data_directory: key({ section: STORAGE, default: "./receiver-data", parse: path, description: "Where received files and receiver state are kept; created if missing" }),
-  storage_plugin: key({ section: STORAGE, default: "fs", parse: pluginRef(STORAGE_PLUGINS), description: "Where received files go: fs, objectstore or exec (built in), or a path or package name of a storage plugin" }),
-  session_idle_timeout_in_second: key({ section: STORAGE, default: "300", parse: integer(1, INT_MAX), description: "Seconds without a message before a sender's session is dropped, 1..2147483647" }),
-  staging_quota_bytes_per_sender: key({ section: STORAGE, default: "137438953472", parse: integer(1, Number.MAX_SAFE_INTEGER), description: "Most bytes one sender may hold in the receiver's staging: its parts arriving and verified ones waiting to be loaded, counted by announced size (at least 4096 per part); an offer past it is refused (tooLarge) and the sender's other parts stay. At least max_file_size_bytes; the default, 128 GiB, is twice max_file_size_bytes's default: the largest file with its side parts plus an abandoned copy of another" }),
-  staging_grace_in_second: key({ section: STORAGE, default: "86400", parse: integer(1, INT_MAX), description: "Seconds (1..2147483647) a sender's staged part may stay untouched before it is removed as abandoned, at start-up and by a sweep every quarter of this (at least every 10 min); parts of a sender still using staging are kept. The default, a day, is far past session_idle_timeout_in_second, so a sender back from a long outage still resumes" }),
-  max_sessions: key({ section: STORAGE, default: "1000", parse: integer(1, INT_MAX), description: "Most sender sessions open at once, 1..2147483647" }),
-  max_file_size_bytes: key({ section: STORAGE, default: "68719476736", parse: integer(1, Number.MAX_SAFE_INTEGER), description: "Largest file accepted, in bytes" }),
-  tsfile_max_index_bytes: key({ section: STORAGE, default: "268435456", parse: integer(1, Number.MAX_SAFE_INTEGER), description: "Largest TsFile index (metadata offset to TsFileMetadata) the verify step reads, in bytes; a file with a larger one is refused as badTsFile" }),
-  tsfile_max_devices: key({ section: STORAGE, default: "100000", parse: integer(1, INT_MAX), description: "Most devices a TsFile's index may list, 1..2147483647; the verify step refuses a file with more (badTsFile) before it reads them. Each costs the receiver a few hundred bytes while it verifies the file" }),
-  tsfile_max_device_id_bytes: key({ section: STORAGE, default: "16777216", parse: integer(1, Number.MAX_SAFE_INTEGER), description: "Most bytes the device ids of a TsFile's index may take together; the verify step keeps every id, and refuses a file over this (badTsFile)" }),
-  tsfile_max_series: key({ section: STORAGE, default: "5000000", parse: integer(1, INT_MAX), description: "Most time series (TimeseriesMetadata records) a TsFile's index may hold, 1..2147483647; the verify step refuses a file with more (badTsFile)" }),
+  receiver_data_directory: key({
+    section: STORAGE,
+    default: "./receiver-data",
+    parse: path,
+    description: "Where received files and receiver state are kept; created if missing",
+  }),
+  storage_plugin: key({
+    section: STORAGE,
+    default: "fs",
+    parse: pluginRef(STORAGE_PLUGINS),
+    description: "Where received files go: fs, objectstore or exec (built in), or a path or package name of a storage plugin",
+  }),
+  session_idle_timeout_in_second: key({
+    section: STORAGE,
+    default: "300",
+    parse: integer(1, INT_MAX),
+    description: "Seconds without a message before a sender's session is dropped, 1..2147483647",
+  }),
+  staging_quota_bytes_per_sender: key({
+    section: STORAGE,
+    default: "137438953472",
+    parse: integer(1, Number.MAX_SAFE_INTEGER),
+    description:
+      "Most bytes one sender may hold in the receiver's staging: its parts arriving and verified ones waiting to be loaded, counted by announced size (at least 4096 per part); an offer past it is refused (tooLarge) and the sender's other parts stay. At least max_file_size_bytes; the default, 128 GiB, is twice max_file_size_bytes's default: the largest file with its side parts plus an abandoned copy of another",
+  }),
+  staging_grace_in_second: key({
+    section: STORAGE,
+    default: "86400",
+    parse: integer(1, INT_MAX),
+    description:
+      "Seconds (1..2147483647) a sender's staged part may stay untouched before it is removed as abandoned, at start-up and by a sweep every quarter of this (at least every 10 min); parts of a sender still using staging are kept. The default, a day, is far past session_idle_timeout_in_second, so a sender back from a long outage still resumes",
+  }),
+  max_sessions: key({
+    section: STORAGE,
+    default: "1000",
+    parse: integer(1, INT_MAX),
+    description: "Most sender sessions open at once, 1..2147483647",
+  }),
+  max_file_size_bytes: key({
+    section: STORAGE,
+    default: "68719476736",
+    parse: integer(1, Number.MAX_SAFE_INTEGER),
+    description: "Largest file accepted, in bytes",
+  }),
+  tsfile_max_index_bytes: key({
+    section: STORAGE,
+    default: "268435456",
+    parse: integer(1, Number.MAX_SAFE_INTEGER),
+    description:
+      "Largest TsFile index (metadata offset to TsFileMetadata) the verify step reads, in bytes; a file with a larger one is refused as badTsFile",
+  }),
+  tsfile_max_devices: key({
+    section: STORAGE,
+    default: "100000",
+    parse: integer(1, INT_MAX),
+    description:
+      "Most devices a TsFile's index may list, 1..2147483647; the verify step refuses a file with more (badTsFile) before it reads them. Each costs the receiver a few hundred bytes while it verifies the file",
+  }),
+  tsfile_max_device_id_bytes: key({
+    section: STORAGE,
+    default: "16777216",
+    parse: integer(1, Number.MAX_SAFE_INTEGER),
+    description:
+      "Most bytes the device ids of a TsFile's index may take together; the verify step keeps every id, and refuses a file over this (badTsFile)",
+  }),
+  tsfile_max_series: key({
+    section: STORAGE,
+    default: "5000000",
+    parse: integer(1, INT_MAX),
+    description:
+      "Most time series (TimeseriesMetadata records) a TsFile's index may hold, 1..2147483647; the verify step refuses a file with more (badTsFile)",
+  }),
 
   ...natsClientKeys,
 
-  tls_server_cert_file: key({ section: EMBEDDED_TLS, default: "", mustExist: "file", parse: optional(path), description: "Server certificate (PEM) of the embedded nats-server (with tls_server_key_file); empty = no TLS" }),
-  tls_server_key_file: key({ section: EMBEDDED_TLS, default: "", mustExist: "file", parse: optional(path), description: "Private key (PEM) of tls_server_cert_file" }),
-  tls_server_ca_file: key({ section: EMBEDDED_TLS, default: "", mustExist: "file", parse: optional(path), description: "CA certificates (PEM) to verify sender certificates (mutual TLS); empty = not required" }),
+  tls_server_cert_file: key({
+    section: EMBEDDED_TLS,
+    default: "",
+    mustExist: "file",
+    parse: optional(path),
+    description: "Server certificate (PEM) of the embedded nats-server (with tls_server_key_file); empty = no TLS",
+  }),
+  tls_server_key_file: key({
+    section: EMBEDDED_TLS,
+    default: "",
+    mustExist: "file",
+    parse: optional(path),
+    description: "Private key (PEM) of tls_server_cert_file",
+  }),
+  tls_server_ca_file: key({
+    section: EMBEDDED_TLS,
+    default: "",
+    mustExist: "file",
+    parse: optional(path),
+    description: "CA certificates (PEM) to verify sender certificates (mutual TLS); empty = not required",
+  }),
 
   ...dashboardPortKey,
   ...logLevelKey,
@@ -82,8 +198,7 @@ const receiverProblem = (v: ValuesOf<typeof receiverKeys>): ConfigError | undefi
     return keyConflict("nats_monitor_url", "is only used with an external server; set nats_url too or leave it empty");
   if (v.nats_url !== undefined) {
     for (const name of ["tls_server_cert_file", "tls_server_key_file", "tls_server_ca_file"] as const) {
-      if (v[name] !== undefined)
-        return keyConflict(name, "configures the embedded nats-server, which does not run when nats_url is set");
+      if (v[name] !== undefined) return keyConflict(name, "configures the embedded nats-server, which does not run when nats_url is set");
     }
   }
   if (v.embedded_server_open && v.nats_url !== undefined)
@@ -143,8 +258,5 @@ export const renderReceiverProperties = (): string =>
       "Values are trimmed; an empty value switches an optional key off.",
       "Relative paths resolve against the directory tsync is started from (like the IoTDB sync tool).",
     ],
-    footer: [
-      'Keys starting with "plugin." go to the plugins with the prefix removed, e.g.',
-      "plugin.some_option=value",
-    ],
+    footer: ['Keys starting with "plugin." go to the plugins with the prefix removed, e.g.', "plugin.some_option=value"],
   });

@@ -50,25 +50,102 @@ const chunkSize: Parser<number> = (raw, ctx) =>
 export const SOURCE_PLUGINS = ["iotdb"] as const;
 
 export const senderKeys = {
-  server_ip: key({ section: SYNC, default: "127.0.0.1", parse: host, description: "Receiver address (IP or host name); unused when nats_url is set" }),
-  server_port: key({ section: SYNC, default: "5555", parse: port, description: "Receiver port, 0..65535; the receiver's sync_server_port; unused when nats_url is set" }),
-  sync_period_in_second: key({ section: SYNC, default: "600", parse: integer(0, INT_MAX), description: "Seconds between sync rounds, 0..2147483647" }),
-  iotdb_schema_directory: key({ section: SYNC, default: "", parse: optional(path), description: "The sender IoTDB's schema file (e.g. $IOTDB_HOME/data/system/schema/mlog.txt); empty = do not sync the schema" }),
-  sync_storage_groups: key({ section: SYNC, default: "", parse: list(storageGroup), description: "Storage groups to sync, separated by commas (e.g. root.sg1, root.sg2); empty = all" }),
-  max_number_of_sync_file_retry: key({ section: SYNC, default: "5", parse: integer(0, INT_MAX), description: "Retries of a file whose transfer failed, 0..2147483647" }),
+  server_ip: key({
+    section: SYNC,
+    default: "127.0.0.1",
+    parse: host,
+    description: "Receiver address (IP or host name); unused when nats_url is set",
+  }),
+  server_port: key({
+    section: SYNC,
+    default: "5555",
+    parse: port,
+    description: "Receiver port, 0..65535; the receiver's sync_server_port; unused when nats_url is set",
+  }),
+  sync_period_in_second: key({
+    section: SYNC,
+    default: "600",
+    parse: integer(0, INT_MAX),
+    description: "Seconds between sync rounds, 0..2147483647",
+  }),
+  iotdb_schema_directory: key({
+    section: SYNC,
+    default: "",
+    parse: optional(path),
+    description: "The sender IoTDB's schema file (e.g. $IOTDB_HOME/data/system/schema/mlog.txt); empty = do not sync the schema",
+  }),
+  sync_storage_groups: key({
+    section: SYNC,
+    default: "",
+    parse: list(storageGroup),
+    description: "Storage groups to sync, separated by commas (e.g. root.sg1, root.sg2); empty = all",
+  }),
+  max_number_of_sync_file_retry: key({
+    section: SYNC,
+    default: "5",
+    parse: integer(0, INT_MAX),
+    description: "Retries of a file whose transfer failed, 0..2147483647",
+  }),
 
-  data_directory: key({ section: SOURCE, default: undefined, example: "./data", mustExist: "directory", parse: path, description: "Required: the IoTDB data directory holding the sealed TsFiles; must exist" }),
-  source_plugin: key({ section: SOURCE, default: "iotdb", parse: pluginRef(SOURCE_PLUGINS), description: "Where sealed files are found: iotdb (built in), or a path or package name of a source plugin" }),
-  sync_on_seal: key({ section: SOURCE, default: "false", parse: boolean, description: "true = also start a sync round as soon as a TsFile is sealed; false = only every sync_period_in_second" }),
+  data_directory: key({
+    section: SOURCE,
+    default: undefined,
+    example: "./data",
+    mustExist: "directory",
+    parse: path,
+    description: "Required: the IoTDB data directory holding the sealed TsFiles; must exist",
+  }),
+  source_plugin: key({
+    section: SOURCE,
+    default: "iotdb",
+    parse: pluginRef(SOURCE_PLUGINS),
+    description: "Where sealed files are found: iotdb (built in), or a path or package name of a source plugin",
+  }),
+  sync_on_seal: key({
+    section: SOURCE,
+    default: "false",
+    parse: boolean,
+    description: "true = also start a sync round as soon as a TsFile is sealed; false = only every sync_period_in_second",
+  }),
 
-  nats_url: key({ section: NATS, default: "", parse: optional(list(natsServerUrl)), description: "NATS server URL(s), separated by commas (e.g. nats://centre:4222); empty = server_ip:server_port" }),
-  receiver_group: key({ section: NATS, default: "tsync", parse: token, description: "Receiver group to sync to (letters, digits, _ and -)" }),
-  sender_name: key({ section: NATS, default: "", parse: optional(token), description: "Name of this sender (letters, digits, _ and -); empty = a UUID generated once and kept" }),
-  work_directory: key({ section: NATS, default: "", parse: optional(path), description: "Sender state directory; empty = <data_directory>/sync-sender/<receiver address>_<receiver_group>, one per receiver" }),
+  nats_url: key({
+    section: NATS,
+    default: "",
+    parse: optional(list(natsServerUrl)),
+    description: "NATS server URL(s), separated by commas (e.g. nats://centre:4222); empty = server_ip:server_port",
+  }),
+  receiver_group: key({
+    section: NATS,
+    default: "tsync",
+    parse: token,
+    description: "Receiver group to sync to (letters, digits, _ and -)",
+  }),
+  sender_name: key({
+    section: NATS,
+    default: "",
+    parse: optional(token),
+    description: "Name of this sender (letters, digits, _ and -); empty = a UUID generated once and kept",
+  }),
+  work_directory: key({
+    section: NATS,
+    default: "",
+    parse: optional(path),
+    description: "Sender state directory; empty = <data_directory>/sync-sender/<receiver address>_<receiver_group>, one per receiver",
+  }),
 
-  chunk_size_bytes: key({ section: TRANSFER, default: "0", parse: chunkSize, description: "Bytes per chunk: 0 = the server's max_payload, else 1024..67108864" }),
+  chunk_size_bytes: key({
+    section: TRANSFER,
+    default: "0",
+    parse: chunkSize,
+    description: "Bytes per chunk: 0 = the server's max_payload, else 1024..67108864",
+  }),
   window: key({ section: TRANSFER, default: "16", parse: integer(1, 1024), description: "Chunks in flight per file, 1..1024" }),
-  max_bandwidth_bytes_per_second: key({ section: TRANSFER, default: "0", parse: integer(0, Number.MAX_SAFE_INTEGER), description: "Upload limit in bytes per second; 0 = unlimited" }),
+  max_bandwidth_bytes_per_second: key({
+    section: TRANSFER,
+    default: "0",
+    parse: integer(0, Number.MAX_SAFE_INTEGER),
+    description: "Upload limit in bytes per second; 0 = unlimited",
+  }),
 
   ...natsClientKeys,
   ...dashboardPortKey,
@@ -133,8 +210,5 @@ export const renderSenderProperties = (): string =>
       "Values are trimmed; an empty value switches an optional key off.",
       "Relative paths resolve against the directory tsync is started from (like the IoTDB sync tool).",
     ],
-    footer: [
-      'Keys starting with "plugin." go to the plugins with the prefix removed, e.g.',
-      "plugin.some_option=value",
-    ],
+    footer: ['Keys starting with "plugin." go to the plugins with the prefix removed, e.g.', "plugin.some_option=value"],
   });

@@ -56,12 +56,15 @@ export const chartOf = (machine: AnyStateMachine): ChartGraph => {
     const name = topState(machine, s.id);
     const invokes = (s.invoke as ReadonlyArray<{ src: unknown }>).map((i) => (typeof i.src === "string" ? i.src : "actor"));
     states.push({ name, final: s.type === "final", invokes });
-    for (const [event, ts] of s.transitions as Map<string, TransitionLike[]>) for (const t of ts) add(name, t, label(eventLabel(event), t.guard));
+    for (const [event, ts] of s.transitions as Map<string, TransitionLike[]>)
+      for (const t of ts) add(name, t, label(eventLabel(event), t.guard));
     for (const t of (s.always ?? []) as TransitionLike[]) add(name, t, label("", t.guard));
   }
   const fromAnyState: { to: string; label: string }[] = [];
   for (const [event, ts] of root.transitions as Map<string, TransitionLike[]>)
-    for (const t of ts) for (const target of t.target ?? []) fromAnyState.push({ to: topState(machine, target.id), label: label(eventLabel(event), t.guard) });
+    for (const t of ts)
+      for (const target of t.target ?? [])
+        fromAnyState.push({ to: topState(machine, target.id), label: label(eventLabel(event), t.guard) });
   return { machine: machine.id, initial: (root.config as { initial?: string }).initial, states, edges: [...edges.values()], fromAnyState };
 };
 
@@ -80,7 +83,11 @@ export const stateText = (value: unknown): string => {
   if (typeof value === "string") return value;
   if (typeof value === "object" && value !== null) {
     const [k, v] = Object.entries(value)[0] ?? [];
-    return k === undefined ? "" : v === undefined || (typeof v === "object" && v !== null && Object.keys(v).length === 0) ? k : `${k}.${stateText(v)}`;
+    return k === undefined
+      ? ""
+      : v === undefined || (typeof v === "object" && v !== null && Object.keys(v).length === 0)
+        ? k
+        : `${k}.${stateText(v)}`;
   }
   return "";
 };

@@ -27,14 +27,26 @@ interface InspectionLike {
  * Feeds one inspection event to the board under the id `idOf` gives the actor (undefined: skip).
  * Microsteps record the eventless states passed through; snapshots record where the actor is.
  */
-const feed = (board: ActorBoard, e: InspectionLike, idOf: (actorSessionId: string, machine: string) => { id: string; parent?: string } | undefined): void => {
+const feed = (
+  board: ActorBoard,
+  e: InspectionLike,
+  idOf: (actorSessionId: string, machine: string) => { id: string; parent?: string } | undefined,
+): void => {
   if (e.type !== "@xstate.snapshot" && e.type !== "@xstate.microstep") return;
   const snap = machineSnapshot(e.snapshot);
   if (!snap || !e.actorRef) return;
   const who = idOf(e.actorRef.sessionId, snap.machine.id);
   if (!who) return;
   if (e.type === "@xstate.microstep") board.step(who.id, snap.value);
-  else board.observe(who.id, { machine: snap.machine.id, parent: who.parent, value: snap.value, context: snap.context, status: snap.status, event: e.event?.type ?? "" });
+  else
+    board.observe(who.id, {
+      machine: snap.machine.id,
+      parent: who.parent,
+      value: snap.value,
+      context: snap.context,
+      status: snap.status,
+      event: e.event?.type ?? "",
+    });
 };
 
 /**
@@ -44,7 +56,9 @@ const feed = (board: ActorBoard, e: InspectionLike, idOf: (actorSessionId: strin
 export const receiverInspector =
   (board: ActorBoard) =>
   (sessionId: string, event: unknown): void =>
-    feed(board, event as InspectionLike, (actorSessionId) => ((event as InspectionLike).rootId === actorSessionId ? { id: sessionId } : undefined));
+    feed(board, event as InspectionLike, (actorSessionId) =>
+      (event as InspectionLike).rootId === actorSessionId ? { id: sessionId } : undefined,
+    );
 
 /**
  * The sender's `inspect` option: the process (`sender`) and its rounds (`round-1`, `round-2`…),

@@ -133,7 +133,9 @@ export const layoutChart = (g: ChartGraph): ChartLayout => {
 
   const links: Link[] = [];
   if (g.initial !== undefined) links.push({ from: INITIAL, to: g.initial, lines: [], reversed: false, chain: [], labelAt: undefined });
-  for (const e of g.edges) if (e.from !== e.to) links.push({ from: e.from, to: e.to, lines: labelLines(e.labels), reversed: false, chain: [], labelAt: undefined });
+  for (const e of g.edges)
+    if (e.from !== e.to)
+      links.push({ from: e.from, to: e.to, lines: labelLines(e.labels), reversed: false, chain: [], labelAt: undefined });
 
   // 1. Break cycles: an edge back into the depth-first path points upward.
   const out = new Map<string, Link[]>();
@@ -189,7 +191,14 @@ export const layoutChart = (g: ChartGraph): ChartLayout => {
       const id = `~${i}.${k}`;
       const isLabel = k === mid;
       const lines = isLabel ? l.lines : [];
-      vertices.set(id, { id, dummy: true, w: isLabel ? textWidth(lines, LABEL_PX) + 8 : 0, h: isLabel ? lines.length * LINE_H : 0, rank: r0 + k, x: 0 });
+      vertices.set(id, {
+        id,
+        dummy: true,
+        w: isLabel ? textWidth(lines, LABEL_PX) + 8 : 0,
+        h: isLabel ? lines.length * LINE_H : 0,
+        rank: r0 + k,
+        x: 0,
+      });
       if (isLabel) l.labelAt = id;
       l.chain.push(id);
     }

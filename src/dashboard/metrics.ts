@@ -50,16 +50,29 @@ export interface ReceiverGauges {
 
 export const receiverRegistry = (board: ActorBoard, read: () => ReceiverGauges): Registry => {
   const registry = baseRegistry(board);
-  const stat = (name: string, help: string, pick: (s: ReceiverStats) => number) => counterOf(registry, name, help, () => pick(read().stats));
+  const stat = (name: string, help: string, pick: (s: ReceiverStats) => number) =>
+    counterOf(registry, name, help, () => pick(read().stats));
   stat("tsync_receiver_received_bytes_total", "Bytes of file chunks written to staging", (s) => s.bytes);
   stat("tsync_receiver_files_loaded_total", "TsFiles loaded into storage", (s) => s.loads);
   stat("tsync_receiver_files_deleted_total", "Files deleted from storage because the sender deleted them", (s) => s.deleted);
-  stat("tsync_receiver_digest_mismatches_total", "Parts refused because their SHA-256 differed from the sender's", (s) => s.digestMismatches);
+  stat(
+    "tsync_receiver_digest_mismatches_total",
+    "Parts refused because their SHA-256 differed from the sender's",
+    (s) => s.digestMismatches,
+  );
   stat("tsync_receiver_conflicts_total", "Storage-group claims refused because another sender owns the group", (s) => s.conflicts);
-  stat("tsync_receiver_refused_senders_total", "Hellos refused (sync disabled, address not allowed, at capacity, wrong subject)", (s) => s.refused);
+  stat(
+    "tsync_receiver_refused_senders_total",
+    "Hellos refused (sync disabled, address not allowed, at capacity, wrong subject)",
+    (s) => s.refused,
+  );
   stat("tsync_receiver_rejected_messages_total", "Malformed or out-of-place messages answered with an error", (s) => s.rejected);
   stat("tsync_receiver_sessions_opened_total", "Sender sessions admitted", (s) => s.sessionsOpened);
-  stat("tsync_receiver_dropped_replies_total", "Requests whose reply subject was not the asking sender's own inbox (never answered)", (s) => s.droppedReplies);
+  stat(
+    "tsync_receiver_dropped_replies_total",
+    "Requests whose reply subject was not the asking sender's own inbox (never answered)",
+    (s) => s.droppedReplies,
+  );
   new Gauge({
     name: "tsync_receiver_active_sessions",
     help: "Sender sessions open now",
@@ -164,10 +177,15 @@ export class SenderTotals {
 
 export const senderRegistry = (board: ActorBoard, totals: SenderTotals): Registry => {
   const registry = baseRegistry(board);
-  const total = (name: string, help: string, pick: (c: SenderCounts) => number) => counterOf(registry, name, help, () => pick(totals.counts()));
+  const total = (name: string, help: string, pick: (c: SenderCounts) => number) =>
+    counterOf(registry, name, help, () => pick(totals.counts()));
   total("tsync_sender_sent_bytes_total", "Bytes of file parts sent (resumed parts count only what was sent)", (c) => c.bytesSent);
   total("tsync_sender_files_sent_total", "TsFiles sent, verified and loaded", (c) => c.filesSent);
-  total("tsync_sender_files_skipped_total", "TsFiles not sent: already on the receiver, or their storage group is owned by another sender", (c) => c.filesSkipped);
+  total(
+    "tsync_sender_files_skipped_total",
+    "TsFiles not sent: already on the receiver, or their storage group is owned by another sender",
+    (c) => c.filesSkipped,
+  );
   total("tsync_sender_files_failed_total", "TsFiles that failed a round after all retries", (c) => c.filesFailed);
   total("tsync_sender_conflicts_total", "Storage groups refused with CONFLICT", (c) => c.conflicts);
   total("tsync_sender_files_deleted_total", "Deletions the receiver confirmed", (c) => c.deleted);

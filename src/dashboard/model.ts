@@ -177,7 +177,8 @@ export class ActorBoard {
 
   private finish(e: Entry): void {
     // A parent leaving the state that invoked a child stops the child without a last snapshot.
-    for (const child of [...this.actors.values()]) if (child.view.parent === e.view.id && child.view.endedAt === undefined) this.end(child.view.id);
+    for (const child of [...this.actors.values()])
+      if (child.view.parent === e.view.id && child.view.endedAt === undefined) this.end(child.view.id);
     for (const l of this.listeners) l.ended?.(this.viewOf(e));
     // A round's context holds its whole scan: an ended actor keeps only its small view.
     e.context = undefined;
@@ -200,7 +201,9 @@ export class ActorBoard {
   }
 
   private prune(): void {
-    const ended = [...this.actors.values()].filter((e) => e.view.endedAt !== undefined).sort((a, b) => (b.view.endedAt ?? 0) - (a.view.endedAt ?? 0));
+    const ended = [...this.actors.values()]
+      .filter((e) => e.view.endedAt !== undefined)
+      .sort((a, b) => (b.view.endedAt ?? 0) - (a.view.endedAt ?? 0));
     for (const e of ended.slice(this.keepEnded)) {
       this.actors.delete(e.view.id);
       this.removed.push({ id: e.view.id, rev: ++this.revision });
@@ -228,7 +231,9 @@ export class ActorBoard {
   /** What changed after revision `since`: changed actors with their new log entries, and removals. */
   delta(since: number): BoardDelta {
     if (since < this.forgottenUpTo) return { ...this.state(), since, full: true, removed: [] };
-    const actors = [...this.actors.values()].filter((e) => e.view.rev > since || e.log.some((l) => l.rev > since)).map((e) => this.viewOf(e, since));
+    const actors = [...this.actors.values()]
+      .filter((e) => e.view.rev > since || e.log.some((l) => l.rev > since))
+      .map((e) => this.viewOf(e, since));
     // An id that was dropped and came back is sent whole (its `born` is newer), not as a removal.
     const removed = [...new Set(this.removed.filter((r) => r.rev > since && !this.actors.has(r.id)).map((r) => r.id))];
     return { now: this.now(), rev: this.revision, since, full: false, actors, removed };

@@ -98,14 +98,20 @@ export const startDashboardServer = async (o: DashboardServerOptions): Promise<D
   const json = (res: ServerResponse, value: unknown) => send(res, 200, "application/json; charset=utf-8", JSON.stringify(value));
 
   const openStream = (req: IncomingMessage, res: ServerResponse) => {
-    res.writeHead(200, { ...SECURITY_HEADERS, "Content-Type": "text/event-stream; charset=utf-8", Connection: "keep-alive", "X-Accel-Buffering": "no" });
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      "Content-Type": "text/event-stream; charset=utf-8",
+      Connection: "keep-alive",
+      "X-Accel-Buffering": "no",
+    });
     const about = o.info();
     const lastId = Number(req.headers["last-event-id"] ?? NaN);
     // A reconnecting browser still holds its state: send it what it missed, not everything.
     const resume = Number.isSafeInteger(lastId) && lastId >= 0 && lastId <= o.board.rev;
     const client: Client = { res, rev: o.board.rev, info: JSON.stringify(about) };
     res.write(`retry: 2000\n`);
-    if (resume) res.write(`id: ${o.board.rev}\nevent: update\ndata: ${JSON.stringify({ process: about, delta: o.board.delta(lastId) })}\n\n`);
+    if (resume)
+      res.write(`id: ${o.board.rev}\nevent: update\ndata: ${JSON.stringify({ process: about, delta: o.board.delta(lastId) })}\n\n`);
     else res.write(`id: ${o.board.rev}\nevent: init\ndata: ${JSON.stringify({ process: about, board: o.board.state() })}\n\n`);
     clients.add(client);
     // A browser that goes away is the normal end of a stream, not a failure.

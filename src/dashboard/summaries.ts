@@ -33,7 +33,9 @@ export interface SenderRoundDetails {
   readonly deletions: number;
   /** 1-based number of the file being worked on; files + 1 once all are done. */
   readonly fileNumber: number;
-  readonly file: { readonly name: string; readonly part: string; readonly partNumber: number; readonly parts: number; readonly size: number } | undefined;
+  readonly file:
+    | { readonly name: string; readonly part: string; readonly partNumber: number; readonly parts: number; readonly size: number }
+    | undefined;
   readonly attempts: number;
   readonly maxRetries: number;
   readonly handshakes: number;
@@ -96,7 +98,13 @@ const senderRound = (c: SenderRoundContext): SenderRoundDetails => {
     deletions: c.deletions.length,
     fileNumber: c.index + 1,
     file: unit
-      ? { name: refKey(unit.ref), part: part?.kind ?? "", partNumber: Math.min(c.partIndex + 1, unit.parts.length), parts: unit.parts.length, size: part?.size ?? 0 }
+      ? {
+          name: refKey(unit.ref),
+          part: part?.kind ?? "",
+          partNumber: Math.min(c.partIndex + 1, unit.parts.length),
+          parts: unit.parts.length,
+          size: part?.size ?? 0,
+        }
       : undefined,
     attempts: c.attempts,
     maxRetries: c.maxRetries,

@@ -101,7 +101,8 @@ const parse = <A>(file: string, bytes: Buffer, end: number, decode: LineDecoder<
       });
     }
     const decoded = decodeLine(json);
-    if (Result.isFailure(decoded)) throw new AppendLogError({ file, line, message: `${file}, line ${line}: not a record of this log: ${decoded.failure}` });
+    if (Result.isFailure(decoded))
+      throw new AppendLogError({ file, line, message: `${file}, line ${line}: not a record of this log: ${decoded.failure}` });
     records.push(decoded.success);
   }
   return records;
@@ -152,7 +153,11 @@ export const repairTail = async (file: string, log: (line: string) => void): Pro
   await cutTornTail(file, tornTailOf(await readBytes(file)), log);
 };
 
-const cutTornTail = async (file: string, torn: (TornTail & { readonly start: number }) | undefined, log: (line: string) => void): Promise<void> => {
+const cutTornTail = async (
+  file: string,
+  torn: (TornTail & { readonly start: number }) | undefined,
+  log: (line: string) => void,
+): Promise<void> => {
   if (torn === undefined) return;
   const h = await open(file, "r+");
   try {
@@ -161,7 +166,9 @@ const cutTornTail = async (file: string, torn: (TornTail & { readonly start: num
   } finally {
     await h.close();
   }
-  log(`${file}: dropped its torn last line (line ${torn.line}, ${torn.bytes} bytes), an append a crash cut short; the log now ends at byte ${torn.start}`);
+  log(
+    `${file}: dropped its torn last line (line ${torn.line}, ${torn.bytes} bytes), an append a crash cut short; the log now ends at byte ${torn.start}`,
+  );
 };
 
 const encode = (records: ReadonlyArray<unknown>): string => records.map((r) => JSON.stringify(r) + "\n").join("");

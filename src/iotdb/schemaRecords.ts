@@ -94,14 +94,17 @@ const utf8 = new TextDecoder("utf-8");
 export const schemaRecordTexts = (format: SchemaLogFormat, bytes: Uint8Array, spans: ReadonlyArray<SchemaRecordSpan>): string[] =>
   spans.map((s) =>
     format === "mlog.bin"
-      ? Buffer.from(bytes.buffer, bytes.byteOffset + s.start + lengthBytes, s.end - s.start - lengthBytes - checksumBytes).toString("base64")
+      ? Buffer.from(bytes.buffer, bytes.byteOffset + s.start + lengthBytes, s.end - s.start - lengthBytes - checksumBytes).toString(
+          "base64",
+        )
       : utf8.decode(bytes.subarray(s.start, s.end)).replace(/\r?\n$/, ""),
   );
 
 /** Splits bytes that must be whole records; throws with the reason when they are not. */
 export const splitSchemaRecords = (format: SchemaLogFormat, bytes: Uint8Array): string[] => {
   const cut = cutSchemaRecords(format, bytes);
-  if (cut.stop !== "end") throw new Error(`${format} bytes are not whole records: ${cut.damage ?? `a record starting at byte ${cut.end} is cut off`}`);
+  if (cut.stop !== "end")
+    throw new Error(`${format} bytes are not whole records: ${cut.damage ?? `a record starting at byte ${cut.end} is cut off`}`);
   return schemaRecordTexts(format, bytes, cut.records);
 };
 

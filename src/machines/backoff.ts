@@ -52,6 +52,13 @@ export const backoffDelay = (b: Backoff, n: number, random?: RandomSource): numb
     return Duration.toMillis(delay);
   });
   return Effect.runSync(
-    random ? nth.pipe(Effect.provideService(Random.Random, { nextDoubleUnsafe: random, nextIntUnsafe: () => Math.floor(random() * Number.MAX_SAFE_INTEGER) })) : nth,
+    random
+      ? nth.pipe(
+          Effect.provideService(Random.Random, {
+            nextDoubleUnsafe: random,
+            nextIntUnsafe: () => Math.floor(random() * Number.MAX_SAFE_INTEGER),
+          }),
+        )
+      : nth,
   );
 };

@@ -93,7 +93,11 @@ const chunkOf = (event: SessionEvent): Chunk =>
   event.type === "chunk" ? event : { fileId: "", offset: Number.NaN, offsetText: "", data: new Uint8Array(0) };
 
 const fileIdOf = (event: SessionEvent): string | undefined =>
-  event.type === "chunk" || event.type === "progress" || event.type === "writeFailed" ? event.fileId : event.type === "commit" ? event.commit.fileId : undefined;
+  event.type === "chunk" || event.type === "progress" || event.type === "writeFailed"
+    ? event.fileId
+    : event.type === "commit"
+      ? event.commit.fileId
+      : undefined;
 
 const transferOf = (context: SessionContext): Transfer => {
   if (!context.transfer) throw new Error("no transfer in receiving");
@@ -162,7 +166,8 @@ export const receiverSession = setup({
     }),
     /** A request the current state cannot take: answered `notReady`, naming the state. */
     refuseNotReady: ({ event, self }) => {
-      if ("respond" in event && event.respond) event.respond(reply(Code.notReady, `cannot ${event.type} while ${JSON.stringify(self.getSnapshot().value)}`));
+      if ("respond" in event && event.respond)
+        event.respond(reply(Code.notReady, `cannot ${event.type} while ${JSON.stringify(self.getSnapshot().value)}`));
     },
     /** A refused request from the wire: the host counts it (stats.rejected). */
     countRejected: () => undefined,
@@ -189,13 +194,27 @@ export const receiverSession = setup({
     chunk: {
       guard: "hasResponder" as const,
       actions: [
-        { type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.unknownFile, `no file ${JSON.stringify(event.fileId)} is being received`) }) },
+        {
+          type: "reply",
+          params: ({ event }) => ({
+            to: event.respond,
+            reply: reply(Code.unknownFile, `no file ${JSON.stringify(event.fileId)} is being received`),
+          }),
+        },
         "countRejected",
       ],
     },
     commit: {
       guard: "hasResponder" as const,
-      actions: [{ type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.unknownFile, `no file ${event.commit.fileId} is being received`) }) }],
+      actions: [
+        {
+          type: "reply",
+          params: ({ event }) => ({
+            to: event.respond,
+            reply: reply(Code.unknownFile, `no file ${event.commit.fileId} is being received`),
+          }),
+        },
+      ],
     },
     offer: { guard: "hasResponder" as const, actions: "refuseNotReady" },
     load: { guard: "hasResponder" as const, actions: "refuseNotReady" },
@@ -207,14 +226,35 @@ export const receiverSession = setup({
     handshaking: {
       invoke: {
         src: "admit",
-        input: ({ context }) => ({ senderId: context.senderId, sessionId: context.sessionId, address: context.address, idleTimeoutMs: context.idleTimeoutMs }),
+        input: ({ context }) => ({
+          senderId: context.senderId,
+          sessionId: context.sessionId,
+          address: context.address,
+          idleTimeoutMs: context.idleTimeoutMs,
+        }),
         onDone: [
-          { guard: { type: "admitted", params: ({ event }) => event.output }, target: "ready", actions: [{ type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) }] },
-          { target: "closed", actions: [{ type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) }] },
+          {
+            guard: { type: "admitted", params: ({ event }) => event.output },
+            target: "ready",
+            actions: [
+              { type: "reply", params: ({ event }) => ({ reply: event.output }) },
+              { type: "record", params: ({ event }) => ({ reply: event.output }) },
+            ],
+          },
+          {
+            target: "closed",
+            actions: [
+              { type: "reply", params: ({ event }) => ({ reply: event.output }) },
+              { type: "record", params: ({ event }) => ({ reply: event.output }) },
+            ],
+          },
         ],
         onError: {
           target: "closed",
-          actions: [{ type: "reply", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }],
+          actions: [
+            { type: "reply", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) },
+            { type: "record", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) },
+          ],
         },
       },
     },
@@ -225,7 +265,13 @@ export const receiverSession = setup({
         load: { target: "loading", actions: "holdResponder" },
         delete: { target: "deleting", actions: "holdResponder" },
         schema: { target: "syncingSchema", actions: "holdResponder" },
-        bye: { target: "closed", actions: [{ type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) }, { type: "record", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) }] },
+        bye: {
+          target: "closed",
+          actions: [
+            { type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) },
+            { type: "record", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) },
+          ],
+        },
       },
     },
     offering: {
@@ -244,14 +290,24 @@ export const receiverSession = setup({
                   received: event.output.offset ?? 0,
                 }),
               }),
-              { type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) },
+              { type: "reply", params: ({ event }) => ({ reply: event.output }) },
+              { type: "record", params: ({ event }) => ({ reply: event.output }) },
             ],
           },
-          { target: "ready", actions: [{ type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) }] },
+          {
+            target: "ready",
+            actions: [
+              { type: "reply", params: ({ event }) => ({ reply: event.output }) },
+              { type: "record", params: ({ event }) => ({ reply: event.output }) },
+            ],
+          },
         ],
         onError: {
           target: "ready",
-          actions: [{ type: "reply", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }],
+          actions: [
+            { type: "reply", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) },
+            { type: "record", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) },
+          ],
         },
       },
     },
@@ -263,7 +319,13 @@ export const receiverSession = setup({
           {
             guard: and(["forCurrentFile", not("numericOffset")]),
             actions: [
-              { type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.badMessage, `chunk offset ${JSON.stringify(event.offsetText)} is not a number`) }) },
+              {
+                type: "reply",
+                params: ({ event }) => ({
+                  to: event.respond,
+                  reply: reply(Code.badMessage, `chunk offset ${JSON.stringify(event.offsetText)} is not a number`),
+                }),
+              },
               "countRejected",
             ],
           },
@@ -274,7 +336,10 @@ export const receiverSession = setup({
                 type: "reply",
                 params: ({ context, event }) => {
                   const expected = transferOf(context).received;
-                  return { to: event.respond, reply: reply(Code.outOfOrder, `chunk at ${event.offset}, expected ${expected}`, { offset: expected }) };
+                  return {
+                    to: event.respond,
+                    reply: reply(Code.outOfOrder, `chunk at ${event.offset}, expected ${expected}`, { offset: expected }),
+                  };
                 },
               },
               "countRejected",
@@ -287,7 +352,10 @@ export const receiverSession = setup({
                 type: "reply",
                 params: ({ context, event }) => ({
                   to: event.respond,
-                  reply: reply(Code.tooLarge, `chunk of ${event.data.length} bytes exceeds ${context.maxChunkBytes ?? Number.POSITIVE_INFINITY}`),
+                  reply: reply(
+                    Code.tooLarge,
+                    `chunk of ${event.data.length} bytes exceeds ${context.maxChunkBytes ?? Number.POSITIVE_INFINITY}`,
+                  ),
                 }),
               },
               "countRejected",
@@ -300,7 +368,10 @@ export const receiverSession = setup({
                 type: "reply",
                 params: ({ context, event }) => ({
                   to: event.respond,
-                  reply: reply(Code.tooLarge, `chunk ends at ${event.offset + event.data.length}, past the announced size ${transferOf(context).offer.size}`),
+                  reply: reply(
+                    Code.tooLarge,
+                    `chunk ends at ${event.offset + event.data.length}, past the announced size ${transferOf(context).offer.size}`,
+                  ),
                 }),
               },
               "countRejected",
@@ -310,7 +381,13 @@ export const receiverSession = setup({
             guard: "forCurrentFile",
             actions: {
               type: "write",
-              params: ({ event }) => ({ fileId: event.fileId, offset: event.offset, offsetText: event.offsetText, data: event.data, respond: event.respond }),
+              params: ({ event }) => ({
+                fileId: event.fileId,
+                offset: event.offset,
+                offsetText: event.offsetText,
+                data: event.data,
+                respond: event.respond,
+              }),
             },
           },
         ],
@@ -331,14 +408,23 @@ export const receiverSession = setup({
             type: "reply",
             params: ({ event }) => ({
               to: event.respond,
-              reply: event.reason === "closed" ? reply(Code.unknownFile, `file ${event.fileId} is closed`) : reply(Code.internal, "internal error; see the receiver log"),
+              reply:
+                event.reason === "closed"
+                  ? reply(Code.unknownFile, `file ${event.fileId} is closed`)
+                  : reply(Code.internal, "internal error; see the receiver log"),
             }),
           },
         },
         commit: { guard: "forCurrentFile", target: "verifying", actions: "holdResponder" },
         // A new offer abandons the current file; its bytes stay staged for a later resume.
         offer: { target: "offering", actions: [assign({ transfer: undefined }), "holdOffer", "holdResponder"] },
-        bye: { target: "closed", actions: [{ type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) }, { type: "record", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) }] },
+        bye: {
+          target: "closed",
+          actions: [
+            { type: "reply", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) },
+            { type: "record", params: ({ event }) => ({ to: event.respond, reply: reply(Code.ok, "bye") }) },
+          ],
+        },
       },
     },
     verifying: {
@@ -359,12 +445,17 @@ export const receiverSession = setup({
                   ? { ...context.files, received: context.files.received + 1 }
                   : { ...context.files, rejected: context.files.rejected + 1 },
             }),
-            { type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) },
+            { type: "reply", params: ({ event }) => ({ reply: event.output }) },
+            { type: "record", params: ({ event }) => ({ reply: event.output }) },
           ],
         },
         onError: {
           target: "ready",
-          actions: [assign({ transfer: undefined }), { type: "reply", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) }],
+          actions: [
+            assign({ transfer: undefined }),
+            { type: "reply", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) },
+            { type: "record", params: ({ event }) => ({ reply: reply(Code.internal, failureText(event.error)) }) },
+          ],
         },
       },
     },
@@ -379,12 +470,16 @@ export const receiverSession = setup({
               files: ({ context, event }) =>
                 answered(event.output.code) ? { ...context.files, loaded: context.files.loaded + 1 } : context.files,
             }),
-            { type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) },
+            { type: "reply", params: ({ event }) => ({ reply: event.output }) },
+            { type: "record", params: ({ event }) => ({ reply: event.output }) },
           ],
         },
         onError: {
           target: "ready",
-          actions: [{ type: "reply", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }],
+          actions: [
+            { type: "reply", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) },
+            { type: "record", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) },
+          ],
         },
       },
     },
@@ -396,12 +491,16 @@ export const receiverSession = setup({
           target: "ready",
           actions: [
             assign({ files: ({ context }) => ({ ...context.files, deleted: context.files.deleted + 1 }) }),
-            { type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) },
+            { type: "reply", params: ({ event }) => ({ reply: event.output }) },
+            { type: "record", params: ({ event }) => ({ reply: event.output }) },
           ],
         },
         onError: {
           target: "ready",
-          actions: [{ type: "reply", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }],
+          actions: [
+            { type: "reply", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) },
+            { type: "record", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) },
+          ],
         },
       },
     },
@@ -409,10 +508,19 @@ export const receiverSession = setup({
       invoke: {
         src: "applySchema",
         input: ({ context, event }) => ({ session: context, request: (event as Extract<SessionEvent, { type: "schema" }>).request }),
-        onDone: { target: "ready", actions: [{ type: "reply", params: ({ event }) => ({ reply: event.output }) }, { type: "record", params: ({ event }) => ({ reply: event.output }) }] },
+        onDone: {
+          target: "ready",
+          actions: [
+            { type: "reply", params: ({ event }) => ({ reply: event.output }) },
+            { type: "record", params: ({ event }) => ({ reply: event.output }) },
+          ],
+        },
         onError: {
           target: "ready",
-          actions: [{ type: "reply", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }, { type: "record", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) }],
+          actions: [
+            { type: "reply", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) },
+            { type: "record", params: ({ event }) => ({ reply: reply(Code.storageFailed, failureText(event.error)) }) },
+          ],
         },
       },
     },

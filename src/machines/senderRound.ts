@@ -112,8 +112,7 @@ export const senderRound = setup({
     lastPartHad: ({ context }) => context.parts[context.parts.length - 1]?.had === true,
     morePartsToSend: ({ context }) => context.partIndex < (current(context)?.parts.length ?? 0),
     sessionLost: ({ context }) => context.lastFailure?.kind === "sessionLost",
-    canHandshakeAgain: ({ context }) =>
-      context.handshakes < context.maxHandshakes && context.lastFailure?.kind !== "refused",
+    canHandshakeAgain: ({ context }) => context.handshakes < context.maxHandshakes && context.lastFailure?.kind !== "refused",
   },
   delays: roundDelays(),
   actions: {
@@ -169,8 +168,14 @@ export const senderRound = setup({
     recordSchema: assign({
       summary: ({ context }, out: SchemaSyncOutput | undefined) => {
         if (!out) return context.summary;
-        const sent = out.bytesSent > 0 ? [...context.summary.sent, { file: `schema ${out.file}`, bytes: out.bytesSent, resumedFrom: out.fromOffset }] : context.summary.sent;
-        const skipped = out.bytesSent === 0 && out.note ? [...context.summary.skipped, { file: `schema ${out.file}`, reason: out.note }] : context.summary.skipped;
+        const sent =
+          out.bytesSent > 0
+            ? [...context.summary.sent, { file: `schema ${out.file}`, bytes: out.bytesSent, resumedFrom: out.fromOffset }]
+            : context.summary.sent;
+        const skipped =
+          out.bytesSent === 0 && out.note
+            ? [...context.summary.skipped, { file: `schema ${out.file}`, reason: out.note }]
+            : context.summary.skipped;
         return { ...context.summary, sent, skipped, bytesSent: context.summary.bytesSent + out.bytesSent };
       },
     }),
@@ -252,7 +257,10 @@ export const senderRound = setup({
       },
     },
     schemaFailed: {
-      always: [{ guard: "isRefused", target: "failed" }, { target: "nextFile", actions: "reportSchemaFailure" }],
+      always: [
+        { guard: "isRefused", target: "failed" },
+        { target: "nextFile", actions: "reportSchemaFailure" },
+      ],
     },
     nextFile: {
       always: [
@@ -357,7 +365,10 @@ export const senderRound = setup({
     },
     done: { type: "final" },
     failed: { type: "final", entry: "failRound" },
-    stopped: { type: "final", entry: assign({ summary: ({ context }) => ({ ...context.summary, roundError: context.summary.roundError ?? "stopped" }) }) },
+    stopped: {
+      type: "final",
+      entry: assign({ summary: ({ context }) => ({ ...context.summary, roundError: context.summary.roundError ?? "stopped" }) }),
+    },
   },
   output: ({ context }) => context.summary,
 });

@@ -88,5 +88,4 @@ export const emptySummary: RoundSummary = {
   roundError: undefined,
 };
 
-export const roundSucceeded = (s: RoundSummary): boolean =>
-  s.roundError === undefined && s.failed.length === 0 && s.conflicts.length === 0;
+export const roundSucceeded = (s: RoundSummary): boolean => s.roundError === undefined && s.failed.length === 0 && s.conflicts.length === 0;

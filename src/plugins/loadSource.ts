@@ -75,7 +75,9 @@ export const guardSource = (s: Source): Source => {
       guarded(name, "list", () => s.list(storageGroups)).pipe(
         Effect.flatMap((listing: SourceListing) => {
           const problem = listingProblem(listing);
-          return problem === undefined ? Effect.succeed(listing) : Effect.fail(new SourceError({ message: `source ${name} listed something tsync cannot send: ${problem}` }));
+          return problem === undefined
+            ? Effect.succeed(listing)
+            : Effect.fail(new SourceError({ message: `source ${name} listed something tsync cannot send: ${problem}` }));
         }),
       ),
   };

@@ -38,7 +38,14 @@ const guarded = <A>(plugin: string, op: string, run: () => Effect.Effect<A, unkn
       const e = Cause.squash(cause);
       if (e instanceof StorageError) return Effect.fail(e);
       // A plugin's own class with the contract's shape (another copy of tsync, or its own tagged error).
-      if (typeof e === "object" && e !== null && "_tag" in e && e._tag === "StorageError" && "message" in e && typeof e.message === "string")
+      if (
+        typeof e === "object" &&
+        e !== null &&
+        "_tag" in e &&
+        e._tag === "StorageError" &&
+        "message" in e &&
+        typeof e.message === "string"
+      )
         return Effect.fail(new StorageError({ op: "op" in e && typeof e.op === "string" ? e.op : op, message: e.message, cause: e }));
       const tag = typeof e === "object" && e !== null && "_tag" in e ? `${String(e._tag)}: ` : "";
       return Effect.fail(new StorageError({ op, message: `${plugin} ${op} failed: ${tag}${describe(e)}`, cause: e }));
@@ -62,7 +69,10 @@ const checkShape = (ref: string, s: unknown): Effect.Effect<Storage, StorageErro
   const missing = ["load", "remove", "has", "applySchema"].filter((k) => typeof (s as Record<string, unknown> | null)?.[k] !== "function");
   if (typeof s !== "object" || s === null || missing.length > 0 || !Effect.isEffect((s as Storage).close))
     return Effect.fail(
-      new StorageError({ op: "plugin", message: `storage plugin "${ref}" made something that is not a Storage (${missing.length > 0 ? `missing ${missing.join(", ")}` : "close is not an Effect"})` }),
+      new StorageError({
+        op: "plugin",
+        message: `storage plugin "${ref}" made something that is not a Storage (${missing.length > 0 ? `missing ${missing.join(", ")}` : "close is not an Effect"})`,
+      }),
     );
   return Effect.succeed(s as Storage);
 };

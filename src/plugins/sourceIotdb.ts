@@ -31,8 +31,14 @@ const dirNames = async (dir: string): Promise<ReadonlyArray<{ name: string; isDi
 
 /** IoTDB names files `{time}-{version}-{inner}-{cross}.tsfile`; older first keeps the receiver's order sane. */
 export const compareTsFileNames = (a: string, b: string): number => {
-  const pa = a.replace(/\.tsfile$/, "").split("-").map(Number);
-  const pb = b.replace(/\.tsfile$/, "").split("-").map(Number);
+  const pa = a
+    .replace(/\.tsfile$/, "")
+    .split("-")
+    .map(Number);
+  const pb = b
+    .replace(/\.tsfile$/, "")
+    .split("-")
+    .map(Number);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
     const x = pa[i] ?? 0;
     const y = pb[i] ?? 0;
@@ -45,7 +51,10 @@ export const compareTsFileNames = (a: string, b: string): number => {
 /** Sorted as `compareTsFileNames` orders them, parsing each name once (a partition holds thousands). */
 export const sortTsFileNames = (names: ReadonlyArray<string>): string[] => {
   const keyed = names.map((name) => {
-    const nums = name.replace(/\.tsfile$/, "").split("-").map(Number);
+    const nums = name
+      .replace(/\.tsfile$/, "")
+      .split("-")
+      .map(Number);
     return { name, nums, numeric: nums.every((n) => !Number.isNaN(n)) };
   });
   keyed.sort((a, b) => {
@@ -109,7 +118,10 @@ export const listIotdbDataDir = async (dataDir: string, storageGroups: ReadonlyA
     ignored += r.ignored;
   };
   for (const root of sequenceRoots(dataDir)) {
-    for (const sg of (await dirNames(root)).filter((e) => e.isDir).map((e) => e.name).sort()) {
+    for (const sg of (await dirNames(root))
+      .filter((e) => e.isDir)
+      .map((e) => e.name)
+      .sort()) {
       if (!isSegment(sg) || (wanted.size > 0 && !wanted.has(sg))) continue;
       for (const level1 of (await dirNames(join(root, sg))).filter((e) => e.isDir && isNumericSegment(e.name))) {
         const l1 = join(root, sg, level1.name);

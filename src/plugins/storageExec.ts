@@ -76,7 +76,22 @@ const describeExit = (what: string, r: CommandResult, timeoutMs: number): string
 class CommandFailed extends Error {
   readonly detail: string;
   constructor(what: string, r: CommandResult, timeoutMs: number, dir: string | undefined, shownAs: string) {
-    super(describeExit(what, dir === undefined ? r : { ...r, stderr: r.stderr.split(dir + sep).join(shownAs + "/").split(dir).join(shownAs) }, timeoutMs));
+    super(
+      describeExit(
+        what,
+        dir === undefined
+          ? r
+          : {
+              ...r,
+              stderr: r.stderr
+                .split(dir + sep)
+                .join(shownAs + "/")
+                .split(dir)
+                .join(shownAs),
+            },
+        timeoutMs,
+      ),
+    );
     this.detail = describeExit(what, r, timeoutMs);
   }
 }
@@ -173,9 +188,14 @@ export const execStorage = async (s: ExecSettings): Promise<Storage> => {
     Effect.tryPromise({
       try: f,
       catch: (cause) => {
-        const full = cause instanceof CommandFailed ? cause.detail : cause instanceof Error ? (cause.stack ?? cause.message) : String(cause);
+        const full =
+          cause instanceof CommandFailed ? cause.detail : cause instanceof Error ? (cause.stack ?? cause.message) : String(cause);
         s.log?.(`exec storage: ${op} of ${what} failed: ${full}`);
-        return new StorageError({ op, message: cause instanceof CommandFailed ? cause.message : `${op} of ${what} failed: ${fsFailure(cause)}`, cause });
+        return new StorageError({
+          op,
+          message: cause instanceof CommandFailed ? cause.message : `${op} of ${what} failed: ${fsFailure(cause)}`,
+          cause,
+        });
       },
     });
   const named = (ref: FileRef) => `${ref.sg}/${ref.vg}/${ref.tp}/${ref.name}`;
@@ -221,7 +241,8 @@ export const execStorage = async (s: ExecSettings): Promise<Storage> => {
         if (f.endTime !== undefined) env["TSYNC_END_TIME"] = f.endTime;
       }
       const r = await runCommand(s.shell, s.loadCommand, [join(dir, req.ref.name), req.senderId], env, s.timeoutMs);
-      if (r.code !== 0) throw new CommandFailed(`load command for ${named(req.ref)}`, r, s.timeoutMs, dir, `${req.ref.sg}/${req.ref.vg}/${req.ref.tp}`);
+      if (r.code !== 0)
+        throw new CommandFailed(`load command for ${named(req.ref)}`, r, s.timeoutMs, dir, `${req.ref.sg}/${req.ref.vg}/${req.ref.tp}`);
       await accepted.write(req.parts.map((p) => ({ op: "accepted", ref: req.ref, kind: p.kind, sha256: p.sha256 })));
     } finally {
       await Promise.all(placed.map((p) => rm(p, { force: true })));
@@ -232,7 +253,13 @@ export const execStorage = async (s: ExecSettings): Promise<Storage> => {
     const existed = accepted.holds(ref);
     if (s.deleteCommand !== undefined) {
       const dir = workDir(senderId, ref);
-      const r = await runCommand(s.shell, s.deleteCommand, [join(dir, ref.name), senderId], { ...fileEnv(senderId, ref, dir), TSYNC_KNOWN: existed ? "1" : "0" }, s.timeoutMs);
+      const r = await runCommand(
+        s.shell,
+        s.deleteCommand,
+        [join(dir, ref.name), senderId],
+        { ...fileEnv(senderId, ref, dir), TSYNC_KNOWN: existed ? "1" : "0" },
+        s.timeoutMs,
+      );
       if (r.code !== 0) throw new CommandFailed(`delete command for ${named(ref)}`, r, s.timeoutMs, dir, `${ref.sg}/${ref.vg}/${ref.tp}`);
     }
     if (existed) await accepted.write([{ op: "deleted", ref }]);
@@ -258,7 +285,8 @@ export const execStorage = async (s: ExecSettings): Promise<Storage> => {
     load: (req) => attempt("load", named(req.ref), () => load(req)),
     remove: (senderId, ref) => attempt("remove", named(ref), () => remove(senderId, ref)),
     has: (ref, kind, sha256) => Effect.sync(() => accepted.get(ref, kind)?.sha256 === sha256),
-    applySchema: (senderId, records, batch) => attempt("applySchema", `sender ${senderId}'s schema`, () => applySchema(senderId, records, batch)),
+    applySchema: (senderId, records, batch) =>
+      attempt("applySchema", `sender ${senderId}'s schema`, () => applySchema(senderId, records, batch)),
     close: Effect.promise(() => accepted.close()),
   };
 };
@@ -269,7 +297,10 @@ export const createExecStorage: StorageFactory = (ctx) =>
       const loadCommand = ctx.options["load_command"]?.trim();
       if (!loadCommand) throw new Error("plugin.load_command is required (a shell command run per loaded file; see docs/plugins.md)");
       const timeoutSeconds = Number(ctx.options["command_timeout_in_second"] ?? "600");
-      if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) throw new Error(`plugin.command_timeout_in_second must be a whole number of seconds ≥ 1, not ${ctx.options["command_timeout_in_second"]}`);
+      if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1)
+        throw new Error(
+          `plugin.command_timeout_in_second must be a whole number of seconds ≥ 1, not ${ctx.options["command_timeout_in_second"]}`,
+        );
       const optional = (k: string) => ctx.options[k]?.trim() || undefined;
       return execStorage({
         dataDir: ctx.dataDir,
@@ -281,5 +312,6 @@ export const createExecStorage: StorageFactory = (ctx) =>
         log: ctx.log,
       });
     },
-    catch: (cause) => new StorageError({ op: "open", message: `exec storage: ${cause instanceof Error ? cause.message : String(cause)}`, cause }),
+    catch: (cause) =>
+      new StorageError({ op: "open", message: `exec storage: ${cause instanceof Error ? cause.message : String(cause)}`, cause }),
   });

@@ -30,7 +30,10 @@ export const appendSchemaLog = async (root: string, senderId: string, records: R
   const b: SchemaBatch = batch ?? { format: "mlog.txt", epoch: 0, offset: -1, bytes: Buffer.from(records.map((r) => r + "\n").join("")) };
   const log = join(dir, b.format);
   const statePath = `${log}.state`;
-  const state = await readFile(statePath, "utf8").then((t) => JSON.parse(t) as SchemaLogState, () => undefined);
+  const state = await readFile(statePath, "utf8").then(
+    (t) => JSON.parse(t) as SchemaLogState,
+    () => undefined,
+  );
   let bytes = b.bytes;
   if (state && b.offset >= 0 && b.epoch === state.epoch) {
     if (b.offset + bytes.length <= state.offset) return;
@@ -111,7 +114,12 @@ export const fsStorage = (dataDir: string, log?: (line: string) => void): Storag
         let existed = false;
         for (const kind of partOrder) {
           const p = target(ref, kind);
-          if (await stat(p).then(() => true, () => false)) {
+          if (
+            await stat(p).then(
+              () => true,
+              () => false,
+            )
+          ) {
             existed = true;
             await rm(p, { force: true });
           }
@@ -122,11 +130,19 @@ export const fsStorage = (dataDir: string, log?: (line: string) => void): Storag
     has: (ref, kind, sha256) =>
       attempt("has", named(ref, kind), async () => {
         const p = target(ref, kind);
-        if (!(await stat(p).then(() => true, () => false))) return false;
+        if (
+          !(await stat(p).then(
+            () => true,
+            () => false,
+          ))
+        )
+          return false;
         return (await sha256OfFile(p)) === sha256;
       }),
     applySchema: (senderId, records, batch) =>
-      attempt("applySchema", `the schema log of sender ${senderId}`, () => appendSchemaLog(resolve(dataDir, "schema"), senderId, records, batch)),
+      attempt("applySchema", `the schema log of sender ${senderId}`, () =>
+        appendSchemaLog(resolve(dataDir, "schema"), senderId, records, batch),
+      ),
     close: Effect.void,
   };
 };

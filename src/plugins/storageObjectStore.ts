@@ -166,7 +166,8 @@ export const createObjectStoreStorage: StorageFactory = (ctx) =>
       setSha256Backend("native");
       const bucket = ctx.options["bucket"] ?? "tsync";
       const replicas = Number(ctx.options["replicas"] ?? "1");
-      if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new Error(`plugin.replicas must be 1..5, not ${ctx.options["replicas"]}`);
+      if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5)
+        throw new Error(`plugin.replicas must be 1..5, not ${ctx.options["replicas"]}`);
       let own: NatsConnection | undefined;
       const nc = ctx.nc ?? (own = await connect({ servers: ctx.natsServers.split(","), name: "tsync-objectstore", ...ctx.natsOptions }));
       try {
@@ -174,7 +175,9 @@ export const createObjectStoreStorage: StorageFactory = (ctx) =>
         const maxChunkBytes = Math.min(1024 * 1024, nc.info?.max_payload ?? 1024 * 1024);
         ctx.log?.(`objectstore storage: bucket ${bucket}`);
         return objectStoreStorage(os, maxChunkBytes, async () => {
-          await own?.drain().catch((e: unknown) => ctx.log?.(`objectstore: closing its own connection: ${e instanceof Error ? e.message : String(e)}`));
+          await own
+            ?.drain()
+            .catch((e: unknown) => ctx.log?.(`objectstore: closing its own connection: ${e instanceof Error ? e.message : String(e)}`));
         });
       } catch (e) {
         await own?.close();
@@ -182,5 +185,9 @@ export const createObjectStoreStorage: StorageFactory = (ctx) =>
       }
     },
     catch: (cause) =>
-      new StorageError({ op: "open", message: `objectstore: cannot open bucket ${ctx.options["bucket"] ?? "tsync"}: ${cause instanceof Error ? cause.message : String(cause)}`, cause }),
+      new StorageError({
+        op: "open",
+        message: `objectstore: cannot open bucket ${ctx.options["bucket"] ?? "tsync"}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause,
+      }),
   });

@@ -168,7 +168,21 @@ export class Unexpected extends Data.TaggedError("Unexpected")<Local> {
 
 export type LocalFailure = Unsendable | Stopped | Unexpected;
 
-const senderFailures = [Conflict, Refused, SessionLost, Retryable, Fatal, Timeout, NoResponders, Disconnected, PermissionDenied, Unsendable, Stopped, Unexpected];
+const senderFailures = [
+  Conflict,
+  Refused,
+  SessionLost,
+  Retryable,
+  Fatal,
+  Timeout,
+  NoResponders,
+  Disconnected,
+  PermissionDenied,
+  Unsendable,
+  Stopped,
+  Unexpected,
+];
 
 /** Whether `e` is one of the failures above (an actor's rejection), by class, not by shape. */
-export const isSenderFailure = (e: unknown): e is ReplyFailure | TransportFailure | LocalFailure => senderFailures.some((C) => e instanceof C);
+export const isSenderFailure = (e: unknown): e is ReplyFailure | TransportFailure | LocalFailure =>
+  senderFailures.some((C) => e instanceof C);

@@ -4,15 +4,11 @@ import { CodeSchema } from "./status.js";
 
 export const protocolVersion = 1;
 
-const Segment = Schema.String.pipe(
-  Schema.check(Schema.makeFilter((s: string) => isSegment(s) || describeBadName("name", s))),
-);
+const Segment = Schema.String.pipe(Schema.check(Schema.makeFilter((s: string) => isSegment(s) || describeBadName("name", s))));
 const Numeric = Schema.String.pipe(
   Schema.check(Schema.makeFilter((s: string) => isNumericSegment(s) || `${JSON.stringify(s)} is not a partition number`)),
 );
-const TsFileName = Schema.String.pipe(
-  Schema.check(Schema.makeFilter((s: string) => isTsFileName(s) || describeBadTsFileName(s))),
-);
+const TsFileName = Schema.String.pipe(Schema.check(Schema.makeFilter((s: string) => isTsFileName(s) || describeBadTsFileName(s))));
 const Token = Schema.String.pipe(
   Schema.check(Schema.makeFilter((s: string) => isToken(s) || `${JSON.stringify(s)} is not an id of 1-64 letters, digits, '_' or '-'`)),
 );

@@ -2,8 +2,7 @@
 import type { FileRef, PartKind } from "./messages.js";
 
 /** The file name of a part beside its TsFile, as IoTDB names side files. */
-export const partFileName = (tsfileName: string, kind: PartKind): string =>
-  kind === "tsfile" ? tsfileName : `${tsfileName}.${kind}`;
+export const partFileName = (tsfileName: string, kind: PartKind): string => (kind === "tsfile" ? tsfileName : `${tsfileName}.${kind}`);
 
 /**
  * Every part kind, once, in send order: resource first (it is small and says what the TsFile

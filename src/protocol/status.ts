@@ -56,4 +56,8 @@ export interface Reply {
 }
 
 /** The one way a reply is built: `reply(Code.tooLarge, "…", { offset })`. */
-export const reply = (code: CodeValue, message: string, extra: Readonly<Record<string, unknown>> = {}): Reply => ({ ...extra, code, message });
+export const reply = (code: CodeValue, message: string, extra: Readonly<Record<string, unknown>> = {}): Reply => ({
+  ...extra,
+  code,
+  message,
+});

@@ -33,7 +33,12 @@ export const ChunkHeader = { file: "Tsync-File", offset: "Tsync-Offset" } as con
  * Headers of a schema piece; the payload is whole records of the sender's schema log, raw. An
  * empty payload asks where the receiver is (`SchemaAck`) without applying anything.
  */
-export const SchemaHeader = { file: "Tsync-Schema-File", epoch: "Tsync-Schema-Epoch", offset: "Tsync-Offset", sha256: "Tsync-Sha256" } as const;
+export const SchemaHeader = {
+  file: "Tsync-Schema-File",
+  epoch: "Tsync-Schema-Epoch",
+  offset: "Tsync-Offset",
+  sha256: "Tsync-Sha256",
+} as const;
 
 /** Room left in each message for headers, inside the server's max_payload. */
 export const chunkHeadroom = 4096;

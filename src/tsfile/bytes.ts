@@ -28,8 +28,7 @@ export const zigzagEncode = (n: number): number => ((n << 1) ^ (n >> 31)) >>> 0;
 export const zigzagDecode = (u: number): number => (u >>> 1) ^ -(u & 1);
 
 /** Display form of a device: segments joined by ".", null shown as Java shows it. */
-export const deviceIdToString = (segments: DeviceSegments): string =>
-  segments.map((s) => (s === null ? "null" : s)).join(".");
+export const deviceIdToString = (segments: DeviceSegments): string => segments.map((s) => (s === null ? "null" : s)).join(".");
 
 /**
  * The segments the Java writer gives a tree-model path in v4 (`StringArrayDeviceID.splitDeviceIdString`):
@@ -100,10 +99,7 @@ export class ByteReader {
 
   private need(n: number, what: string): number {
     if (n > this.remaining) {
-      throw new TsFileFormatError(
-        `truncated ${what} at offset ${this.offset}: needs ${n} bytes, ${this.remaining} left`,
-        this.offset,
-      );
+      throw new TsFileFormatError(`truncated ${what} at offset ${this.offset}: needs ${n} bytes, ${this.remaining} left`, this.offset);
     }
     const at = this.pos;
     this.pos += n;
@@ -131,7 +127,8 @@ export class ByteReader {
   }
 
   bytesOf(n: number, what = "bytes"): Uint8Array {
-    if (!Number.isSafeInteger(n) || n < 0) throw new TsFileFormatError(`negative length ${n} for ${what} at offset ${this.offset}`, this.offset);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new TsFileFormatError(`negative length ${n} for ${what} at offset ${this.offset}`, this.offset);
     const at = this.need(n, what);
     return this.bytes.subarray(at, at + n);
   }
@@ -329,7 +326,18 @@ export const MAGIC = encodeUtf8("TsFile");
 
 /** TSDataType codes in code order; the index is the byte on disk. */
 export const DATA_TYPES = [
-  "BOOLEAN", "INT32", "INT64", "FLOAT", "DOUBLE", "TEXT", "VECTOR", "UNKNOWN", "TIMESTAMP", "DATE", "BLOB", "STRING",
+  "BOOLEAN",
+  "INT32",
+  "INT64",
+  "FLOAT",
+  "DOUBLE",
+  "TEXT",
+  "VECTOR",
+  "UNKNOWN",
+  "TIMESTAMP",
+  "DATE",
+  "BLOB",
+  "STRING",
 ] as const;
 export type TsDataType = (typeof DATA_TYPES)[number];
 

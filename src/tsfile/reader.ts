@@ -163,7 +163,10 @@ async function readRange(source: TsFileSource, offset: number, length: number, w
   }
   const bytes = length === 0 ? new Uint8Array() : await source.read(offset, length);
   if (bytes.length !== length) {
-    throw new TsFileFormatError(`short read of ${what} at offset ${offset}: got ${bytes.length} of ${length} bytes (file changed?)`, offset);
+    throw new TsFileFormatError(
+      `short read of ${what} at offset ${offset}: got ${bytes.length} of ${length} bytes (file changed?)`,
+      offset,
+    );
   }
   return new ByteReader(bytes, offset);
 }
@@ -252,7 +255,8 @@ function skipVarString(r: ByteReader, what: string): boolean {
   const len = r.varint(`${what} length`);
   if (len === -1) return false;
   if (len < 0) throw new TsFileFormatError(`invalid ${what} length ${len} at offset ${start}`, start);
-  if (len > r.remaining) throw new TsFileFormatError(`truncated ${what} at offset ${start}: length ${len}, ${r.remaining} bytes left`, start);
+  if (len > r.remaining)
+    throw new TsFileFormatError(`truncated ${what} at offset ${start}: length ${len}, ${r.remaining} bytes left`, start);
   r.seek(r.offset + len, what); // no view of the bytes, unlike skip()
   return true;
 }
@@ -294,9 +298,8 @@ function scanIndexNode(
   const endOffset = readOffset(r, "index node end offset");
   const typeAt = r.offset;
   const type = r.u8("index node type");
-  const allowed: readonly number[] = level === "device"
-    ? [NodeType.internalDevice, NodeType.leafDevice]
-    : [NodeType.internalMeasurement, NodeType.leafMeasurement];
+  const allowed: readonly number[] =
+    level === "device" ? [NodeType.internalDevice, NodeType.leafDevice] : [NodeType.internalMeasurement, NodeType.leafMeasurement];
   if (!allowed.includes(type)) {
     throw new TsFileFormatError(`index node at offset ${start} has type ${type}, expected a ${level}-level node`, typeAt);
   }
@@ -479,7 +482,10 @@ function readTimeseriesMetadata(r: ByteReader, end: number, metaOffset: number):
     if (withStatistics) readStatistics(r, dataType);
   }
   if (r.offset !== listStart + listSize) {
-    throw new TsFileFormatError(`chunk metadata list of "${name}" at offset ${listStart} does not end at its declared size ${listSize}`, listStart);
+    throw new TsFileFormatError(
+      `chunk metadata list of "${name}" at offset ${listStart} does not end at its declared size ${listSize}`,
+      listStart,
+    );
   }
   return {
     name,
@@ -538,7 +544,13 @@ class IndexSection {
    * its start and end. `take` runs once per item, outside the retry, so it may count, keep and throw. False when
    * a window must be read first (`c.want` bytes at `c.at`): `finish` does that.
    */
-  drain<T>(c: Cursor, more: (at: number) => boolean, what: string, parse: (r: ByteReader) => T, take: (item: T, at: number, end: number) => void): boolean {
+  drain<T>(
+    c: Cursor,
+    more: (at: number) => boolean,
+    what: string,
+    parse: (r: ByteReader) => T,
+    take: (item: T, at: number, end: number) => void,
+  ): boolean {
     while (more(c.at)) {
       const r = this.cached(c.at, c.want);
       if (!r) return false;
@@ -553,7 +565,12 @@ class IndexSection {
         c.failed = signature;
         const held = r.end - c.at;
         if (held >= this.maxRecordBytes) {
-          throw new TsFileLimitError("recordBytes", `${what} at offset ${c.at} is larger than ${this.maxRecordBytes} bytes`, this.maxRecordBytes, c.at);
+          throw new TsFileLimitError(
+            "recordBytes",
+            `${what} at offset ${c.at} is larger than ${this.maxRecordBytes} bytes`,
+            this.maxRecordBytes,
+            c.at,
+          );
         }
         // A window read for this item holds WINDOW_BYTES, so each retry holds more than the last.
         c.want = held < WINDOW_BYTES ? WINDOW_BYTES : Math.min(this.maxRecordBytes, held * 4);
@@ -568,7 +585,13 @@ class IndexSection {
     return true;
   }
 
-  async finish<T>(c: Cursor, more: (at: number) => boolean, what: string, parse: (r: ByteReader) => T, take: (item: T, at: number, end: number) => void): Promise<void> {
+  async finish<T>(
+    c: Cursor,
+    more: (at: number) => boolean,
+    what: string,
+    parse: (r: ByteReader) => T,
+    take: (item: T, at: number, end: number) => void,
+  ): Promise<void> {
     while (!this.drain(c, more, what, parse, take)) await this.load(c.at, c.want);
   }
 
@@ -728,7 +751,8 @@ class IndexWalker {
     if (offset <= this.metaOffset || offset >= parentStart) {
       throw new TsFileFormatError(`index node offset ${offset} out of range (${this.metaOffset}, ${parentStart})`, offset);
     }
-    if (depth > MAX_INDEX_DEPTH) throw new TsFileFormatError(`index tree deeper than ${MAX_INDEX_DEPTH} levels at offset ${offset}`, offset);
+    if (depth > MAX_INDEX_DEPTH)
+      throw new TsFileFormatError(`index tree deeper than ${MAX_INDEX_DEPTH} levels at offset ${offset}`, offset);
     // Offsets only decrease downwards, so there are no cycles. A subtree reached twice would read its runs again,
     // which the order of runs refuses (every subtree has one), so no set of visited nodes is kept.
     const parsed = this.index.one(offset, "index node", (r) => {
@@ -763,7 +787,12 @@ class IndexWalker {
   /** Counts a stored node's bytes against maxRecordBytes while the walk is below it. */
   private hold(node: WalkNode): void {
     if (this.held + node.size > this.maxRecordBytes) {
-      throw new TsFileLimitError("recordBytes", `index nodes on one path from the root take more than ${this.maxRecordBytes} bytes`, this.maxRecordBytes, node.start);
+      throw new TsFileLimitError(
+        "recordBytes",
+        `index nodes on one path from the root take more than ${this.maxRecordBytes} bytes`,
+        this.maxRecordBytes,
+        node.start,
+      );
     }
     this.held += node.size;
   }
@@ -809,7 +838,8 @@ class IndexWalker {
       const e = step.value;
       let pending: Promise<void> | undefined;
       if (node.type === NodeType.internalMeasurement) {
-        const walk = (child: WalkNode) => this.below(child, (n) => this.measurementLevel(n, n.entries()[Symbol.iterator](), device, depth + 1));
+        const walk = (child: WalkNode) =>
+          this.below(child, (n) => this.measurementLevel(n, n.entries()[Symbol.iterator](), device, depth + 1));
         const child = this.childNode(e.offset, node.start, "measurement", depth + 1);
         pending = child instanceof Promise ? child.then(walk) : walk(child);
       } else {
@@ -837,7 +867,9 @@ class IndexWalker {
       device.add(record);
     };
     const c = this.index.cursor(start, "TimeseriesMetadata");
-    return this.index.drain(c, more, "TimeseriesMetadata", parse, take) ? undefined : this.index.finish(c, more, "TimeseriesMetadata", parse, take);
+    return this.index.drain(c, more, "TimeseriesMetadata", parse, take)
+      ? undefined
+      : this.index.finish(c, more, "TimeseriesMetadata", parse, take);
   }
 }
 
@@ -924,10 +956,21 @@ export async function readTsFile(source: TsFileSource, options: ReadTsFileOption
   const first = index.one(metaOffset, "SEPARATOR", (r) => r.u8());
   const separator = (first instanceof Promise ? await first : first).value;
   if (separator !== Marker.separator) {
-    throw new TsFileFormatError(`metadata offset ${metaOffset} does not point at a separator (found 0x${separator.toString(16).padStart(2, "0")})`, metaOffset);
+    throw new TsFileFormatError(
+      `metadata offset ${metaOffset} does not point at a separator (found 0x${separator.toString(16).padStart(2, "0")})`,
+      metaOffset,
+    );
   }
 
-  const walker = new IndexWalker(index, version, metaOffset, new IndexBudget(options), maxRecordBytes, options.measurements ?? true, options.onDevice);
+  const walker = new IndexWalker(
+    index,
+    version,
+    metaOffset,
+    new IndexBudget(options),
+    maxRecordBytes,
+    options.measurements ?? true,
+    options.onDevice,
+  );
   for (const { table, offset, node } of roots) {
     // Checked now that metaOffset is known; a root's children lie before the TsFileMetadata.
     block.seek(offset);

@@ -60,8 +60,10 @@ export function parseTsFileResource(bytes: Uint8Array): TsFileResource {
     const indexAt = r.offset;
     const index = r.int32("resource device index");
     const t = times[index];
-    if (t === undefined) throw new TsFileFormatError(`resource device index ${index} out of range [0, ${count}) at offset ${indexAt}`, indexAt);
-    if (devices[index] !== undefined) throw new TsFileFormatError(`resource device index ${index} appears twice at offset ${indexAt}`, indexAt);
+    if (t === undefined)
+      throw new TsFileFormatError(`resource device index ${index} out of range [0, ${count}) at offset ${indexAt}`, indexAt);
+    if (devices[index] !== undefined)
+      throw new TsFileFormatError(`resource device index ${index} appears twice at offset ${indexAt}`, indexAt);
     devices[index] = { id: deviceIdToString(segments), segments, startTime: t.start, endTime: t.end };
   }
 

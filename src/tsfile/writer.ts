@@ -66,9 +66,30 @@ export interface TsFileWriteSummary {
 
 export type ValueStatistics =
   | { readonly dataType: "BOOLEAN"; readonly first: boolean; readonly last: boolean; readonly sum: bigint }
-  | { readonly dataType: "INT32"; readonly min: number; readonly max: number; readonly first: number; readonly last: number; readonly sum: bigint }
-  | { readonly dataType: "INT64"; readonly min: bigint; readonly max: bigint; readonly first: bigint; readonly last: bigint; readonly sum: number }
-  | { readonly dataType: "FLOAT" | "DOUBLE"; readonly min: number; readonly max: number; readonly first: number; readonly last: number; readonly sum: number }
+  | {
+      readonly dataType: "INT32";
+      readonly min: number;
+      readonly max: number;
+      readonly first: number;
+      readonly last: number;
+      readonly sum: bigint;
+    }
+  | {
+      readonly dataType: "INT64";
+      readonly min: bigint;
+      readonly max: bigint;
+      readonly first: bigint;
+      readonly last: bigint;
+      readonly sum: number;
+    }
+  | {
+      readonly dataType: "FLOAT" | "DOUBLE";
+      readonly min: number;
+      readonly max: number;
+      readonly first: number;
+      readonly last: number;
+      readonly sum: number;
+    }
   | { readonly dataType: "TEXT"; readonly first: Uint8Array; readonly last: Uint8Array };
 
 interface SeriesStatistics {
@@ -89,14 +110,35 @@ function mergeValueStatistics(earlier: ValueStatistics, later: ValueStatistics):
       return { dataType: "BOOLEAN", first: earlier.first, last: later.last, sum: earlier.sum + later.sum };
     case "INT32":
       if (later.dataType !== "INT32") break;
-      return { dataType: "INT32", min: minOf(earlier.min, later.min), max: maxOf(earlier.max, later.max), first: earlier.first, last: later.last, sum: earlier.sum + later.sum };
+      return {
+        dataType: "INT32",
+        min: minOf(earlier.min, later.min),
+        max: maxOf(earlier.max, later.max),
+        first: earlier.first,
+        last: later.last,
+        sum: earlier.sum + later.sum,
+      };
     case "INT64":
       if (later.dataType !== "INT64") break;
-      return { dataType: "INT64", min: minOf(earlier.min, later.min), max: maxOf(earlier.max, later.max), first: earlier.first, last: later.last, sum: earlier.sum + later.sum };
+      return {
+        dataType: "INT64",
+        min: minOf(earlier.min, later.min),
+        max: maxOf(earlier.max, later.max),
+        first: earlier.first,
+        last: later.last,
+        sum: earlier.sum + later.sum,
+      };
     case "FLOAT":
     case "DOUBLE":
       if (later.dataType !== earlier.dataType) break;
-      return { dataType: earlier.dataType, min: minOf(earlier.min, later.min), max: maxOf(earlier.max, later.max), first: earlier.first, last: later.last, sum: earlier.sum + later.sum };
+      return {
+        dataType: earlier.dataType,
+        min: minOf(earlier.min, later.min),
+        max: maxOf(earlier.max, later.max),
+        first: earlier.first,
+        last: later.last,
+        sum: earlier.sum + later.sum,
+      };
     case "TEXT":
       if (later.dataType !== "TEXT") break;
       return { dataType: "TEXT", first: earlier.first, last: later.last };
@@ -109,7 +151,9 @@ function writeStatistics(w: ByteWriter, s: SeriesStatistics): void {
   const v = s.values;
   switch (v.dataType) {
     case "BOOLEAN":
-      w.u8(v.first ? 1 : 0).u8(v.last ? 1 : 0).int64(v.sum);
+      w.u8(v.first ? 1 : 0)
+        .u8(v.last ? 1 : 0)
+        .int64(v.sum);
       return;
     case "INT32":
       w.int32(v.min).int32(v.max).int32(v.first).int32(v.last).int64(v.sum);
@@ -207,7 +251,10 @@ function writeTs2DiffNumbers(w: ByteWriter, ts: ArrayLike<number>): void {
     }
     let width = 0;
     for (let k = 0; k < n; k++) width = Math.max(width, bitWidth((deltas[k] ?? 0) - minDelta));
-    w.int32(n).int32(width).int64(n === 0 ? LONG_MAX : BigInt(minDelta)).int64(BigInt(ts[i] ?? 0));
+    w.int32(n)
+      .int32(width)
+      .int64(n === 0 ? LONG_MAX : BigInt(minDelta))
+      .int64(BigInt(ts[i] ?? 0));
     for (let k = 0; k < n; k++) packer.push((deltas[k] ?? 0) - minDelta, width);
     packer.flush();
   }
@@ -227,7 +274,10 @@ function writeTs2DiffBigInts(w: ByteWriter, ts: readonly bigint[]): void {
     }
     const adjusted = deltas.map((d) => BigInt.asUintN(64, d - minDelta));
     const width = adjusted.reduce((m, v) => Math.max(m, bitWidthBig(v)), 0);
-    w.int32(n).int32(width).int64(minDelta).int64(ts[i] ?? 0n);
+    w.int32(n)
+      .int32(width)
+      .int64(minDelta)
+      .int64(ts[i] ?? 0n);
     for (const v of adjusted) packer.pushBig(v, width);
     packer.flush();
   }
@@ -277,7 +327,10 @@ export function encodeRegularTimestamps(start: bigint, step: bigint, count: numb
   const w = new ByteWriter(Math.ceil(count / (TS2DIFF_BLOCK_DELTAS + 1)) * 24);
   for (let i = 0; i < count; i += TS2DIFF_BLOCK_DELTAS + 1) {
     const n = Math.min(TS2DIFF_BLOCK_DELTAS, count - i - 1);
-    w.int32(n).int32(0).int64(n === 0 ? LONG_MAX : step).int64(start + step * BigInt(i));
+    w.int32(n)
+      .int32(0)
+      .int64(n === 0 ? LONG_MAX : step)
+      .int64(start + step * BigInt(i));
   }
   return { bytes: w.toBytes(), count, start, end };
 }
@@ -305,11 +358,18 @@ export function encodeValues(column: ValueColumn): EncodedValues {
         w.u8(v ? 1 : 0);
         if (v) sum += 1n;
       }
-      const statistics: ValueStatistics = { dataType: "BOOLEAN", first: column.values[0] ?? false, last: column.values[count - 1] ?? false, sum };
+      const statistics: ValueStatistics = {
+        dataType: "BOOLEAN",
+        first: column.values[0] ?? false,
+        last: column.values[count - 1] ?? false,
+        sum,
+      };
       return { dataType: "BOOLEAN", bytes: w.toBytes(), count, statistics };
     }
     case "INT32": {
-      let min = Infinity, max = -Infinity, sum = 0n;
+      let min = Infinity,
+        max = -Infinity,
+        sum = 0n;
       for (const v of column.values) {
         if (!Number.isInteger(v) || v < INT32_MIN || v > INT32_MAX) throw new RangeError(`INT32 value out of range: ${v}`);
         w.varint(v);
@@ -317,11 +377,20 @@ export function encodeValues(column: ValueColumn): EncodedValues {
         max = Math.max(max, v);
         sum += BigInt(v);
       }
-      const statistics: ValueStatistics = { dataType: "INT32", min, max, first: column.values[0] ?? 0, last: column.values[count - 1] ?? 0, sum };
+      const statistics: ValueStatistics = {
+        dataType: "INT32",
+        min,
+        max,
+        first: column.values[0] ?? 0,
+        last: column.values[count - 1] ?? 0,
+        sum,
+      };
       return { dataType: "INT32", bytes: w.toBytes(), count, statistics };
     }
     case "INT64": {
-      let min = column.values[0] ?? 0n, max = min, sum = 0;
+      let min = column.values[0] ?? 0n,
+        max = min,
+        sum = 0;
       for (const v of column.values) {
         if (BigInt.asIntN(64, v) !== v) throw new RangeError(`INT64 value out of range: ${v}`);
         w.int64(v);
@@ -329,14 +398,23 @@ export function encodeValues(column: ValueColumn): EncodedValues {
         if (v > max) max = v;
         sum += Number(v); // Java adds each long to a double sum
       }
-      const statistics: ValueStatistics = { dataType: "INT64", min, max, first: column.values[0] ?? 0n, last: column.values[count - 1] ?? 0n, sum };
+      const statistics: ValueStatistics = {
+        dataType: "INT64",
+        min,
+        max,
+        first: column.values[0] ?? 0n,
+        last: column.values[count - 1] ?? 0n,
+        sum,
+      };
       return { dataType: "INT64", bytes: w.toBytes(), count, statistics };
     }
     case "FLOAT":
     case "DOUBLE": {
       const isFloat = column.dataType === "FLOAT";
       const values = isFloat ? column.values.map(Math.fround) : column.values;
-      let min = Infinity, max = -Infinity, sum = 0;
+      let min = Infinity,
+        max = -Infinity,
+        sum = 0;
       for (const v of values) {
         if (isFloat) w.float32(v);
         else w.float64(v);
@@ -350,7 +428,11 @@ export function encodeValues(column: ValueColumn): EncodedValues {
     case "TEXT": {
       const encoded = column.values.map(encodeUtf8);
       for (const b of encoded) w.varint(b.length).bytes(b);
-      const statistics: ValueStatistics = { dataType: "TEXT", first: encoded[0] ?? new Uint8Array(), last: encoded[count - 1] ?? new Uint8Array() };
+      const statistics: ValueStatistics = {
+        dataType: "TEXT",
+        first: encoded[0] ?? new Uint8Array(),
+        last: encoded[count - 1] ?? new Uint8Array(),
+      };
       return { dataType: "TEXT", bytes: w.toBytes(), count, statistics };
     }
   }
@@ -467,11 +549,15 @@ class TsFileEncoder {
       if (c.name.length === 0) throw new RangeError(`device ${path}: the measurement name "" is reserved for aligned time columns`);
       if (names.has(c.name)) throw new RangeError(`device ${path}: measurement ${c.name} appears twice in one chunk group`);
       names.add(c.name);
-      if (c.times.count !== c.values.count) throw new RangeError(`${path}.${c.name}: ${c.times.count} timestamps but ${c.values.count} values`);
+      if (c.times.count !== c.values.count)
+        throw new RangeError(`${path}.${c.name}: ${c.times.count} timestamps but ${c.values.count} values`);
       const known = device?.series.get(c.name);
-      if (known && known.dataType !== c.values.dataType) throw new RangeError(`${path}.${c.name}: data type ${c.values.dataType} after ${known.dataType}`);
+      if (known && known.dataType !== c.values.dataType)
+        throw new RangeError(`${path}.${c.name}: data type ${c.values.dataType} after ${known.dataType}`);
       if (known && c.times.start <= known.statistics.end) {
-        throw new RangeError(`${path}.${c.name}: chunk starts at ${c.times.start}, not after the previous chunk's end ${known.statistics.end}`);
+        throw new RangeError(
+          `${path}.${c.name}: chunk starts at ${c.times.start}, not after the previous chunk's end ${known.statistics.end}`,
+        );
       }
     }
 
@@ -590,7 +676,11 @@ class TsFileEncoder {
       const multiChunk = s.chunks > 1;
       const metadata = s.chunkMetadata.toBytes();
       const list = multiChunk ? metadata : metadata.subarray(0, 8);
-      out.u8(multiChunk ? 1 : 0).varString(s.name).u8(dataTypeCode(s.dataType)).uvarint(list.length);
+      out
+        .u8(multiChunk ? 1 : 0)
+        .varString(s.name)
+        .u8(dataTypeCode(s.dataType))
+        .uvarint(list.length);
       writeStatistics(out, s.statistics);
       out.bytes(list);
     });
@@ -804,7 +894,8 @@ const VALUE_POOL_SIZE = 4;
 export async function generateTsFile(sink: TsFileSink, options: GenerateTsFileOptions): Promise<TsFileWriteSummary> {
   const { targetBytes } = options;
   const deviceCount = options.devices ?? 10;
-  if (!Number.isSafeInteger(targetBytes) || targetBytes < 0) throw new RangeError(`targetBytes must be a non-negative integer, got ${targetBytes}`);
+  if (!Number.isSafeInteger(targetBytes) || targetBytes < 0)
+    throw new RangeError(`targetBytes must be a non-negative integer, got ${targetBytes}`);
   if (!Number.isSafeInteger(deviceCount) || deviceCount < 1) throw new RangeError(`devices must be a positive integer, got ${deviceCount}`);
   const random = seededRandom(options.seed ?? 1);
   const writer = new TsFileStreamWriter(sink, {

@@ -79,7 +79,8 @@ describe("catalog queries", () => {
       const entries = files.map((devices, i) => entry("s", "root.x", `${i + 1}-1-0-0.tsfile`, devices));
       const expected = entries.filter((e) => e.devices.some((d) => d.id === wanted || d.id.startsWith(`${wanted}.`)));
       expect(queryCatalog(entries, { device: wanted })).toEqual(expected);
-      for (const e of queryCatalog(entries, { device: wanted })) expect(e.devices.some((d) => d.id.split(".").slice(0, wanted.split(".").length).join(".") === wanted)).toBe(true);
+      for (const e of queryCatalog(entries, { device: wanted }))
+        expect(e.devices.some((d) => d.id.split(".").slice(0, wanted.split(".").length).join(".") === wanted)).toBe(true);
     },
   );
 });
@@ -106,7 +107,9 @@ describe("catalog of a real receiver", () => {
         // The .resource was written from the data by an independent path: the ranges must agree.
         const resource = parseTsFileResource(await readFile(`${f.path}.resource`));
         expect([...e.devices].sort((a, b) => (a.id < b.id ? -1 : 1))).toEqual(
-          resource.devices.map((d) => ({ id: d.id, startTime: String(d.startTime), endTime: String(d.endTime) })).sort((a, b) => (a.id < b.id ? -1 : 1)),
+          resource.devices
+            .map((d) => ({ id: d.id, startTime: String(d.startTime), endTime: String(d.endTime) }))
+            .sort((a, b) => (a.id < b.id ? -1 : 1)),
         );
       }
       const [gone, kept] = pair.files;
@@ -123,7 +126,9 @@ describe("catalog of a real receiver", () => {
       expect(listed.map((e) => e.ref.name)).toEqual([kept!.name]);
       const text = await runTsync(["catalog", "--config", conf, "--group", kept!.sg]);
       expect(text.stdout).toContain(`${kept!.sg}/${kept!.vg}/${kept!.tp}/${kept!.name} from ${pair.sender.senderId}`);
-      expect(text.stdout).toContain(`${device.id}: ${new Date(Number(device.startTime)).toISOString()} .. ${new Date(Number(device.endTime)).toISOString()}`);
+      expect(text.stdout).toContain(
+        `${device.id}: ${new Date(Number(device.startTime)).toISOString()} .. ${new Date(Number(device.endTime)).toISOString()}`,
+      );
       const none = await runTsync(["catalog", "--config", conf, "--group", "root.nothing"]);
       expect(none.stdout.trim()).toBe("nothing matches");
     } finally {

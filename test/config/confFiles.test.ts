@@ -5,12 +5,7 @@ import { Result } from "effect";
 import { describe, expect, test } from "vitest";
 import type { ConfigError } from "../../src/config/errors.js";
 import { parseProperties, type Env, type KeyTable } from "../../src/config/properties.js";
-import {
-  RECEIVER_CONF,
-  parseReceiverConfig,
-  receiverKeys,
-  renderReceiverProperties,
-} from "../../src/config/receiver.js";
+import { RECEIVER_CONF, parseReceiverConfig, receiverKeys, renderReceiverProperties } from "../../src/config/receiver.js";
 import { SENDER_CONF, parseSenderConfig, renderSenderProperties, senderKeys } from "../../src/config/sender.js";
 
 const repo = fileURLToPath(new URL("../../", import.meta.url));

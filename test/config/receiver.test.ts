@@ -10,10 +10,8 @@ import { loadReceiverConfig, parseReceiverConfig, type ReceiverConfig } from "..
 
 const CWD = "/srv/tsync";
 const SOURCE = "conf/receiver.properties";
-const parse = (props: Record<string, string>, env: Record<string, string> = {}) =>
-  parseReceiverConfig(props, env, SOURCE, CWD);
-const ok = (props: Record<string, string>, env: Record<string, string> = {}): ReceiverConfig =>
-  Result.getOrThrow(parse(props, env));
+const parse = (props: Record<string, string>, env: Record<string, string> = {}) => parseReceiverConfig(props, env, SOURCE, CWD);
+const ok = (props: Record<string, string>, env: Record<string, string> = {}): ReceiverConfig => Result.getOrThrow(parse(props, env));
 const fail = (props: Record<string, string>, env: Record<string, string> = {}): ConfigError => {
   const result = parse(props, env);
   if (Result.isSuccess(result)) throw new Error("expected a ConfigError");
@@ -92,13 +90,29 @@ describe("every validation error names the key and the value", () => {
   const cases: ReadonlyArray<readonly [key: string, value: string, message: string]> = [
     ["is_sync_enable", "1", 'config error: is_sync_enable="1" is not a boolean (use true or false)'],
     ["sync_server_port", "65536", 'config error: sync_server_port="65536" is out of range 0..65535'],
-    ["ip_white_list", "10.0.0.0/8, 10.0.0.0/33", 'config error: ip_white_list="10.0.0.0/8, 10.0.0.0/33" has an invalid entry "10.0.0.0/33", which is not an IPv4 CIDR (like 192.168.0.0/16)'],
-    ["ip_white_list", "fd00::/129", 'config error: ip_white_list="fd00::/129" has an invalid entry "fd00::/129", which is not an IPv6 CIDR (like fd00::/8)'],
-    ["nats_url", "http://x", 'config error: nats_url="http://x" has an invalid entry "http://x", which is not a NATS URL (use nats://, tls://, ws:// or wss://)'],
+    [
+      "ip_white_list",
+      "10.0.0.0/8, 10.0.0.0/33",
+      'config error: ip_white_list="10.0.0.0/8, 10.0.0.0/33" has an invalid entry "10.0.0.0/33", which is not an IPv4 CIDR (like 192.168.0.0/16)',
+    ],
+    [
+      "ip_white_list",
+      "fd00::/129",
+      'config error: ip_white_list="fd00::/129" has an invalid entry "fd00::/129", which is not an IPv6 CIDR (like fd00::/8)',
+    ],
+    [
+      "nats_url",
+      "http://x",
+      'config error: nats_url="http://x" has an invalid entry "http://x", which is not a NATS URL (use nats://, tls://, ws:// or wss://)',
+    ],
     ["nats_monitor_url", "centre:8222", 'config error: nats_monitor_url="centre:8222" is not an http:// or https:// URL'],
     ["receiver_group", "a b", 'config error: receiver_group="a b" is not a valid name (use letters, digits, _ and -)'],
     ["receiver_data_directory", "", 'config error: receiver_data_directory="" is empty'],
-    ["storage_plugin", "S3 Bucket", 'config error: storage_plugin="S3 Bucket" is not a built-in plugin (fs, objectstore, exec), a path or a package name'],
+    [
+      "storage_plugin",
+      "S3 Bucket",
+      'config error: storage_plugin="S3 Bucket" is not a built-in plugin (fs, objectstore, exec), a path or a package name',
+    ],
     ["session_idle_timeout_in_second", "0", 'config error: session_idle_timeout_in_second="0" is out of range 1..2147483647'],
     ["max_sessions", "many", 'config error: max_sessions="many" is not an integer'],
     ["max_file_size_bytes", "0", 'config error: max_file_size_bytes="0" is out of range 1..9007199254740991'],
@@ -118,12 +132,36 @@ describe("every validation error names the key and the value", () => {
 
 describe("rules between keys", () => {
   test.each([
-    [{ nats_monitor_url: "http://c:8222" }, "nats_monitor_url", "config error: nats_monitor_url is only used with an external server; set nats_url too or leave it empty"],
-    [{ nats_url: "nats://c:4222", tls_server_cert_file: "s.pem", tls_server_key_file: "k.pem" }, "tls_server_cert_file", "config error: tls_server_cert_file configures the embedded nats-server, which does not run when nats_url is set"],
-    [{ tls_server_cert_file: "s.pem" }, "tls_server_key_file", "config error: tls_server_key_file is required when tls_server_cert_file is set"],
-    [{ tls_server_key_file: "k.pem" }, "tls_server_cert_file", "config error: tls_server_cert_file is required when tls_server_key_file is set"],
-    [{ tls_server_ca_file: "ca.pem" }, "tls_server_cert_file", "config error: tls_server_cert_file is required when tls_server_ca_file is set"],
-    [{ nats_token: "t", nats_nkey_seed_file: "seed.nk" }, "nats_nkey_seed_file", "config error: nats_nkey_seed_file and nats_token are both set; use one way to authenticate"],
+    [
+      { nats_monitor_url: "http://c:8222" },
+      "nats_monitor_url",
+      "config error: nats_monitor_url is only used with an external server; set nats_url too or leave it empty",
+    ],
+    [
+      { nats_url: "nats://c:4222", tls_server_cert_file: "s.pem", tls_server_key_file: "k.pem" },
+      "tls_server_cert_file",
+      "config error: tls_server_cert_file configures the embedded nats-server, which does not run when nats_url is set",
+    ],
+    [
+      { tls_server_cert_file: "s.pem" },
+      "tls_server_key_file",
+      "config error: tls_server_key_file is required when tls_server_cert_file is set",
+    ],
+    [
+      { tls_server_key_file: "k.pem" },
+      "tls_server_cert_file",
+      "config error: tls_server_cert_file is required when tls_server_key_file is set",
+    ],
+    [
+      { tls_server_ca_file: "ca.pem" },
+      "tls_server_cert_file",
+      "config error: tls_server_cert_file is required when tls_server_ca_file is set",
+    ],
+    [
+      { nats_token: "t", nats_nkey_seed_file: "seed.nk" },
+      "nats_nkey_seed_file",
+      "config error: nats_nkey_seed_file and nats_token are both set; use one way to authenticate",
+    ],
   ] as const)("%j", (props, key, message) => {
     expect(fail(props)).toMatchObject({ key, value: undefined, message });
   });
@@ -172,9 +210,7 @@ describe("loadReceiverConfig", () => {
       value: `${dir}/missing.pem`,
       message: `config error: tls_server_key_file="${dir}/missing.pem" does not exist`,
     });
-    const good = await Effect.runPromise(
-      Effect.result(loadReceiverConfig(file, { TSYNC_TLS_SERVER_KEY_FILE: `${dir}/server.pem` })),
-    );
+    const good = await Effect.runPromise(Effect.result(loadReceiverConfig(file, { TSYNC_TLS_SERVER_KEY_FILE: `${dir}/server.pem` })));
     expect(Result.getOrThrow(good).receiver_data_directory).toBe(`${dir}/not-yet`);
   });
 });

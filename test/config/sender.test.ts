@@ -5,20 +5,13 @@ import { Effect, Redacted, Result } from "effect";
 import { fc, test as propTest } from "@fast-check/vitest";
 import { afterAll, beforeAll, describe, expect, expectTypeOf, test } from "vitest";
 import { ConfigError } from "../../src/config/errors.js";
-import {
-  loadSenderConfig,
-  parseSenderConfig,
-  senderKeys,
-  senderWorkDirectory,
-  type SenderConfig,
-} from "../../src/config/sender.js";
+import { loadSenderConfig, parseSenderConfig, senderKeys, senderWorkDirectory, type SenderConfig } from "../../src/config/sender.js";
 
 const CWD = "/opt/tsync";
 const SOURCE = "conf/sender.properties";
 const parse = (props: Record<string, string>, env: Record<string, string> = {}) =>
   parseSenderConfig({ data_directory: "./data", ...props }, env, SOURCE, CWD);
-const ok = (props: Record<string, string>, env: Record<string, string> = {}): SenderConfig =>
-  Result.getOrThrow(parse(props, env));
+const ok = (props: Record<string, string>, env: Record<string, string> = {}): SenderConfig => Result.getOrThrow(parse(props, env));
 const fail = (props: Record<string, string>, env: Record<string, string> = {}): ConfigError => {
   const result = parse(props, env);
   if (Result.isSuccess(result)) throw new Error(`expected a ConfigError, got ${JSON.stringify(result.success)}`);
@@ -141,18 +134,38 @@ describe("every validation error names the key and the value", () => {
     ["sync_period_in_second", "ten", 'config error: sync_period_in_second="ten" is not an integer'],
     ["sync_period_in_second", "1.5", 'config error: sync_period_in_second="1.5" is not an integer'],
     ["sync_period_in_second", "2147483648", 'config error: sync_period_in_second="2147483648" is out of range 0..2147483647'],
-    ["sync_storage_groups", "root.sg1, sg2", 'config error: sync_storage_groups="root.sg1, sg2" has an invalid entry "sg2", which is not a storage group path (like root.sg1)'],
+    [
+      "sync_storage_groups",
+      "root.sg1, sg2",
+      'config error: sync_storage_groups="root.sg1, sg2" has an invalid entry "sg2", which is not a storage group path (like root.sg1)',
+    ],
     ["max_number_of_sync_file_retry", "-3", 'config error: max_number_of_sync_file_retry="-3" is out of range 0..2147483647'],
     ["data_directory", "", 'config error: data_directory="" is empty'],
-    ["source_plugin", "Not A Plugin", 'config error: source_plugin="Not A Plugin" is not a built-in plugin (iotdb), a path or a package name'],
+    [
+      "source_plugin",
+      "Not A Plugin",
+      'config error: source_plugin="Not A Plugin" is not a built-in plugin (iotdb), a path or a package name',
+    ],
     ["sync_on_seal", "yes", 'config error: sync_on_seal="yes" is not a boolean (use true or false)'],
-    ["nats_url", "ftp://x", 'config error: nats_url="ftp://x" has an invalid entry "ftp://x", which is not a NATS URL (use nats://, tls://, ws:// or wss://)'],
+    [
+      "nats_url",
+      "ftp://x",
+      'config error: nats_url="ftp://x" has an invalid entry "ftp://x", which is not a NATS URL (use nats://, tls://, ws:// or wss://)',
+    ],
     ["nats_url", "nats://a:99999", 'config error: nats_url="nats://a:99999" has an invalid entry "nats://a:99999", which is not a URL'],
     ["receiver_group", "a.b", 'config error: receiver_group="a.b" is not a valid name (use letters, digits, _ and -)'],
     ["receiver_group", "", 'config error: receiver_group="" is not a valid name (use letters, digits, _ and -)'],
     ["sender_name", "edge*", 'config error: sender_name="edge*" is not a valid name (use letters, digits, _ and -)'],
-    ["chunk_size_bytes", "512", "config error: chunk_size_bytes=\"512\" is out of range (0 = the server's max_payload, else 1024..67108864)"],
-    ["chunk_size_bytes", "67108865", "config error: chunk_size_bytes=\"67108865\" is out of range (0 = the server's max_payload, else 1024..67108864)"],
+    [
+      "chunk_size_bytes",
+      "512",
+      'config error: chunk_size_bytes="512" is out of range (0 = the server\'s max_payload, else 1024..67108864)',
+    ],
+    [
+      "chunk_size_bytes",
+      "67108865",
+      'config error: chunk_size_bytes="67108865" is out of range (0 = the server\'s max_payload, else 1024..67108864)',
+    ],
     ["window", "0", 'config error: window="0" is out of range 1..1024'],
     ["window", "1025", 'config error: window="1025" is out of range 1..1024'],
     ["max_bandwidth_bytes_per_second", "-1", 'config error: max_bandwidth_bytes_per_second="-1" is out of range 0..9007199254740991'],
@@ -179,8 +192,16 @@ describe("rules between keys", () => {
   test.each([
     [{ nats_user: "alice" }, "nats_password", "config error: nats_password is required when nats_user is set"],
     [{ nats_password: "pw" }, "nats_user", "config error: nats_user is required when nats_password is set"],
-    [{ nats_user: "a", nats_password: "b", nats_token: "t" }, "nats_token", "config error: nats_token and nats_user are both set; use one way to authenticate"],
-    [{ nats_token: "t", nats_creds_file: "x.creds" }, "nats_creds_file", "config error: nats_creds_file and nats_token are both set; use one way to authenticate"],
+    [
+      { nats_user: "a", nats_password: "b", nats_token: "t" },
+      "nats_token",
+      "config error: nats_token and nats_user are both set; use one way to authenticate",
+    ],
+    [
+      { nats_token: "t", nats_creds_file: "x.creds" },
+      "nats_creds_file",
+      "config error: nats_creds_file and nats_token are both set; use one way to authenticate",
+    ],
     [{ tls_cert_file: "c.pem" }, "tls_key_file", "config error: tls_key_file is required when tls_cert_file is set"],
     [{ tls_key_file: "k.pem" }, "tls_cert_file", "config error: tls_cert_file is required when tls_key_file is set"],
   ] as const)("%j", (props, key, message) => {
@@ -242,14 +263,15 @@ propTest.prop([fc.integer({ min: 0, max: 65535 })])("any port in 0..65535 round-
   expect(ok({}, { TSYNC_SERVER_PORT: ` ${port} ` }).server_port).toBe(port);
 });
 
-propTest.prop([
-  fc.oneof(fc.integer({ min: -(2 ** 40), max: -1 }), fc.integer({ min: 65536, max: 2 ** 40 })),
-])("any port out of range is rejected, naming the key and value", (port) => {
-  const e = fail({ server_port: String(port) });
-  expect(e.key).toBe("server_port");
-  expect(e.value).toBe(String(port));
-  expect(e.message).toBe(`config error: server_port="${port}" is out of range 0..65535`);
-});
+propTest.prop([fc.oneof(fc.integer({ min: -(2 ** 40), max: -1 }), fc.integer({ min: 65536, max: 2 ** 40 }))])(
+  "any port out of range is rejected, naming the key and value",
+  (port) => {
+    const e = fail({ server_port: String(port) });
+    expect(e.key).toBe("server_port");
+    expect(e.value).toBe(String(port));
+    expect(e.message).toBe(`config error: server_port="${port}" is out of range 0..65535`);
+  },
+);
 
 describe("loadSenderConfig (file and disk)", () => {
   let dir: string;
@@ -283,17 +305,11 @@ describe("loadSenderConfig (file and disk)", () => {
 
   test("data_directory must be a directory; files must be files", async () => {
     const notDir = await load(`data_directory=${dir}/ca.pem\n`);
-    expect(Result.isFailure(notDir) && notDir.failure.message).toBe(
-      `config error: data_directory="${dir}/ca.pem" is not a directory`,
-    );
+    expect(Result.isFailure(notDir) && notDir.failure.message).toBe(`config error: data_directory="${dir}/ca.pem" is not a directory`);
     const notFile = await load(`data_directory=${dir}/data\ntls_ca_file=${dir}/data\n`);
-    expect(Result.isFailure(notFile) && notFile.failure.message).toBe(
-      `config error: tls_ca_file="${dir}/data" is not a file`,
-    );
+    expect(Result.isFailure(notFile) && notFile.failure.message).toBe(`config error: tls_ca_file="${dir}/data" is not a file`);
     const missing = await load(`data_directory=${dir}/data\nnats_creds_file=${dir}/x.creds\n`);
-    expect(Result.isFailure(missing) && missing.failure.message).toBe(
-      `config error: nats_creds_file="${dir}/x.creds" does not exist`,
-    );
+    expect(Result.isFailure(missing) && missing.failure.message).toBe(`config error: nats_creds_file="${dir}/x.creds" does not exist`);
   });
 
   test("a missing properties file is a clear ConfigError", async () => {

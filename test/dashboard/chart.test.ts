@@ -27,7 +27,12 @@ describe("chartOf", () => {
     expect(edge("ready", "expired")?.labels).toEqual(["after idle"]);
     expect(edge("handshaking", "closed")?.labels).toEqual(["done", "error"]);
     expect(g.states.find((s) => s.name === "verifying")).toMatchObject({ invokes: ["verify"], final: false });
-    expect(g.states.filter((s) => s.final).map((s) => s.name).sort()).toEqual(["closed", "expired"]);
+    expect(
+      g.states
+        .filter((s) => s.final)
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(["closed", "expired"]);
     expect(g.initial).toBe("handshaking");
   });
 
@@ -51,7 +56,8 @@ const ends = (path: string) => {
   const nums = [...path.matchAll(/-?\d+(?:\.\d+)?/g)].map((m) => Number(m[0]));
   return { start: { x: nums[0]!, y: nums[1]! }, end: { x: nums[nums.length - 2]!, y: nums[nums.length - 1]! } };
 };
-const onBorder = (p: { x: number; y: number }, n: LayoutNode) => p.x >= n.x - 1 && p.x <= n.x + n.w + 1 && p.y >= n.y - 1 && p.y <= n.y + n.h + 1;
+const onBorder = (p: { x: number; y: number }, n: LayoutNode) =>
+  p.x >= n.x - 1 && p.x <= n.x + n.w + 1 && p.y >= n.y - 1 && p.y <= n.y + n.h + 1;
 
 /** What must hold of any layout: boxes apart, inside the canvas, every arrow from its source to its target. */
 const checkLayout = (g: ChartGraph, l: ChartLayout) => {
@@ -98,21 +104,37 @@ const graphs = fc
     const names = Array.from({ length: n }, (_, i) => `s${i}`);
     return fc.record({
       finals: fc.subarray(names),
-      edges: fc.uniqueArray(fc.record({ from: fc.constantFrom(...names), to: fc.constantFrom(...names), labels: fc.array(fc.constantFrom("go", "done", "error", "after idle", "[guard]"), { maxLength: 3 }) }), {
-        maxLength: n * 3,
-        selector: (e) => `${e.from}>${e.to}`,
-      }),
+      edges: fc.uniqueArray(
+        fc.record({
+          from: fc.constantFrom(...names),
+          to: fc.constantFrom(...names),
+          labels: fc.array(fc.constantFrom("go", "done", "error", "after idle", "[guard]"), { maxLength: 3 }),
+        }),
+        {
+          maxLength: n * 3,
+          selector: (e) => `${e.from}>${e.to}`,
+        },
+      ),
       names: fc.constant(names),
     });
   })
-  .map(({ names, finals, edges }): ChartGraph => ({
-    machine: "random",
-    initial: names[0],
-    states: names.map((name) => ({ name, final: finals.includes(name) && name !== names[0], invokes: name.endsWith("1") ? ["work"] : [] })),
-    edges: edges.filter((e) => !finals.includes(e.from) || e.from === names[0]),
-    fromAnyState: [],
-  }));
+  .map(
+    ({ names, finals, edges }): ChartGraph => ({
+      machine: "random",
+      initial: names[0],
+      states: names.map((name) => ({
+        name,
+        final: finals.includes(name) && name !== names[0],
+        invokes: name.endsWith("1") ? ["work"] : [],
+      })),
+      edges: edges.filter((e) => !finals.includes(e.from) || e.from === names[0]),
+      fromAnyState: [],
+    }),
+  );
 
-test.prop([graphs])("any graph: boxes never overlap, stay on the canvas, and every arrow runs from its source box to its target box", (g) => {
-  checkLayout(g, layoutChart(g));
-});
+test.prop([graphs])(
+  "any graph: boxes never overlap, stay on the canvas, and every arrow runs from its source box to its target box",
+  (g) => {
+    checkLayout(g, layoutChart(g));
+  },
+);

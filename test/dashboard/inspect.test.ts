@@ -51,7 +51,12 @@ test("the sender process and its round appear as `sender` and `round-1`, the rou
   expect(round).toMatchObject({ machine: "senderRound", parent: "sender", state: "done", status: "done" });
   expect(round.details).toMatchObject({ kind: "senderRound", files: 1, summary: { sent: 1, failed: 0, bytesSent: 5100 } });
   expect(round.log.some((l) => l.path.join(">") === "transferring>partSent>verifying")).toBe(true);
-  expect(board.get("sender")).toMatchObject({ machine: "sender", state: "waiting", status: "active", details: { kind: "sender", rounds: 1, lastRound: { sent: 1 } } });
+  expect(board.get("sender")).toMatchObject({
+    machine: "sender",
+    state: "waiting",
+    status: "active",
+    details: { kind: "sender", rounds: 1, lastRound: { sent: 1 } },
+  });
   expect(totals.counts()).toMatchObject({ bytesSent: 5100, filesSent: 1, roundsOk: 1, roundsFailed: 0 });
 
   actor.send({ type: "sealed" });
@@ -94,7 +99,10 @@ test("a receiver session is named by its session id, counts its chunks, and keep
   actor.send({ type: "offer", offer: { ...ref, kind: "tsfile", size: 3000 } });
   await waitFor(actor, (s) => s.matches("receiving"));
   for (let i = 1; i <= 300; i++) actor.send({ type: "progress", fileId: "f1", received: i * 10, bytes: 10 });
-  expect(board.get("abc")!.details).toMatchObject({ file: { name: "root.sg1/0/0/1-1-0-0.tsfile", received: 3000, size: 3000 }, bytes: 3000 });
+  expect(board.get("abc")!.details).toMatchObject({
+    file: { name: "root.sg1/0/0/1-1-0-0.tsfile", received: 3000, size: 3000 },
+    bytes: 3000,
+  });
   actor.send({ type: "commit", commit: { fileId: "f1", size: 3000, sha256: "0".repeat(64) } });
   await waitFor(actor, (s) => s.matches("ready") && s.context.files.received === 1);
   actor.send({ type: "bye" });

@@ -44,7 +44,12 @@ const receiverWithDashboard = async (group: string, props: Record<string, string
   const dashboard = receiverDashboard({ port: 0 });
   const receiver = await Receiver.start(
     withDashboard(dashboard, {
-      config: receiverConfig({ receiver_group: group, receiver_data_directory: join(root, `centre-${group}`), ...nats.receiverProps, ...props }),
+      config: receiverConfig({
+        receiver_group: group,
+        receiver_data_directory: join(root, `centre-${group}`),
+        ...nats.receiverProps,
+        ...props,
+      }),
       validateTsFile,
       log: () => undefined,
     }),
@@ -77,7 +82,8 @@ const metrics = async (s: DashboardServer) => {
     return line === undefined ? undefined : Number(line.slice(name.length + 1));
   };
 };
-const state = async (s: DashboardServer) => (await (await fetch(`${s.url}api/state`)).json()) as { board: BoardState; process: { counters: [string, number][] } };
+const state = async (s: DashboardServer) =>
+  (await (await fetch(`${s.url}api/state`)).json()) as { board: BoardState; process: { counters: [string, number][] } };
 const actor = (b: BoardState, id: string): ActorView => {
   const a = b.actors.find((x) => x.id === id);
   if (!a) throw new Error(`no actor ${id} in ${b.actors.map((x) => x.id).join(", ")}`);
@@ -91,21 +97,34 @@ test("metrics and /api/state tell what the rounds did: bytes, loads, a digest mi
   const closed = await receiverWithDashboard("walled", { is_sync_enable: "true", ip_white_list: "10.0.0.0/8" });
 
   let corrupted = false;
-  const north = await senderWithDashboard({ data_directory: data, sender_name: "north", receiver_group: "main", chunk_size_bytes: "1024" }, (chunk) => {
-    if (corrupted) return chunk;
-    corrupted = true;
-    const bad = Buffer.from(chunk);
-    bad[0] = (bad[0] ?? 0) ^ 0xff;
-    return bad;
-  });
+  const north = await senderWithDashboard(
+    { data_directory: data, sender_name: "north", receiver_group: "main", chunk_size_bytes: "1024" },
+    (chunk) => {
+      if (corrupted) return chunk;
+      corrupted = true;
+      const bad = Buffer.from(chunk);
+      bad[0] = (bad[0] ?? 0) ^ 0xff;
+      return bad;
+    },
+  );
   const first = await north.sender.runOnce();
   expect(first.sent).toHaveLength(files.length);
 
-  const south = await senderWithDashboard({ data_directory: data, sender_name: "south", receiver_group: "main", work_directory: join(root, "south-work") });
+  const south = await senderWithDashboard({
+    data_directory: data,
+    sender_name: "south",
+    receiver_group: "main",
+    work_directory: join(root, "south-work"),
+  });
   const second = await south.sender.runOnce();
   expect(second.conflicts.map((c) => c.sg).sort()).toEqual(["root.north", "root.south"]);
 
-  const outsider = await senderWithDashboard({ data_directory: data, sender_name: "outsider", receiver_group: "walled", work_directory: join(root, "outsider-work") });
+  const outsider = await senderWithDashboard({
+    data_directory: data,
+    sender_name: "outsider",
+    receiver_group: "walled",
+    work_directory: join(root, "outsider-work"),
+  });
   const third = await outsider.sender.runOnce();
   expect(third.roundError).toContain("ip_white_list");
 
@@ -138,13 +157,21 @@ test("metrics and /api/state tell what the rounds did: bytes, loads, a digest mi
   const sessions = (await state(open.server)).board.actors.filter((a) => a.machine === "receiverSession");
   const bySender = new Map(sessions.map((a) => [a.details.kind === "receiverSession" ? a.details.senderId : "?", a]));
   expect([...bySender.keys()].sort()).toEqual(["north", "south"]);
-  expect(bySender.get("north")).toMatchObject({ state: "closed", status: "done", details: { address: "127.0.0.1", files: { loaded: files.length, rejected: 1 } } });
+  expect(bySender.get("north")).toMatchObject({
+    state: "closed",
+    status: "done",
+    details: { address: "127.0.0.1", files: { loaded: files.length, rejected: 1 } },
+  });
   expect(bySender.get("north")!.log.some((l) => l.event === "progress" && l.count > 1)).toBe(true);
   expect(bySender.get("south")).toMatchObject({ state: "closed", details: { files: { loaded: 0 }, bytes: 0 } });
 
   const refused = (await state(closed.server)).board.actors;
   expect(refused).toHaveLength(1);
-  expect(refused[0]).toMatchObject({ state: "closed", status: "done", details: { senderId: "outsider", lastReply: { code: Code.addressNotAllowed } } });
+  expect(refused[0]).toMatchObject({
+    state: "closed",
+    status: "done",
+    details: { senderId: "outsider", lastReply: { code: Code.addressNotAllowed } },
+  });
   expect(refused[0]!.details.kind === "receiverSession" && refused[0]!.details.lastReply?.message).toContain("127.0.0.1");
 
   const round = actor((await state(north.server)).board, "round-1");

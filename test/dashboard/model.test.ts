@@ -1,6 +1,13 @@
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect } from "vitest";
-import { ActorBoard, type ActorView, type BoardDelta, type BoardState, type LogEntry, type Observation } from "../../src/dashboard/model.js";
+import {
+  ActorBoard,
+  type ActorView,
+  type BoardDelta,
+  type BoardState,
+  type LogEntry,
+  type Observation,
+} from "../../src/dashboard/model.js";
 
 /** A board on a clock the test moves. */
 const boardAt = (options: { keepEnded?: number; logSize?: number } = {}) => {
@@ -12,7 +19,19 @@ const boardAt = (options: { keepEnded?: number; logSize?: number } = {}) => {
 const session = (value: string, context: object, event: string, status: Observation["status"] = "active"): Observation => ({
   machine: "receiverSession",
   value,
-  context: { senderId: "edge-1", sessionId: "s1", address: "", idleTimeoutMs: 1000, transfer: undefined, pendingOffer: undefined, lastReply: undefined, replies: 0, files: { received: 0, loaded: 0, deleted: 0, rejected: 0 }, bytes: 0, ...context },
+  context: {
+    senderId: "edge-1",
+    sessionId: "s1",
+    address: "",
+    idleTimeoutMs: 1000,
+    transfer: undefined,
+    pendingOffer: undefined,
+    lastReply: undefined,
+    replies: 0,
+    files: { received: 0, loaded: 0, deleted: 0, rejected: 0 },
+    bytes: 0,
+    ...context,
+  },
   status,
   event,
 });
@@ -24,7 +43,14 @@ describe("ActorBoard", () => {
     const { board, tick } = boardAt();
     board.observe("s1", session("handshaking", {}, "xstate.init"));
     tick(5);
-    board.observe("s1", session("ready", { lastReply: { code: 0, message: "welcome from 10.1.2.3", address: "10.1.2.3" } }, "xstate.done.actor.0.receiverSession.handshaking"));
+    board.observe(
+      "s1",
+      session(
+        "ready",
+        { lastReply: { code: 0, message: "welcome from 10.1.2.3", address: "10.1.2.3" } },
+        "xstate.done.actor.0.receiverSession.handshaking",
+      ),
+    );
     const a = board.get("s1")!;
     expect(a).toMatchObject({ state: "ready", top: "ready", status: "active", stateSince: 1005, startedAt: 1000, lastEvent: "done" });
     expect(a.details).toMatchObject({ kind: "receiverSession", senderId: "edge-1", address: "10.1.2.3" });
@@ -53,7 +79,10 @@ describe("ActorBoard", () => {
     expect(a.stateSince).toBe(since);
     expect(a.log).toHaveLength(2);
     expect(a.log[1]).toMatchObject({ event: "progress", from: "receiving", to: "receiving", count: 500, path: ["receiving", "receiving"] });
-    expect(a.details).toMatchObject({ file: { name: "root.sg1/0/0/1-1-0-0.tsfile", part: "tsfile", received: 1000, size: 1000 }, bytes: 1000 });
+    expect(a.details).toMatchObject({
+      file: { name: "root.sg1/0/0/1-1-0-0.tsfile", part: "tsfile", received: 1000, size: 1000 },
+      bytes: 1000,
+    });
   });
 
   test("eventless steps between two observations are kept as the transition's path", () => {
@@ -61,8 +90,18 @@ describe("ActorBoard", () => {
     board.observe("r", { machine: "senderRound", value: "transferring", context: roundContext(), status: "active", event: "xstate.init" });
     board.step("r", "partSent");
     board.step("r", "verifying");
-    board.observe("r", { machine: "senderRound", value: "verifying", context: roundContext(), status: "active", event: "xstate.done.actor.0.senderRound.transferring" });
-    expect(board.get("r")!.log.at(-1)).toMatchObject({ from: "transferring", to: "verifying", path: ["transferring", "partSent", "verifying"] });
+    board.observe("r", {
+      machine: "senderRound",
+      value: "verifying",
+      context: roundContext(),
+      status: "active",
+      event: "xstate.done.actor.0.senderRound.transferring",
+    });
+    expect(board.get("r")!.log.at(-1)).toMatchObject({
+      from: "transferring",
+      to: "verifying",
+      path: ["transferring", "partSent", "verifying"],
+    });
   });
 
   test("an ended parent ends its children, which then count as ended for listeners", () => {
@@ -70,7 +109,14 @@ describe("ActorBoard", () => {
     const ended: string[] = [];
     board.listen({ ended: (a) => ended.push(a.id) });
     board.observe("sender", { machine: "sender", value: "syncing", context: {}, status: "active", event: "xstate.init" });
-    board.observe("round-1", { machine: "senderRound", parent: "sender", value: "transferring", context: roundContext(), status: "active", event: "xstate.init" });
+    board.observe("round-1", {
+      machine: "senderRound",
+      parent: "sender",
+      value: "transferring",
+      context: roundContext(),
+      status: "active",
+      event: "xstate.init",
+    });
     board.observe("sender", { machine: "sender", value: "stopped", context: {}, status: "done", event: "stop" });
     expect(ended).toEqual(["round-1", "sender"]);
     expect(board.get("round-1")).toMatchObject({ status: "stopped", state: "transferring" });
@@ -86,7 +132,12 @@ describe("ActorBoard", () => {
       tick();
     }
     board.observe("live", session("ready", {}, "xstate.init"));
-    expect(board.state().actors.map((a) => a.id).sort()).toEqual(["b", "c", "live"]);
+    expect(
+      board
+        .state()
+        .actors.map((a) => a.id)
+        .sort(),
+    ).toEqual(["b", "c", "live"]);
     expect(board.delta(0).removed).toEqual(["a"]);
     expect(board.countByState()).toEqual([{ machine: "receiverSession", state: "ready", count: 1 }]);
   });
@@ -154,27 +205,35 @@ const sorted = (s: BoardState | Map<string, ActorView>) =>
   (s instanceof Map ? [...s.values()] : s.actors).map((a) => ({ ...a, rev: 0 })).sort((a, b) => a.id.localeCompare(b.id));
 
 const op = fc.oneof(
-  fc.record({ kind: fc.constant("observe" as const), id: fc.constantFrom("a", "b", "c", "d"), state: fc.constantFrom("ready", "offering", "receiving", "verifying"), event: fc.constantFrom("offer", "progress", "commit", "xstate.done.actor.0.receiverSession.offering") }),
+  fc.record({
+    kind: fc.constant("observe" as const),
+    id: fc.constantFrom("a", "b", "c", "d"),
+    state: fc.constantFrom("ready", "offering", "receiving", "verifying"),
+    event: fc.constantFrom("offer", "progress", "commit", "xstate.done.actor.0.receiverSession.offering"),
+  }),
   fc.record({ kind: fc.constant("finish" as const), id: fc.constantFrom("a", "b", "c", "d") }),
   fc.record({ kind: fc.constant("end" as const), id: fc.constantFrom("a", "b", "c", "d") }),
   fc.record({ kind: fc.constant("sync" as const) }),
 );
 
-test.prop([fc.array(op, { maxLength: 120 })])("a client that applies every delta to its first state holds exactly what the board holds", (ops) => {
-  const { board, tick } = boardAt({ keepEnded: 2, logSize: LOG_KEEP });
-  const client = new Map<string, ActorView>();
-  let rev = board.rev;
-  const sync = () => {
-    applyDelta(client, board.delta(rev));
-    rev = board.rev;
-  };
-  for (const o of ops) {
-    tick();
-    if (o.kind === "observe") board.observe(o.id, session(o.state, { bytes: board.rev }, o.event));
-    else if (o.kind === "finish") board.observe(o.id, session("closed", {}, "bye", "done"));
-    else if (o.kind === "end") board.end(o.id);
-    else sync();
-  }
-  sync();
-  expect(sorted(client)).toEqual(sorted(board.state()));
-});
+test.prop([fc.array(op, { maxLength: 120 })])(
+  "a client that applies every delta to its first state holds exactly what the board holds",
+  (ops) => {
+    const { board, tick } = boardAt({ keepEnded: 2, logSize: LOG_KEEP });
+    const client = new Map<string, ActorView>();
+    let rev = board.rev;
+    const sync = () => {
+      applyDelta(client, board.delta(rev));
+      rev = board.rev;
+    };
+    for (const o of ops) {
+      tick();
+      if (o.kind === "observe") board.observe(o.id, session(o.state, { bytes: board.rev }, o.event));
+      else if (o.kind === "finish") board.observe(o.id, session("closed", {}, "bye", "done"));
+      else if (o.kind === "end") board.end(o.id);
+      else sync();
+    }
+    sync();
+    expect(sorted(client)).toEqual(sorted(board.state()));
+  },
+);

@@ -5,7 +5,12 @@ import { ActorBoard, type ActorView, type BoardDelta, type BoardState, type Obse
 import { startDashboardServer, type DashboardServer, type ProcessInfo } from "../../src/dashboard/server.js";
 import { eventually, get, openEvents, type SseFrame } from "./sse.js";
 
-const info = (): ProcessInfo => ({ role: "receiver", title: "receiver test/1", facts: [["group", "test"]], counters: [["bytes received", 0]] });
+const info = (): ProcessInfo => ({
+  role: "receiver",
+  title: "receiver test/1",
+  facts: [["group", "test"]],
+  counters: [["bytes received", 0]],
+});
 
 const observation = (value: string, received: number, event = "progress"): Observation => ({
   machine: "receiverSession",
@@ -50,7 +55,10 @@ const follow = (frames: ReadonlyArray<SseFrame>) => {
       const d = (JSON.parse(f.data) as { delta: BoardDelta }).delta;
       for (const a of d.actors) {
         const old = actors.get(a.id);
-        const log = old && a.born <= d.since ? [...old.log.filter((l) => !a.log.some((n) => n.seq === l.seq)), ...a.log].sort((x, y) => x.seq - y.seq) : a.log;
+        const log =
+          old && a.born <= d.since
+            ? [...old.log.filter((l) => !a.log.some((n) => n.seq === l.seq)), ...a.log].sort((x, y) => x.seq - y.seq)
+            : a.log;
         actors.set(a.id, { ...a, log });
       }
       for (const id of d.removed) actors.delete(id);
@@ -149,7 +157,9 @@ test("the page fetches nothing from elsewhere: no URL but the SVG namespace in i
   expect(files.sort()).toEqual(["app.js", "index.html", "style.css"]);
   for (const f of files) {
     const text = await readFile(new URL(f, dir), "utf8");
-    const urls = [...text.matchAll(/(?:https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}[^\s"')]*/gi)].map((m) => m[0]).filter((u) => u !== "http://www.w3.org/2000/svg");
+    const urls = [...text.matchAll(/(?:https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}[^\s"')]*/gi)]
+      .map((m) => m[0])
+      .filter((u) => u !== "http://www.w3.org/2000/svg");
     expect(urls, f).toEqual([]);
   }
 });

@@ -49,7 +49,10 @@ describe("the tsync command as an operator runs it", () => {
     const senderConf = join(root, "sender.properties");
     await writeFile(receiverConf, `is_sync_enable=true\nsync_server_port=${port}\nreceiver_data_directory=${join(root, "centre")}\n`);
     const credential = join(root, "plant-1.nk");
-    await writeFile(senderConf, `data_directory=${edge}\nserver_ip=127.0.0.1\nserver_port=${port}\nsync_period_in_second=1\nsender_name=plant-1\nnats_nkey_seed_file=${credential}\n`);
+    await writeFile(
+      senderConf,
+      `data_directory=${edge}\nserver_ip=127.0.0.1\nserver_port=${port}\nsync_period_in_second=1\nsender_name=plant-1\nnats_nkey_seed_file=${credential}\n`,
+    );
     const env = { ...process.env, TSYNC_RUN_DIR: join(root, "run"), TSYNC_LOG_DIR: join(root, "logs") };
     await exec("bash", [join(projectRoot, "bin/start-receiver.sh"), receiverConf], { env });
     try {
@@ -88,7 +91,10 @@ describe("the tsync command as an operator runs it", () => {
       const credential = join(root, "plant-off.nk");
       expect((await runTsync(["senders", "add", "plant-off", "--config", receiverConf, "--out", credential])).code).toBe(0);
       await waitForLine(join(root, "logs", "receiver-off.log"), /sender registry applied: 1 enrolled, added plant-off/);
-      await writeFile(senderConf, `data_directory=${edge}\nserver_port=${port}\nsender_name=plant-off\nnats_nkey_seed_file=${credential}\n`);
+      await writeFile(
+        senderConf,
+        `data_directory=${edge}\nserver_port=${port}\nsender_name=plant-off\nnats_nkey_seed_file=${credential}\n`,
+      );
       const once = await runTsync(["sender", "--config", senderConf, "--once"]);
       expect(once.code).not.toBe(0);
       expect(once.stdout).toContain("round FAILED");

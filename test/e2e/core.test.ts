@@ -144,10 +144,15 @@ describe.skipIf(!fixturesFound)("one sender, one receiver, a real nats-server", 
       const mods = await readFile(join(dir, "1-1-0-0.tsfile.mods"));
       expect(round.sent).toEqual([{ file: "root.sg1/0/0/1-1-0-0.tsfile", bytes: mods.length, resumedFrom: 0 }]);
       expect(await readFile(join(centre, "sequence/root.sg1/0/0/1-1-0-0.tsfile.mods"))).toEqual(mods);
-      await writeFile(join(dir, "1-1-0-0.tsfile.mods"), Buffer.concat([mods, Buffer.from("DELETION,root.sg1.d2.counter,1256,2000,2100\n")]));
+      await writeFile(
+        join(dir, "1-1-0-0.tsfile.mods"),
+        Buffer.concat([mods, Buffer.from("DELETION,root.sg1.d2.counter,1256,2000,2100\n")]),
+      );
       const grown = await sender.runOnce();
       expect(grown.sent).toHaveLength(1);
-      expect(await readFile(join(centre, "sequence/root.sg1/0/0/1-1-0-0.tsfile.mods"))).toEqual(await readFile(join(dir, "1-1-0-0.tsfile.mods")));
+      expect(await readFile(join(centre, "sequence/root.sg1/0/0/1-1-0-0.tsfile.mods"))).toEqual(
+        await readFile(join(dir, "1-1-0-0.tsfile.mods")),
+      );
     } finally {
       await sender.close();
       await receiver.stop();

@@ -23,7 +23,12 @@ afterAll(async () => {
 });
 
 const spec = {
-  devices: [{ path: "root.plant.line9", measurements: [{ name: "s1", dataType: "INT64" as const, timestamps: [1n, 2n, 3n], values: [1n, 2n, 3n] }] }],
+  devices: [
+    {
+      path: "root.plant.line9",
+      measurements: [{ name: "s1", dataType: "INT64" as const, timestamps: [1n, 2n, 3n], values: [1n, 2n, 3n] }],
+    },
+  ],
 };
 
 test("a corrupt TsFile is refused at verify with the reader's reason, quarantined without retries and reported; nothing of it is loaded", async () => {
@@ -60,9 +65,12 @@ test("a corrupt TsFile is refused at verify with the reader's reason, quarantine
 
     const arrived = await listFiles(pair.centre);
     for (const name of reasons.keys()) expect(arrived.filter((p) => p.includes(name))).toEqual([]);
-    expect((await new Catalog(catalogPath(pair.centre)).entries()).map((e) => e.ref.name).sort()).toEqual(pair.files.map((f) => f.name).sort());
+    expect((await new Catalog(catalogPath(pair.centre)).entries()).map((e) => e.ref.name).sort()).toEqual(
+      pair.files.map((f) => f.name).sort(),
+    );
     // The good files did arrive, byte for byte, in the same round.
-    for (const f of pair.files) expect(await readFile(join(pair.centre, "sequence", f.sg, f.vg, f.tp, f.name))).toEqual(await readFile(f.path));
+    for (const f of pair.files)
+      expect(await readFile(join(pair.centre, "sequence", f.sg, f.vg, f.tp, f.name))).toEqual(await readFile(f.path));
   } finally {
     await pair.close();
   }

@@ -47,8 +47,19 @@ test("a receiver whose journal has a damaged line before its last refuses to sta
   const centre = join(root, "centre-damaged");
   await mkdir(join(centre, ".tsync"), { recursive: true });
   const loaded = (name: string) =>
-    JSON.stringify({ op: "loaded", sender: "edge1", ref: { sg: "root.sg1", vg: "0", tp: "0", name }, kind: "tsfile", size: 1, sha256: "0".repeat(64), at: 1 });
-  await writeFile(join(centre, ".tsync", "journal.jsonl"), `${loaded("1-1-0-0.tsfile")}\n{"op":"loaded","sen\n${loaded("2-2-0-0.tsfile")}\n`);
+    JSON.stringify({
+      op: "loaded",
+      sender: "edge1",
+      ref: { sg: "root.sg1", vg: "0", tp: "0", name },
+      kind: "tsfile",
+      size: 1,
+      sha256: "0".repeat(64),
+      at: 1,
+    });
+  await writeFile(
+    join(centre, ".tsync", "journal.jsonl"),
+    `${loaded("1-1-0-0.tsfile")}\n{"op":"loaded","sen\n${loaded("2-2-0-0.tsfile")}\n`,
+  );
   const e = await receiverRefusal(centre);
   expect(e).toBeInstanceOf(ReceiverStartError);
   expect((e as ReceiverStartError).message).toContain("journal.jsonl, line 2");

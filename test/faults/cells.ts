@@ -72,12 +72,19 @@ const checkRecovered = async (rig: Rig, files: ReadonlyArray<EdgeFile> = rig.fil
 /** A file deleted on the edge is gone from the receiver and from the sender's synced list. */
 const checkDeleted = async (rig: Rig, f: EdgeFile): Promise<string[]> => {
   const problems: string[] = [];
-  if (await stat(join(rig.centre, "sequence", ...f.key.split("/"))).then(() => true, () => false)) problems.push(`${f.key}, deleted on the edge, is still on the receiver`);
+  if (
+    await stat(join(rig.centre, "sequence", ...f.key.split("/"))).then(
+      () => true,
+      () => false,
+    )
+  )
+    problems.push(`${f.key}, deleted on the edge, is still on the receiver`);
   if ((await rig.confirmed()).has(f.key)) problems.push(`${f.key}, deleted on the edge, is still marked synced`);
   return problems;
 };
 
-const checkExit = (what: string, code: number | null, expected = 0): string[] => (code === expected ? [] : [`${what} exited ${code}, expected ${expected}`]);
+const checkExit = (what: string, code: number | null, expected = 0): string[] =>
+  code === expected ? [] : [`${what} exited ${code}, expected ${expected}`];
 
 const resumeOf = (summary: RoundSummary, f: EdgeFile, held: number, size: number): Resume => {
   const s = sentFor(summary, f);
@@ -89,7 +96,8 @@ const resumeOf = (summary: RoundSummary, f: EdgeFile, held: number, size: number
 const checkResume = (r: Resume, { mustResume = true } = {}): string[] => {
   const problems: string[] = [];
   if (mustResume && !(r.resumedFrom > 0)) problems.push(`${r.file} did not resume (held ${r.held}, resumed from ${r.resumedFrom})`);
-  if (mustResume && !(r.sent < r.size)) problems.push(`${r.file}: resumed transfer sent ${r.sent} bytes, not fewer than the file's ${r.size}`);
+  if (mustResume && !(r.sent < r.size))
+    problems.push(`${r.file}: resumed transfer sent ${r.sent} bytes, not fewer than the file's ${r.size}`);
   if (r.resent > 0) problems.push(`${r.file}: ${r.resent} bytes the receiver held were sent again`);
   return problems;
 };
@@ -110,43 +118,45 @@ const tsfileSize = async (f: EdgeFile): Promise<number> => (await stat(f.tsfile)
 /** Where the default flow enters each sender state the n-th time worth testing (the big file's TsFile, not its .resource). */
 const senderNth: Readonly<Record<string, number>> = { verifying: 2 };
 
-const senderKilledIn = (state: string): Cell["run"] => () =>
-  withRig({ big: [bigBytes], small: 2 }, async (rig) => {
-    const big = rig.files[0]!;
-    const problems: string[] = [];
-    let env: Record<string, string> = armed({ freezeIn: `senderRound.${state}#${senderNth[state] ?? 1}` });
-    let files = rig.files;
-    let receiver: Proc | undefined;
-    if (state === "deleting") {
-      receiver = await rig.startReceiver();
-      const first = await rig.runSender();
-      problems.push(...checkExit("first sender", first.exit.code));
-      const gone = rig.files[rig.files.length - 1]!;
-      await rm(gone.tsfile);
-      await rm(`${gone.tsfile}.resource`);
-      files = rig.files.slice(0, -1);
-    } else if (state === "retryBackoff") {
-      env = armed({ freezeIn: `senderRound.${state}#1`, corruptChunk: `${midFile}x1` });
-    }
-    if (state !== "handshakeBackoff") receiver ??= await rig.startReceiver();
-    const s1 = rig.startSender(env);
-    await s1.waitStopped();
-    await s1.kill9();
-    const held = await rig.partSize(big);
-    receiver ??= await rig.startReceiver();
-    const again = await rig.runSender();
-    problems.push(...checkExit("sender after the kill", again.exit.code));
-    problems.push(...(await checkRecovered(rig, files)));
-    const resumes: Resume[] = [];
-    if (held > 0) {
-      const r = resumeOf(again.summary, big, held, await tsfileSize(big));
-      resumes.push(r);
-      // A corrupted partial must be dropped, not resumed: the digest mismatch restarts the file.
-      problems.push(...checkResume(r, { mustResume: state !== "retryBackoff" }));
-    }
-    if (state === "deleting") problems.push(...(await checkDeleted(rig, rig.files[rig.files.length - 1]!)));
-    return { outcome: `stopped on entry, killed -9; next run: ${describeRound(again.summary)}`, resumes, problems };
-  });
+const senderKilledIn =
+  (state: string): Cell["run"] =>
+  () =>
+    withRig({ big: [bigBytes], small: 2 }, async (rig) => {
+      const big = rig.files[0]!;
+      const problems: string[] = [];
+      let env: Record<string, string> = armed({ freezeIn: `senderRound.${state}#${senderNth[state] ?? 1}` });
+      let files = rig.files;
+      let receiver: Proc | undefined;
+      if (state === "deleting") {
+        receiver = await rig.startReceiver();
+        const first = await rig.runSender();
+        problems.push(...checkExit("first sender", first.exit.code));
+        const gone = rig.files[rig.files.length - 1]!;
+        await rm(gone.tsfile);
+        await rm(`${gone.tsfile}.resource`);
+        files = rig.files.slice(0, -1);
+      } else if (state === "retryBackoff") {
+        env = armed({ freezeIn: `senderRound.${state}#1`, corruptChunk: `${midFile}x1` });
+      }
+      if (state !== "handshakeBackoff") receiver ??= await rig.startReceiver();
+      const s1 = rig.startSender(env);
+      await s1.waitStopped();
+      await s1.kill9();
+      const held = await rig.partSize(big);
+      receiver ??= await rig.startReceiver();
+      const again = await rig.runSender();
+      problems.push(...checkExit("sender after the kill", again.exit.code));
+      problems.push(...(await checkRecovered(rig, files)));
+      const resumes: Resume[] = [];
+      if (held > 0) {
+        const r = resumeOf(again.summary, big, held, await tsfileSize(big));
+        resumes.push(r);
+        // A corrupted partial must be dropped, not resumed: the digest mismatch restarts the file.
+        problems.push(...checkResume(r, { mustResume: state !== "retryBackoff" }));
+      }
+      if (state === "deleting") problems.push(...(await checkDeleted(rig, rig.files[rig.files.length - 1]!)));
+      return { outcome: `stopped on entry, killed -9; next run: ${describeRound(again.summary)}`, resumes, problems };
+    });
 
 const senderKilledMidFile: Cell["run"] = () =>
   withRig({ big: [bigBytes], small: 2 }, async (rig) => {
@@ -218,54 +228,90 @@ const receiverKilledMidFile: Cell["run"] = () =>
  * not come (until its request timeout), so it is stopped with SIGTERM, which must end it with 0
  * within 10 s; then the receiver restarts and the sender runs again.
  */
-const receiverKilledAt = (freeze: Record<string, string>, label: string, options: { deletion?: boolean } = {}): Cell["run"] => () =>
-  withRig({ big: [bigBytes], small: 2 }, async (rig) => {
-    const big = rig.files[0]!;
-    const problems: string[] = [];
-    let files = rig.files;
-    if (options.deletion) {
-      const r0 = await rig.startReceiver();
-      problems.push(...checkExit("first sender", (await rig.runSender()).exit.code));
-      r0.signal("SIGTERM");
-      await r0.exit;
-      const gone = rig.files[rig.files.length - 1]!;
-      await rm(gone.tsfile);
-      await rm(`${gone.tsfile}.resource`);
-      files = rig.files.slice(0, -1);
-    }
-    const receiver = await rig.startReceiver(freeze);
-    const s1 = rig.startSender();
-    await receiver.waitStopped();
-    await receiver.kill9();
-    const held = await rig.partSize(big);
-    const stopAsked = Date.now();
-    s1.signal("SIGTERM");
-    const stopped = await s1.exit;
-    const stopMs = Date.now() - stopAsked;
-    problems.push(...checkExit("sender stopped with SIGTERM", stopped.code));
-    if (stopMs > 10_000) problems.push(`sender took ${stopMs} ms to stop`);
-    await rig.startReceiver();
-    const again = await rig.runSender();
-    problems.push(...checkExit("sender after the restart", again.exit.code), ...(await checkRecovered(rig, files)));
-    const resumes: Resume[] = [];
-    if (held > 0) {
-      const r = resumeOf(again.summary, big, held, await tsfileSize(big));
-      resumes.push(r);
-      problems.push(...checkResume(r));
-    }
-    if (options.deletion) problems.push(...(await checkDeleted(rig, rig.files[rig.files.length - 1]!)));
-    return { outcome: `${label}; sender stopped (exit ${stopped.code}, ${stopMs} ms); after restart: ${describeRound(again.summary)}`, resumes, problems };
-  });
+const receiverKilledAt =
+  (freeze: Record<string, string>, label: string, options: { deletion?: boolean } = {}): Cell["run"] =>
+  () =>
+    withRig({ big: [bigBytes], small: 2 }, async (rig) => {
+      const big = rig.files[0]!;
+      const problems: string[] = [];
+      let files = rig.files;
+      if (options.deletion) {
+        const r0 = await rig.startReceiver();
+        problems.push(...checkExit("first sender", (await rig.runSender()).exit.code));
+        r0.signal("SIGTERM");
+        await r0.exit;
+        const gone = rig.files[rig.files.length - 1]!;
+        await rm(gone.tsfile);
+        await rm(`${gone.tsfile}.resource`);
+        files = rig.files.slice(0, -1);
+      }
+      const receiver = await rig.startReceiver(freeze);
+      const s1 = rig.startSender();
+      await receiver.waitStopped();
+      await receiver.kill9();
+      const held = await rig.partSize(big);
+      const stopAsked = Date.now();
+      s1.signal("SIGTERM");
+      const stopped = await s1.exit;
+      const stopMs = Date.now() - stopAsked;
+      problems.push(...checkExit("sender stopped with SIGTERM", stopped.code));
+      if (stopMs > 10_000) problems.push(`sender took ${stopMs} ms to stop`);
+      await rig.startReceiver();
+      const again = await rig.runSender();
+      problems.push(...checkExit("sender after the restart", again.exit.code), ...(await checkRecovered(rig, files)));
+      const resumes: Resume[] = [];
+      if (held > 0) {
+        const r = resumeOf(again.summary, big, held, await tsfileSize(big));
+        resumes.push(r);
+        problems.push(...checkResume(r));
+      }
+      if (options.deletion) problems.push(...(await checkDeleted(rig, rig.files[rig.files.length - 1]!)));
+      return {
+        outcome: `${label}; sender stopped (exit ${stopped.code}, ${stopMs} ms); after restart: ${describeRound(again.summary)}`,
+        resumes,
+        problems,
+      };
+    });
 
 const receiverCells = (): Cell[] => {
   const known = new Set(Object.keys(receiverSession.states));
   const at = (state: string, nth: number) => armed({ freezeIn: `receiverSession.${state}#${nth}` });
   const cells: Cell[] = [
-    { group: "receiver", fault: "kill -9 receiver", state: "receiverSession.receiving (mid-file)", quick: true, run: receiverKilledMidFile },
-    { group: "receiver", fault: "kill -9 receiver", state: "receiverSession.handshaking (admitting)", quick: false, run: receiverKilledAt(at("handshaking", 1), "killed while admitting the sender") },
-    { group: "receiver", fault: "kill -9 receiver", state: "receiverSession.offering", quick: false, run: receiverKilledAt(at("offering", 1), "killed while answering the first offer") },
-    { group: "receiver", fault: "kill -9 receiver", state: "receiverSession.verifying #2", quick: true, run: receiverKilledAt(at("verifying", 2), "killed on entry to verifying the big TsFile") },
-    { group: "receiver", fault: "kill -9 receiver", state: "receiverSession.loading", quick: false, run: receiverKilledAt(at("loading", 1), "killed on entry to loading") },
+    {
+      group: "receiver",
+      fault: "kill -9 receiver",
+      state: "receiverSession.receiving (mid-file)",
+      quick: true,
+      run: receiverKilledMidFile,
+    },
+    {
+      group: "receiver",
+      fault: "kill -9 receiver",
+      state: "receiverSession.handshaking (admitting)",
+      quick: false,
+      run: receiverKilledAt(at("handshaking", 1), "killed while admitting the sender"),
+    },
+    {
+      group: "receiver",
+      fault: "kill -9 receiver",
+      state: "receiverSession.offering",
+      quick: false,
+      run: receiverKilledAt(at("offering", 1), "killed while answering the first offer"),
+    },
+    {
+      group: "receiver",
+      fault: "kill -9 receiver",
+      state: "receiverSession.verifying #2",
+      quick: true,
+      run: receiverKilledAt(at("verifying", 2), "killed on entry to verifying the big TsFile"),
+    },
+    {
+      group: "receiver",
+      fault: "kill -9 receiver",
+      state: "receiverSession.loading",
+      quick: false,
+      run: receiverKilledAt(at("loading", 1), "killed on entry to loading"),
+    },
     {
       group: "receiver",
       fault: "kill -9 receiver",
@@ -273,82 +319,122 @@ const receiverCells = (): Cell[] => {
       quick: true,
       run: receiverKilledAt({ [freezeAfterLoadVariable]: "1" }, "killed after the storage placed the file, before the journal recorded it"),
     },
-    { group: "receiver", fault: "kill -9 receiver", state: "receiverSession.deleting", quick: false, run: receiverKilledAt(at("deleting", 1), "killed while deleting", { deletion: true }) },
+    {
+      group: "receiver",
+      fault: "kill -9 receiver",
+      state: "receiverSession.deleting",
+      quick: false,
+      run: receiverKilledAt(at("deleting", 1), "killed while deleting", { deletion: true }),
+    },
   ];
   return cells.filter((c) => known.has(c.state.split(/[. ]/)[1] ?? ""));
 };
 
 // ── network: nats-server, the wire ───────────────────────────────────────────────────────────────
 
-const natsRestartedMidFile = (downUntilRoundFails: boolean): Cell["run"] => () =>
-  withRig({ big: [bigBytes], small: 2 }, async (rig) => {
-    const big = rig.files[0]!;
-    await rig.startReceiver();
-    const s1 = rig.startSender(pacedEnv);
-    await rig.waitForPart(big, midFile);
-    await rig.killNats();
-    const held = await rig.settledPartSize(big);
-    const problems: string[] = [];
-    let summary: RoundSummary;
-    if (downUntilRoundFails) {
-      // The sender keeps reconnecting; its chunks time out, its round gives up; then the server returns.
-      s1.signal("SIGTERM");
-      problems.push(...checkExit("sender stopped while the server was down", (await s1.exit).code));
-      await rig.startNats();
-      const again = await rig.runSender();
-      problems.push(...checkExit("sender after the server returned", again.exit.code));
-      summary = again.summary;
-    } else {
-      await rig.startNats();
-      const exit = await s1.exit;
-      problems.push(...checkExit("sender across the restart", exit.code));
-      summary = s1.summary() ?? (() => { throw new Error(`no summary:\n${s1.output}`); })();
-    }
-    const r = resumeOf(summary, big, held, await tsfileSize(big));
-    problems.push(...(await checkRecovered(rig)), ...checkResume(r));
-    return {
-      outcome: downUntilRoundFails
-        ? `server down with ${held} bytes received; sender stopped; next run resumed at ${r.resumedFrom}`
-        : `server killed -9 with ${held} bytes received and restarted (same port and store); the same round resumed at ${r.resumedFrom}`,
-      resumes: [r],
-      problems,
-    };
-  });
+const natsRestartedMidFile =
+  (downUntilRoundFails: boolean): Cell["run"] =>
+  () =>
+    withRig({ big: [bigBytes], small: 2 }, async (rig) => {
+      const big = rig.files[0]!;
+      await rig.startReceiver();
+      const s1 = rig.startSender(pacedEnv);
+      await rig.waitForPart(big, midFile);
+      await rig.killNats();
+      const held = await rig.settledPartSize(big);
+      const problems: string[] = [];
+      let summary: RoundSummary;
+      if (downUntilRoundFails) {
+        // The sender keeps reconnecting; its chunks time out, its round gives up; then the server returns.
+        s1.signal("SIGTERM");
+        problems.push(...checkExit("sender stopped while the server was down", (await s1.exit).code));
+        await rig.startNats();
+        const again = await rig.runSender();
+        problems.push(...checkExit("sender after the server returned", again.exit.code));
+        summary = again.summary;
+      } else {
+        await rig.startNats();
+        const exit = await s1.exit;
+        problems.push(...checkExit("sender across the restart", exit.code));
+        summary =
+          s1.summary() ??
+          (() => {
+            throw new Error(`no summary:\n${s1.output}`);
+          })();
+      }
+      const r = resumeOf(summary, big, held, await tsfileSize(big));
+      problems.push(...(await checkRecovered(rig)), ...checkResume(r));
+      return {
+        outcome: downUntilRoundFails
+          ? `server down with ${held} bytes received; sender stopped; next run resumed at ${r.resumedFrom}`
+          : `server killed -9 with ${held} bytes received and restarted (same port and store); the same round resumed at ${r.resumedFrom}`,
+        resumes: [r],
+        problems,
+      };
+    });
 
-const corruptChunk = (times: number): Cell["run"] => () =>
-  withRig({ big: [bigBytes], small: 2 }, async (rig) => {
-    const big = rig.files[0]!;
-    await rig.startReceiver();
-    const problems: string[] = [];
-    const first = await rig.runSender(armed({ corruptChunk: `${midFile}x${times}` }));
-    const size = await tsfileSize(big);
-    const quarantined = first.summary.failed.find((f) => f.file === big.key);
-    let outcome: string;
-    if (times === 1) {
-      problems.push(...checkExit("sender with one corrupted chunk", first.exit.code));
-      const s = sentFor(first.summary, big);
-      if (!s || s.resumedFrom !== 0) problems.push("after a digest mismatch the file must start over, not resume");
-      outcome = `digest mismatch at commit, partial dropped, retried in the same round: ${describeRound(first.summary)}`;
-    } else {
-      if (!quarantined) problems.push("a file corrupted on every attempt was not quarantined");
-      else if (!/digestMismatch/.test(quarantined.reason)) problems.push(`quarantined with "${quarantined.reason}", not the digest mismatch`);
-      if (quarantined && quarantined.attempts !== 4) problems.push(`quarantined after ${quarantined.attempts} attempts, expected max_number_of_sync_file_retry + 1 = 4`);
-      const others = rig.files.slice(1).filter((f) => !sentFor(first.summary, f));
-      if (others.length) problems.push(`the quarantined file blocked ${others.map((f) => f.key).join(", ")}`);
-      problems.push(...checkExit("sender with a quarantined file", first.exit.code, 1));
-      const again = await rig.runSender();
-      problems.push(...checkExit("next run without corruption", again.exit.code));
-      outcome = `quarantined after ${quarantined?.attempts ?? "?"} attempts ("${quarantined?.reason.slice(0, 60) ?? ""}…"), the other files synced; next run: ${describeRound(again.summary)}`;
-    }
-    problems.push(...(await checkRecovered(rig)));
-    return { outcome, resumes: [{ file: big.key, size, held: size, resumedFrom: 0, sent: size, resent: size }], problems };
-  });
+const corruptChunk =
+  (times: number): Cell["run"] =>
+  () =>
+    withRig({ big: [bigBytes], small: 2 }, async (rig) => {
+      const big = rig.files[0]!;
+      await rig.startReceiver();
+      const problems: string[] = [];
+      const first = await rig.runSender(armed({ corruptChunk: `${midFile}x${times}` }));
+      const size = await tsfileSize(big);
+      const quarantined = first.summary.failed.find((f) => f.file === big.key);
+      let outcome: string;
+      if (times === 1) {
+        problems.push(...checkExit("sender with one corrupted chunk", first.exit.code));
+        const s = sentFor(first.summary, big);
+        if (!s || s.resumedFrom !== 0) problems.push("after a digest mismatch the file must start over, not resume");
+        outcome = `digest mismatch at commit, partial dropped, retried in the same round: ${describeRound(first.summary)}`;
+      } else {
+        if (!quarantined) problems.push("a file corrupted on every attempt was not quarantined");
+        else if (!/digestMismatch/.test(quarantined.reason))
+          problems.push(`quarantined with "${quarantined.reason}", not the digest mismatch`);
+        if (quarantined && quarantined.attempts !== 4)
+          problems.push(`quarantined after ${quarantined.attempts} attempts, expected max_number_of_sync_file_retry + 1 = 4`);
+        const others = rig.files.slice(1).filter((f) => !sentFor(first.summary, f));
+        if (others.length) problems.push(`the quarantined file blocked ${others.map((f) => f.key).join(", ")}`);
+        problems.push(...checkExit("sender with a quarantined file", first.exit.code, 1));
+        const again = await rig.runSender();
+        problems.push(...checkExit("next run without corruption", again.exit.code));
+        outcome = `quarantined after ${quarantined?.attempts ?? "?"} attempts ("${quarantined?.reason.slice(0, 60) ?? ""}…"), the other files synced; next run: ${describeRound(again.summary)}`;
+      }
+      problems.push(...(await checkRecovered(rig)));
+      return { outcome, resumes: [{ file: big.key, size, held: size, resumedFrom: 0, sent: size, resent: size }], problems };
+    });
 
 const networkCells = (): Cell[] => [
-  { group: "network", fault: "nats-server kill -9 + restart", state: "senderRound.transferring (mid-file)", quick: true, run: natsRestartedMidFile(false) },
-  { group: "network", fault: "nats-server down, sender stopped", state: "senderRound.transferring (mid-file)", quick: false, run: natsRestartedMidFile(true) },
-  { group: "network", fault: "chunk corrupted on the wire (once)", state: "senderRound.transferring → verifying", quick: true, run: corruptChunk(1) },
-  { group: "network", fault: "chunk corrupted on every attempt", state: "senderRound.fileFailed → quarantine", quick: false, run: corruptChunk(99) },
+  {
+    group: "network",
+    fault: "nats-server kill -9 + restart",
+    state: "senderRound.transferring (mid-file)",
+    quick: true,
+    run: natsRestartedMidFile(false),
+  },
+  {
+    group: "network",
+    fault: "nats-server down, sender stopped",
+    state: "senderRound.transferring (mid-file)",
+    quick: false,
+    run: natsRestartedMidFile(true),
+  },
+  {
+    group: "network",
+    fault: "chunk corrupted on the wire (once)",
+    state: "senderRound.transferring → verifying",
+    quick: true,
+    run: corruptChunk(1),
+  },
+  {
+    group: "network",
+    fault: "chunk corrupted on every attempt",
+    state: "senderRound.fileFailed → quarantine",
+    quick: false,
+    run: corruptChunk(99),
+  },
 ];
 
 // ── disk full ────────────────────────────────────────────────────────────────────────────────────
@@ -374,102 +460,122 @@ export const canMountTmpfs = (scratch: string): Promise<boolean> =>
  * still fit), answers the retries "staging full" before any byte is sent, the file is quarantined
  * with that reason and the small files sync; once space is back the next run syncs it, once.
  */
-const diskFull = (how: "tmpfs" | "emulated"): Cell["run"] => () =>
-  withRig({ big: [bigBytes], small: 2, senderProps: { max_number_of_sync_file_retry: "1" } }, async (rig) => {
-    const big = rig.files[0]!;
-    // Room for the big file alone; a filler written mid-file takes half of it.
-    const capacity = 24 * 1024 * 1024;
-    const fillerBytes = 12 * 1024 * 1024;
-    let receiverEnv: Record<string, string> = {};
-    let fill: () => Promise<void>;
-    let free: () => Promise<void>;
-    const filler = join(rig.stagingDir, "filler");
-    if (how === "tmpfs") {
-      await mkdir(rig.stagingDir, { recursive: true });
-      await exec("mount", ["-t", "tmpfs", "-o", `size=${capacity}`, "tmpfs", rig.stagingDir]);
-      rig.onCleanup(() => exec("umount", ["-l", rig.stagingDir]).then(() => undefined));
-      fill = () => writeFile(filler, Buffer.alloc(fillerBytes));
-      free = () => rm(filler, { force: true });
-    } else {
-      receiverEnv = armed({ stagingCapacity: String(capacity) });
-      fill = () => writeFile(filler, Buffer.alloc(fillerBytes));
-      free = () => rm(filler, { force: true });
-    }
-    const receiver = await rig.startReceiver(receiverEnv);
-    const s1 = rig.startSender(pacedEnv);
-    await rig.waitForPart(big, 3_000_000);
-    await fill();
-    // The most the receiver held before the full disk made it drop the partial copy.
-    let held = 0;
-    let watching = true;
-    const watch = (async () => {
-      while (watching) {
-        held = Math.max(held, await rig.partSize(big));
-        await new Promise((r) => setTimeout(r, 10));
+const diskFull =
+  (how: "tmpfs" | "emulated"): Cell["run"] =>
+  () =>
+    withRig({ big: [bigBytes], small: 2, senderProps: { max_number_of_sync_file_retry: "1" } }, async (rig) => {
+      const big = rig.files[0]!;
+      // Room for the big file alone; a filler written mid-file takes half of it.
+      const capacity = 24 * 1024 * 1024;
+      const fillerBytes = 12 * 1024 * 1024;
+      let receiverEnv: Record<string, string> = {};
+      let fill: () => Promise<void>;
+      let free: () => Promise<void>;
+      const filler = join(rig.stagingDir, "filler");
+      if (how === "tmpfs") {
+        await mkdir(rig.stagingDir, { recursive: true });
+        await exec("mount", ["-t", "tmpfs", "-o", `size=${capacity}`, "tmpfs", rig.stagingDir]);
+        rig.onCleanup(() => exec("umount", ["-l", rig.stagingDir]).then(() => undefined));
+        fill = () => writeFile(filler, Buffer.alloc(fillerBytes));
+        free = () => rm(filler, { force: true });
+      } else {
+        receiverEnv = armed({ stagingCapacity: String(capacity) });
+        fill = () => writeFile(filler, Buffer.alloc(fillerBytes));
+        free = () => rm(filler, { force: true });
       }
-    })();
-    const first = await s1.exit;
-    watching = false;
-    await watch;
-    const summary = s1.summary();
-    const problems: string[] = [...checkExit("sender with staging full", first.code, 1)];
-    const quarantined = summary?.failed.find((f) => f.file === big.key);
-    if (!quarantined) problems.push(`the file that does not fit was not quarantined: ${JSON.stringify(summary)}`);
-    else if (!/staging disk is full/.test(quarantined.reason)) problems.push(`quarantined with "${quarantined.reason}", not "staging disk is full"`);
-    const blocked = rig.files.slice(1).filter((f) => !summary || !sentFor(summary, f));
-    if (blocked.length) problems.push(`the full disk blocked ${blocked.map((f) => f.key).join(", ")}`);
-    if (!receiver.output.includes("staging disk is full")) problems.push("the receiver did not log the full disk");
-    await free();
-    const again = await rig.runSender();
-    problems.push(...checkExit("sender once space is back", again.exit.code), ...(await checkRecovered(rig)));
-    const size = await tsfileSize(big);
-    return {
-      outcome: `ENOSPC mid-file (${how === "tmpfs" ? "24 MiB tmpfs" : "emulated 24 MiB capacity"}): partial dropped, quarantined "${quarantined?.reason.slice(0, 70) ?? "?"}…", small files synced; after freeing space: ${describeRound(again.summary)}`,
-      resumes: [{ file: big.key, size, held, resumedFrom: sentFor(again.summary, big)?.resumedFrom ?? 0, sent: sentFor(again.summary, big)?.bytes ?? 0, resent: held }],
-      problems,
-    };
-  });
+      const receiver = await rig.startReceiver(receiverEnv);
+      const s1 = rig.startSender(pacedEnv);
+      await rig.waitForPart(big, 3_000_000);
+      await fill();
+      // The most the receiver held before the full disk made it drop the partial copy.
+      let held = 0;
+      let watching = true;
+      const watch = (async () => {
+        while (watching) {
+          held = Math.max(held, await rig.partSize(big));
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+      const first = await s1.exit;
+      watching = false;
+      await watch;
+      const summary = s1.summary();
+      const problems: string[] = [...checkExit("sender with staging full", first.code, 1)];
+      const quarantined = summary?.failed.find((f) => f.file === big.key);
+      if (!quarantined) problems.push(`the file that does not fit was not quarantined: ${JSON.stringify(summary)}`);
+      else if (!/staging disk is full/.test(quarantined.reason))
+        problems.push(`quarantined with "${quarantined.reason}", not "staging disk is full"`);
+      const blocked = rig.files.slice(1).filter((f) => !summary || !sentFor(summary, f));
+      if (blocked.length) problems.push(`the full disk blocked ${blocked.map((f) => f.key).join(", ")}`);
+      if (!receiver.output.includes("staging disk is full")) problems.push("the receiver did not log the full disk");
+      await free();
+      const again = await rig.runSender();
+      problems.push(...checkExit("sender once space is back", again.exit.code), ...(await checkRecovered(rig)));
+      const size = await tsfileSize(big);
+      return {
+        outcome: `ENOSPC mid-file (${how === "tmpfs" ? "24 MiB tmpfs" : "emulated 24 MiB capacity"}): partial dropped, quarantined "${quarantined?.reason.slice(0, 70) ?? "?"}…", small files synced; after freeing space: ${describeRound(again.summary)}`,
+        resumes: [
+          {
+            file: big.key,
+            size,
+            held,
+            resumedFrom: sentFor(again.summary, big)?.resumedFrom ?? 0,
+            sent: sentFor(again.summary, big)?.bytes ?? 0,
+            resent: held,
+          },
+        ],
+        problems,
+      };
+    });
 
 const diskCells = (): Cell[] => [
   { group: "disk", fault: "staging ENOSPC (size-limited tmpfs)", state: "receiverSession.receiving", quick: true, run: diskFull("tmpfs") },
-  { group: "disk", fault: "staging ENOSPC (emulated at the file layer)", state: "receiverSession.receiving", quick: false, run: diskFull("emulated") },
+  {
+    group: "disk",
+    fault: "staging ENOSPC (emulated at the file layer)",
+    state: "receiverSession.receiving",
+    quick: false,
+    run: diskFull("emulated"),
+  },
 ];
 
 // ── graceful stop ────────────────────────────────────────────────────────────────────────────────
 
-const sigterm = (twice: boolean): Cell["run"] => () =>
-  withRig({ big: [bigBytes], small: 2 }, async (rig) => {
-    const big = rig.files[0]!;
-    await rig.startReceiver();
-    const s1 = rig.startSender(pacedEnv);
-    await rig.waitForPart(big, midFile);
-    const asked = Date.now();
-    // Two different signals: the kernel merges a second SIGTERM into a first one still pending.
-    s1.signal(twice ? "SIGINT" : "SIGTERM");
-    if (twice) s1.signal("SIGTERM");
-    const exit = await s1.exit;
-    const ms = Date.now() - asked;
-    const held = await rig.settledPartSize(big);
-    const problems: string[] = [];
-    if (twice) {
-      // Both may be pending at once; whichever the process handles second makes it exit, with 128 + its number.
-      const second = /(SIGINT|SIGTERM) again: exiting now/.exec(s1.output)?.[1];
-      if (!second) problems.push("the second signal did not stop the sender at once");
-      else problems.push(...checkExit("sender after SIGINT and SIGTERM", exit.code, second === "SIGINT" ? 130 : 143));
-    } else {
-      problems.push(...checkExit("sender after SIGTERM", exit.code));
-      if (ms > 10_000) problems.push(`SIGTERM took ${ms} ms to stop the sender`);
-      if (!/SIGTERM: stopping/.test(s1.output)) problems.push("the sender did not say it was stopping");
-    }
-    const again = await rig.runSender();
-    const r = resumeOf(again.summary, big, held, await tsfileSize(big));
-    problems.push(...checkExit("sender after the stop", again.exit.code), ...(await checkRecovered(rig)), ...checkResume(r));
-    return {
-      outcome: `${twice ? "SIGINT and SIGTERM at once: exit" : "SIGTERM: exit"} ${exit.code} after ${ms} ms with ${held} bytes received; next run resumed at ${r.resumedFrom}`,
-      resumes: [r],
-      problems,
-    };
-  });
+const sigterm =
+  (twice: boolean): Cell["run"] =>
+  () =>
+    withRig({ big: [bigBytes], small: 2 }, async (rig) => {
+      const big = rig.files[0]!;
+      await rig.startReceiver();
+      const s1 = rig.startSender(pacedEnv);
+      await rig.waitForPart(big, midFile);
+      const asked = Date.now();
+      // Two different signals: the kernel merges a second SIGTERM into a first one still pending.
+      s1.signal(twice ? "SIGINT" : "SIGTERM");
+      if (twice) s1.signal("SIGTERM");
+      const exit = await s1.exit;
+      const ms = Date.now() - asked;
+      const held = await rig.settledPartSize(big);
+      const problems: string[] = [];
+      if (twice) {
+        // Both may be pending at once; whichever the process handles second makes it exit, with 128 + its number.
+        const second = /(SIGINT|SIGTERM) again: exiting now/.exec(s1.output)?.[1];
+        if (!second) problems.push("the second signal did not stop the sender at once");
+        else problems.push(...checkExit("sender after SIGINT and SIGTERM", exit.code, second === "SIGINT" ? 130 : 143));
+      } else {
+        problems.push(...checkExit("sender after SIGTERM", exit.code));
+        if (ms > 10_000) problems.push(`SIGTERM took ${ms} ms to stop the sender`);
+        if (!/SIGTERM: stopping/.test(s1.output)) problems.push("the sender did not say it was stopping");
+      }
+      const again = await rig.runSender();
+      const r = resumeOf(again.summary, big, held, await tsfileSize(big));
+      problems.push(...checkExit("sender after the stop", again.exit.code), ...(await checkRecovered(rig)), ...checkResume(r));
+      return {
+        outcome: `${twice ? "SIGINT and SIGTERM at once: exit" : "SIGTERM: exit"} ${exit.code} after ${ms} ms with ${held} bytes received; next run resumed at ${r.resumedFrom}`,
+        resumes: [r],
+        problems,
+      };
+    });
 
 const sigtermPeriodic: Cell["run"] = () =>
   withRig({ small: 2 }, async (rig) => {
@@ -500,14 +606,29 @@ const receiverSigterm: Cell["run"] = () =>
     await rig.startReceiver();
     const again = await rig.runSender();
     const r = resumeOf(again.summary, big, held, await tsfileSize(big));
-    const problems = [...checkExit("receiver after SIGTERM", exit.code), ...checkExit("sender after the restart", again.exit.code), ...(await checkRecovered(rig)), ...checkResume(r)];
+    const problems = [
+      ...checkExit("receiver after SIGTERM", exit.code),
+      ...checkExit("sender after the restart", again.exit.code),
+      ...(await checkRecovered(rig)),
+      ...checkResume(r),
+    ];
     if (ms > 10_000) problems.push(`SIGTERM took ${ms} ms to stop the receiver`);
-    return { outcome: `receiver SIGTERM mid-file: exit ${exit.code} after ${ms} ms; after restart resumed at ${r.resumedFrom}`, resumes: [r], problems };
+    return {
+      outcome: `receiver SIGTERM mid-file: exit ${exit.code} after ${ms} ms; after restart resumed at ${r.resumedFrom}`,
+      resumes: [r],
+      problems,
+    };
   });
 
 const stopCells = (): Cell[] => [
   { group: "stop", fault: "SIGTERM sender --once", state: "senderRound.transferring (mid-file)", quick: true, run: sigterm(false) },
-  { group: "stop", fault: "second signal (SIGINT, SIGTERM)", state: "senderRound.transferring (mid-file)", quick: true, run: sigterm(true) },
+  {
+    group: "stop",
+    fault: "second signal (SIGINT, SIGTERM)",
+    state: "senderRound.transferring (mid-file)",
+    quick: true,
+    run: sigterm(true),
+  },
   { group: "stop", fault: "SIGTERM periodic sender", state: "sender.waiting", quick: false, run: sigtermPeriodic },
   { group: "stop", fault: "SIGTERM receiver", state: "receiverSession.receiving (mid-file)", quick: false, run: receiverSigterm },
 ];

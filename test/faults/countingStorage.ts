@@ -33,7 +33,9 @@ export const createStorage: StorageFactory = (ctx) =>
           Effect.flatMap(() =>
             Effect.promise(async () => {
               const key = `${req.ref.sg}/${req.ref.vg}/${req.ref.tp}/${req.ref.name}`;
-              const lines = req.parts.map((p) => JSON.stringify({ sender: req.senderId, key, kind: p.kind, sha256: p.sha256 } satisfies CountedLoad) + "\n");
+              const lines = req.parts.map(
+                (p) => JSON.stringify({ sender: req.senderId, key, kind: p.kind, sha256: p.sha256 } satisfies CountedLoad) + "\n",
+              );
               await appendFile(countFile, lines.join(""));
               if (++loads === freezeAfter) process.kill(process.pid, "SIGSTOP");
             }),

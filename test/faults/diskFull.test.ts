@@ -8,7 +8,8 @@ const [tmpfs, emulated] = ["tmpfs", "emulated"].map((how) => allCells().find((c)
 
 describe("staging disk full", () => {
   test(cellName(tmpfs!), async (ctx) => {
-    if (!(await canMountTmpfs(tmpdir()))) ctx.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN); the emulated variant runs instead");
+    if (!(await canMountTmpfs(tmpdir())))
+      ctx.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN); the emulated variant runs instead");
     const result = await tmpfs!.run();
     expect(result.problems).toEqual([]);
   });

@@ -70,7 +70,8 @@ export class Proc {
       `${this.name} to print ${pattern} ×${count}`,
       () => {
         if ((this.text.match(global)?.length ?? 0) >= count) return true;
-        if (this.ended) throw new Error(`${this.name} exited (${JSON.stringify(this.ended)}) before printing ${pattern} ×${count}:\n${this.text}`);
+        if (this.ended)
+          throw new Error(`${this.name} exited (${JSON.stringify(this.ended)}) before printing ${pattern} ×${count}:\n${this.text}`);
         return undefined;
       },
       timeoutMs,
@@ -150,7 +151,9 @@ const writeBigSealed = async (dir: string, name: string, bytes: number, seed: nu
   const tsfile = join(dir, name);
   await generateTsFileToPath(tsfile, { targetBytes: bytes, seed });
   const info = await inspectTsFile(tsfile);
-  const resource = serializeTsFileResource({ devices: info.devices.map((d) => ({ id: d.id, startTime: d.startTime ?? 0n, endTime: d.endTime ?? 0n })) });
+  const resource = serializeTsFileResource({
+    devices: info.devices.map((d) => ({ id: d.id, startTime: d.startTime ?? 0n, endTime: d.endTime ?? 0n })),
+  });
   await writeFile(`${tsfile}.resource.temp`, resource);
   await rename(`${tsfile}.resource.temp`, `${tsfile}.resource`);
 };
@@ -281,7 +284,9 @@ export class Rig {
   }
 
   private spawn(name: string, args: ReadonlyArray<string>, env: Readonly<Record<string, string>>): Proc {
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TSYNC_") && k !== "COUNTING_STORAGE_FREEZE_AFTER"));
+    const clean = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith("TSYNC_") && k !== "COUNTING_STORAGE_FREEZE_AFTER"),
+    );
     const child = spawn(process.execPath, [tsyncBin, ...args], {
       cwd: projectRoot,
       env: { ...clean, TSYNC_TRACE_STATES: "1", ...env },
@@ -306,11 +311,16 @@ export class Rig {
   }
 
   /** One round to its end. */
-  async runSender(env: Readonly<Record<string, string>> = {}, timeoutMs = 60_000): Promise<{ exit: Exit; summary: RoundSummary; proc: Proc }> {
+  async runSender(
+    env: Readonly<Record<string, string>> = {},
+    timeoutMs = 60_000,
+  ): Promise<{ exit: Exit; summary: RoundSummary; proc: Proc }> {
     const proc = this.startSender(env);
     const exit = await Promise.race([
       proc.exit,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`sender --once did not end in ${timeoutMs} ms:\n${proc.output}`)), timeoutMs).unref()),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`sender --once did not end in ${timeoutMs} ms:\n${proc.output}`)), timeoutMs).unref(),
+      ),
     ]);
     const summary = proc.summary();
     if (!summary) throw new Error(`sender printed no summary (exit ${JSON.stringify(exit)}):\n${proc.output}`);
@@ -327,7 +337,11 @@ export class Rig {
 
   /** Waits until the receiver holds more than `bytes` of `f` in staging. */
   async waitForPart(f: EdgeFile, bytes: number, timeoutMs = 30_000): Promise<number> {
-    return poll(`${f.name}.part to pass ${bytes} bytes`, async () => ((await this.partSize(f)) > bytes ? this.partSize(f) : undefined), timeoutMs);
+    return poll(
+      `${f.name}.part to pass ${bytes} bytes`,
+      async () => ((await this.partSize(f)) > bytes ? this.partSize(f) : undefined),
+      timeoutMs,
+    );
   }
 
   /** The partial copy's size once nothing more arrives (chunks already sent still land). */
@@ -375,7 +389,9 @@ export class Rig {
    * What every fault must end with: each edge file (TsFile and .resource) byte-identical on the
    * receiver, each part placed exactly once, every file the sender calls synced actually loaded.
    */
-  async verdict(files: ReadonlyArray<EdgeFile> = this.files): Promise<{ mismatched: string[]; loadCounts: Record<string, number>; syncedNotLoaded: string[]; notSynced: string[] }> {
+  async verdict(
+    files: ReadonlyArray<EdgeFile> = this.files,
+  ): Promise<{ mismatched: string[]; loadCounts: Record<string, number>; syncedNotLoaded: string[]; notSynced: string[] }> {
     const mismatched: string[] = [];
     for (const f of files) {
       for (const suffix of ["", ".resource"]) {
@@ -398,7 +414,12 @@ export class Rig {
 
   /** Every part of `files` placed exactly once: `{ "<key>:tsfile": 1, "<key>:resource": 1, ... }`. */
   onceEach(files: ReadonlyArray<EdgeFile> = this.files): Record<string, number> {
-    return Object.fromEntries(files.flatMap((f) => [[`${f.key}:resource`, 1], [`${f.key}:tsfile`, 1]]));
+    return Object.fromEntries(
+      files.flatMap((f) => [
+        [`${f.key}:resource`, 1],
+        [`${f.key}:tsfile`, 1],
+      ]),
+    );
   }
 
   /** Runs after the processes are killed, before the files go (an unmount). */

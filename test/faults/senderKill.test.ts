@@ -5,7 +5,11 @@ import { describe, expect, test } from "vitest";
 import { allCells, cellName } from "./cells.js";
 
 describe("the sender killed -9, then run again", () => {
-  test.each(allCells().filter((c) => c.group === "sender" && c.quick).map((c) => [cellName(c), c] as const))("%s", async (_name, cell) => {
+  test.each(
+    allCells()
+      .filter((c) => c.group === "sender" && c.quick)
+      .map((c) => [cellName(c), c] as const),
+  )("%s", async (_name, cell) => {
     const result = await cell.run();
     expect(result.problems).toEqual([]);
   });

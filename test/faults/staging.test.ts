@@ -3,7 +3,15 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { currentBoot, emulateStagingCapacity, resumeOffset, Staging, StagingFullError, type PartMeta, type PartWriter } from "../../src/actors/receiver/staging.js";
+import {
+  currentBoot,
+  emulateStagingCapacity,
+  resumeOffset,
+  Staging,
+  StagingFullError,
+  type PartMeta,
+  type PartWriter,
+} from "../../src/actors/receiver/staging.js";
 import type { Offer } from "../../src/protocol/messages.js";
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -64,7 +72,10 @@ describe("staging on disk", () => {
     const staging = new Staging(root);
     const w1 = await begin(staging, offer);
     for (const [c, at] of chunks(0, 200_000)) await w1.write(c, at);
-    await writeFile(`${w1.partPath}.meta`, JSON.stringify({ size: file.length, durable: 65_536, boot: "an-earlier-boot" } satisfies PartMeta));
+    await writeFile(
+      `${w1.partPath}.meta`,
+      JSON.stringify({ size: file.length, durable: 65_536, boot: "an-earlier-boot" } satisfies PartMeta),
+    );
     const w2 = await begin(staging, offer);
     expect(w2.received).toBe(65_536);
     expect((await stat(w2.partPath)).size).toBe(65_536);
@@ -95,7 +106,11 @@ describe("staging on disk", () => {
     const ready = await w.seal(sha(file), { devices: [], version: 3 });
     await rm(ready);
     expect(await staging.ready("s1", offer, "tsfile")).toBeUndefined();
-    expect(await staging.verified("s1", offer, "tsfile")).toEqual({ size: file.length, sha256: sha(file), facts: { devices: [], version: 3 } });
+    expect(await staging.verified("s1", offer, "tsfile")).toEqual({
+      size: file.length,
+      sha256: sha(file),
+      facts: { devices: [], version: 3 },
+    });
   });
 
   test("staging full: an offer that cannot fit is refused before a byte is written; ENOSPC mid-file drops the partial copy", async () => {

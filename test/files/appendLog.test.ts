@@ -107,7 +107,7 @@ describe("replay", () => {
       return json;
     };
     expect((await readLog(await fresh("1\n2\n"), decode)).records).toEqual([1, 2]);
-    const e = await failure(readLog(await fresh("1\n\"x\"\n3\n"), decode));
+    const e = await failure(readLog(await fresh('1\n"x"\n3\n'), decode));
     expect(e.message).toMatch(/line 2: not a record of this log: expected a number/);
   });
 

@@ -82,7 +82,11 @@ const dyingSession = async (): Promise<void> => {
   const grant = await sayHello(nc, group, "dying");
   const prefix = String(grant["sessionPrefix"]);
   const size = 64 * 1024;
-  const offer = replyOf(await nc.request(`${prefix}.offer`, encodeJson({ sg: "root.dying", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size }), { timeout: 10_000 }));
+  const offer = replyOf(
+    await nc.request(`${prefix}.offer`, encodeJson({ sg: "root.dying", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size }), {
+      timeout: 10_000,
+    }),
+  );
   expect(offer.code).toBe(Code.start);
   const h = headers();
   h.set(ChunkHeader.file, String(offer["fileId"]));
@@ -101,7 +105,11 @@ test(`${fleetSize} senders sync at once, every file byte for byte, while a garba
     }),
   );
   const senders = await Promise.all(
-    edges.map((e, i) => Sender.open({ config: senderConfig({ data_directory: e.dir, nats_url: server.url, receiver_group: group, sender_name: `site${i}` }) })),
+    edges.map((e, i) =>
+      Sender.open({
+        config: senderConfig({ data_directory: e.dir, nats_url: server.url, receiver_group: group, sender_name: `site${i}` }),
+      }),
+    ),
   );
   try {
     const [summaries, garbageCodes] = await Promise.all([Promise.all(senders.map((s) => s.runOnce())), garbageSession(), dyingSession()]);
@@ -128,7 +136,13 @@ test(`${fleetSize} senders sync at once, every file byte for byte, while a garba
     const back = await rawClient(server.url, "dying");
     try {
       const prefix = String((await sayHello(back, group, "dying"))["sessionPrefix"]);
-      const offer = replyOf(await back.request(`${prefix}.offer`, encodeJson({ sg: "root.dying", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 64 * 1024 }), { timeout: 10_000 }));
+      const offer = replyOf(
+        await back.request(
+          `${prefix}.offer`,
+          encodeJson({ sg: "root.dying", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 64 * 1024 }),
+          { timeout: 10_000 },
+        ),
+      );
       expect([offer.code, offer["offset"]]).toEqual([Code.resume, 32 * 1024]);
     } finally {
       await back.close();

@@ -63,7 +63,10 @@ const offerTap = async (group: string, id: string): Promise<{ perGroup: () => Re
 
 const propertiesFor = async (group: string, centre: string): Promise<string> => {
   const file = join(root, `${group}.receiver.properties`);
-  await writeFile(file, `nats_url=${server.url}\nnats_monitor_url=${server.monitorUrl}\nreceiver_group=${group}\nreceiver_data_directory=${centre}\n`);
+  await writeFile(
+    file,
+    `nats_url=${server.url}\nnats_monitor_url=${server.monitorUrl}\nreceiver_group=${group}\nreceiver_data_directory=${centre}\n`,
+  );
   return file;
 };
 
@@ -96,7 +99,10 @@ describe("two senders, one shared storage group", () => {
         const s = await sb.runOnce();
         expect(conflictedGroups(s), `round ${round}`).toEqual(["root.shared"]);
         expect(s.conflicts[0]?.message).toMatch(/storage group root\.shared belongs to sender A \(since /);
-        expect(s.skipped.filter((k) => k.file.startsWith("root.shared/")).map((k) => k.reason)).toEqual([s.conflicts[0]?.message, s.conflicts[0]?.message]);
+        expect(s.skipped.filter((k) => k.file.startsWith("root.shared/")).map((k) => k.reason)).toEqual([
+          s.conflicts[0]?.message,
+          s.conflicts[0]?.message,
+        ]);
         expect(s.failed).toEqual([]);
         // One offer per round: the first part of the first file; the rest of the group is skipped.
         expect(tap.perGroup()["root.shared"], `round ${round}`).toBe(round);
@@ -117,14 +123,20 @@ describe("two senders, one shared storage group", () => {
     const props = await propertiesFor(group, centre);
     const listed = await runTsync(["owners", "list", "--config", props]);
     expect(listed.code, listed.stderr).toBe(0);
-    const rows = listed.stdout.trim().split("\n").map((l) => l.split("\t"));
+    const rows = listed.stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.split("\t"));
     expect(rows.map(([sg, owner]) => [sg, owner])).toEqual([
       ["root.a", "A"],
       ["root.b", "B"],
       ["root.shared", "A"],
     ]);
     for (const row of rows) expect(row[2]).toMatch(/^since \d{4}-\d\d-\d\dT/);
-    const json = JSON.parse((await runTsync(["owners", "list", "--json", "--config", props])).stdout) as Array<{ sg: string; senderId: string }>;
+    const json = JSON.parse((await runTsync(["owners", "list", "--json", "--config", props])).stdout) as Array<{
+      sg: string;
+      senderId: string;
+    }>;
     expect(json.map((o) => `${o.sg}=${o.senderId}`)).toEqual(["root.a=A", "root.b=B", "root.shared=A"]);
 
     const admin = await rawClient(server.url, "admin");
@@ -213,7 +225,12 @@ test("with the embedded server, owners survive a restart and tsync owners reads 
   const edge = await edgeOf("E", ["root.embedded"]);
   const start = (port: number) =>
     Receiver.start({
-      config: receiverConfig({ is_sync_enable: "true", receiver_data_directory: centre, sync_server_port: String(port), receiver_group: "emb" }),
+      config: receiverConfig({
+        is_sync_enable: "true",
+        receiver_data_directory: centre,
+        sync_server_port: String(port),
+        receiver_group: "emb",
+      }),
       validateTsFile,
       log: () => undefined,
     });
@@ -223,7 +240,15 @@ test("with the embedded server, owners survive a restart and tsync owners reads 
   const props = join(root, "emb.receiver.properties");
   await writeFile(props, `receiver_data_directory=${centre}\nsync_server_port=${port}\nreceiver_group=emb\n`);
   try {
-    const sender = await Sender.open({ config: senderConfig({ data_directory: edge.dir, server_ip: "127.0.0.1", server_port: String(port), receiver_group: "emb", ...credentials }) });
+    const sender = await Sender.open({
+      config: senderConfig({
+        data_directory: edge.dir,
+        server_ip: "127.0.0.1",
+        server_port: String(port),
+        receiver_group: "emb",
+        ...credentials,
+      }),
+    });
     try {
       expect(roundSucceeded(await sender.runOnce())).toBe(true);
     } finally {

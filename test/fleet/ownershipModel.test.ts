@@ -61,7 +61,13 @@ afterAll(async () => {
 
 const startReceiver = (r: { centre: string; group: string }) =>
   Receiver.start({
-    config: receiverConfig({ is_sync_enable: "true", receiver_group: r.group, receiver_data_directory: r.centre, nats_url: server.url, nats_monitor_url: server.monitorUrl }),
+    config: receiverConfig({
+      is_sync_enable: "true",
+      receiver_group: r.group,
+      receiver_data_directory: r.centre,
+      nats_url: server.url,
+      nats_monitor_url: server.monitorUrl,
+    }),
     // The content check is our seam: these files are random bytes, the ownership rules are what is tested.
     validateTsFile: async () => ({ ok: true, facts: { devices: [], version: 3 } }),
     log: () => undefined,
@@ -69,7 +75,9 @@ const startReceiver = (r: { centre: string; group: string }) =>
 
 const refKey = (r: FileRef) => `${r.sg}/${r.vg}/${r.tp}/${r.name}`;
 
-type Outcome = { readonly kind: "loaded"; readonly ref: FileRef } | { readonly kind: "refused"; readonly failure: Extract<StepFailure, { kind: "conflict" }> };
+type Outcome =
+  | { readonly kind: "loaded"; readonly ref: FileRef }
+  | { readonly kind: "refused"; readonly failure: Extract<StepFailure, { kind: "conflict" }> };
 
 /** Offers one new file of `sg` as `id`, through the sender's own protocol code, to its load. */
 const offerNewFile = async (real: Real, id: SenderId, sg: Group, size: number): Promise<Outcome> => {
@@ -209,11 +217,22 @@ test.prop([commands], { numRuns: 25 })(
     const admin = await rawClient(server.url, `admin${run}`);
     const clients = new Map<SenderId, Client>();
     const base = { root, centre, group };
-    const real: Real = { ...base, receiver: await startReceiver(base), clients, registry: await OwnershipRegistry.open(admin, group), admin, files: 0 };
+    const real: Real = {
+      ...base,
+      receiver: await startReceiver(base),
+      clients,
+      registry: await OwnershipRegistry.open(admin, group),
+      admin,
+      files: 0,
+    };
     try {
       for (const id of senders) {
         const nc = await rawClient(server.url, id);
-        clients.set(id, { nc, link: new SenderLink(nc, { group, senderId: id, window: 4, chunkBytes: 1024, requestTimeoutMs: 10_000 }), session: undefined });
+        clients.set(id, {
+          nc,
+          link: new SenderLink(nc, { group, senderId: id, window: 4, chunkBytes: 1024, requestTimeoutMs: 10_000 }),
+          session: undefined,
+        });
       }
       await fc.asyncModelRun(() => ({ model: { owners: new Map<Group, SenderId>(), loaded: new Set<string>() }, real }), cmds);
     } finally {

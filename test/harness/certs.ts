@@ -48,7 +48,23 @@ const signed = async (dir: string, ca: { cert: string; key: string }, name: stri
   const ext = join(dir, `${name}.ext`);
   await writeFile(ext, extensions);
   await openssl(dir, ["req", ...ecKey, "-keyout", key, "-out", csr, "-subj", `/CN=${name}`]);
-  await openssl(dir, ["x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext]);
+  await openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    ca.cert,
+    "-CAkey",
+    ca.key,
+    "-CAcreateserial",
+    "-out",
+    cert,
+    "-days",
+    "2",
+    "-extfile",
+    ext,
+  ]);
   return { cert, key };
 };
 

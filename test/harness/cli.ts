@@ -13,7 +13,11 @@ export interface Ran {
 /** Runs `tsync ...` as a child process to its end. */
 export const runTsync = (args: ReadonlyArray<string>, env: Record<string, string> = {}, timeoutMs = 60_000): Promise<Ran> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [tsyncBin, ...args], { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [tsyncBin, ...args], {
+      cwd: projectRoot,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
@@ -35,7 +39,11 @@ export const startTsync = async (
   env: Record<string, string> = {},
   timeoutMs = 30_000,
 ): Promise<{ child: ChildProcess; output: () => string; match: RegExpMatchArray }> => {
-  const child = spawn(process.execPath, [tsyncBin, ...args], { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [tsyncBin, ...args], {
+    cwd: projectRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

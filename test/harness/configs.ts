@@ -8,6 +8,7 @@ const unwrap = <A, E>(r: Result.Result<A, E>): A => {
 };
 
 /** A receiver config as a properties file would give it. */
-export const receiverConfig = (props: Record<string, string>): ReceiverConfig => unwrap(parseReceiverConfig(props, {}, "test receiver.properties"));
+export const receiverConfig = (props: Record<string, string>): ReceiverConfig =>
+  unwrap(parseReceiverConfig(props, {}, "test receiver.properties"));
 
 export const senderConfig = (props: Record<string, string>): SenderConfig => unwrap(parseSenderConfig(props, {}, "test sender.properties"));

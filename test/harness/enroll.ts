@@ -12,7 +12,11 @@ import { receiverConfig } from "./configs.js";
  * `tsync senders add` does, and answers the sender properties that use the credential.
  * The credential file goes to `credDir` (default: beside the receiver's data directory).
  */
-export const enroll = async (receiverDataDir: string, id: string, credDir = join(receiverDataDir, "..")): Promise<Record<string, string>> => {
+export const enroll = async (
+  receiverDataDir: string,
+  id: string,
+  credDir = join(receiverDataDir, ".."),
+): Promise<Record<string, string>> => {
   const seedFile = join(credDir, `${id}.nk`);
   await enrollSender(receiverDataDir, id, (seed) => writeFile(seedFile, seed + "\n", { mode: 0o600 }));
   return { sender_name: id, nats_nkey_seed_file: seedFile };
@@ -47,7 +51,13 @@ export const startEnrolledReceiver = async (
   for (const id of ids) senders[id] = await enroll(centre, id, credDir);
   const logs: string[] = [];
   const receiver = await Receiver.start({
-    config: receiverConfig({ is_sync_enable: "true", sync_server_port: "0", receiver_group: name, receiver_data_directory: centre, ...props }),
+    config: receiverConfig({
+      is_sync_enable: "true",
+      sync_server_port: "0",
+      receiver_group: name,
+      receiver_data_directory: centre,
+      ...props,
+    }),
     validateTsFile,
     log: (l) => void logs.push(l),
   });

@@ -5,7 +5,10 @@ import { backoffDelay, fileRetry, handshakeRetry, jitterFloor, type Backoff } fr
 import { roundDelays, type SenderRoundContext } from "../../src/machines/senderRound.js";
 
 /** Any sensible policy: the cap may even be below the base (then every wait is the cap). */
-const policy: fc.Arbitrary<Backoff> = fc.record({ baseMs: fc.integer({ min: 1, max: 10_000 }), capMs: fc.integer({ min: 1, max: 300_000 }) });
+const policy: fc.Arbitrary<Backoff> = fc.record({
+  baseMs: fc.integer({ min: 1, max: 10_000 }),
+  capMs: fc.integer({ min: 1, max: 300_000 }),
+});
 const attempt = fc.integer({ min: -2, max: 60 });
 const unit = fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true });
 /** A random source that yields the given numbers in turn: what a real one might draw. */
@@ -18,11 +21,14 @@ const source = fc.array(unit, { minLength: 1, maxLength: 8 }).map((xs) => {
 const stepsToCap = (b: Backoff) => Math.max(1, Math.ceil(Math.log2(b.capMs / b.baseMs)) + 2);
 
 describe("backoff", () => {
-  test.prop([policy, attempt, fc.option(source, { nil: undefined })])("every delay, jittered or not, lies within [0, cap]", (b, n, random) => {
-    const d = backoffDelay(b, n, random);
-    expect(d).toBeGreaterThanOrEqual(0);
-    expect(d).toBeLessThanOrEqual(b.capMs);
-  });
+  test.prop([policy, attempt, fc.option(source, { nil: undefined })])(
+    "every delay, jittered or not, lies within [0, cap]",
+    (b, n, random) => {
+      const d = backoffDelay(b, n, random);
+      expect(d).toBeGreaterThanOrEqual(0);
+      expect(d).toBeLessThanOrEqual(b.capMs);
+    },
+  );
 
   test.prop([policy])("without jitter the delays start at min(base, cap), never decrease, and reach the cap and stay there", (b) => {
     const ds = Array.from({ length: stepsToCap(b) + 3 }, (_, i) => backoffDelay(b, i + 1));
@@ -31,12 +37,15 @@ describe("backoff", () => {
     expect(ds.slice(-4)).toEqual([b.capMs, b.capMs, b.capMs, b.capMs]);
   });
 
-  test.prop([policy, attempt, source])("a jittered delay for retry n lies in [jitterFloor × d, d] of the unjittered delay d for retry n", (b, n, random) => {
-    const d = backoffDelay(b, n);
-    const j = backoffDelay(b, n, random);
-    expect(j).toBeGreaterThanOrEqual(jitterFloor * d);
-    expect(j).toBeLessThanOrEqual(d);
-  });
+  test.prop([policy, attempt, source])(
+    "a jittered delay for retry n lies in [jitterFloor × d, d] of the unjittered delay d for retry n",
+    (b, n, random) => {
+      const d = backoffDelay(b, n);
+      const j = backoffDelay(b, n, random);
+      expect(j).toBeGreaterThanOrEqual(jitterFloor * d);
+      expect(j).toBeLessThanOrEqual(d);
+    },
+  );
 
   test.prop([policy, attempt, unit])("the jitter uses the whole range: r = 0 gives jitterFloor × d, and it grows with r", (b, n, r) => {
     const d = backoffDelay(b, n);
@@ -45,8 +54,12 @@ describe("backoff", () => {
   });
 
   test("the shipped policies: files 200 ms doubling to 30 s, hellos 500 ms doubling to 30 s", () => {
-    expect(Array.from({ length: 10 }, (_, i) => backoffDelay(fileRetry, i + 1))).toEqual([200, 400, 800, 1600, 3200, 6400, 12_800, 25_600, 30_000, 30_000]);
-    expect(Array.from({ length: 8 }, (_, i) => backoffDelay(handshakeRetry, i + 1))).toEqual([500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000]);
+    expect(Array.from({ length: 10 }, (_, i) => backoffDelay(fileRetry, i + 1))).toEqual([
+      200, 400, 800, 1600, 3200, 6400, 12_800, 25_600, 30_000, 30_000,
+    ]);
+    expect(Array.from({ length: 8 }, (_, i) => backoffDelay(handshakeRetry, i + 1))).toEqual([
+      500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000,
+    ]);
   });
 
   test.prop([fc.integer({ min: 1, max: 40 }), fc.option(unit, { nil: undefined })])(

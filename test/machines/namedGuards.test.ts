@@ -50,7 +50,8 @@ const unnamedGuards = (machine: AnyStateMachine): Problem[] => {
       for (const t of ts) {
         const { names, inline } = guardRefs(t.guard);
         if (inline) problems.push({ state: node.id, event, problem: "inline guard function" });
-        for (const n of names) if (!(n in implemented)) problems.push({ state: node.id, event, problem: `guard "${n}" is not in setup({ guards })` });
+        for (const n of names)
+          if (!(n in implemented)) problems.push({ state: node.id, event, problem: `guard "${n}" is not in setup({ guards })` });
       }
     for (const child of Object.values(node.states) as AnyStateNode[]) visit(child);
   };

@@ -100,21 +100,25 @@ describe("sender round retry invariants under random transport faults", () => {
     }
   });
 
-  test.prop([scenario], { numRuns: 60 })("synced => loaded with the same digest after every round, and <=> once the faults are spent", async (s) => {
-    const syncedMeansLoaded = (r: Run) => {
-      for (const f of r.files) {
-        const digests = r.synced.get(refKey(f.ref));
-        if (digests) expect(loadedDigests(r, f), refKey(f.ref)).toEqual(digests);
-      }
-    };
-    const r = await runRounds(s, undefined, syncedMeansLoaded);
-    for (const f of r.files) expect(r.synced.get(refKey(f.ref)), refKey(f.ref)).toEqual(loadedDigests(r, f));
-  });
+  test.prop([scenario], { numRuns: 60 })(
+    "synced => loaded with the same digest after every round, and <=> once the faults are spent",
+    async (s) => {
+      const syncedMeansLoaded = (r: Run) => {
+        for (const f of r.files) {
+          const digests = r.synced.get(refKey(f.ref));
+          if (digests) expect(loadedDigests(r, f), refKey(f.ref)).toEqual(digests);
+        }
+      };
+      const r = await runRounds(s, undefined, syncedMeansLoaded);
+      for (const f of r.files) expect(r.synced.get(refKey(f.ref)), refKey(f.ref)).toEqual(loadedDigests(r, f));
+    },
+  );
 
   test.prop([scenario], { numRuns: 60 })("under transient faults every file ends synced, each part loaded exactly once", async (s) => {
     const r = await runRounds(s);
     for (const f of r.files) expect(r.synced.has(refKey(f.ref)), refKey(f.ref)).toBe(true);
-    for (const f of r.files) for (const p of f.parts) expect(r.receiver.loads.get(`${refKey(f.ref)}:${p.kind}`), `${refKey(f.ref)}:${p.kind}`).toBe(1);
+    for (const f of r.files)
+      for (const p of f.parts) expect(r.receiver.loads.get(`${refKey(f.ref)}:${p.kind}`), `${refKey(f.ref)}:${p.kind}`).toBe(1);
     const last = r.rounds[r.rounds.length - 1]!;
     expect(last.summary.failed).toEqual([]);
   });

@@ -1,7 +1,16 @@
 import { describe, expect, test } from "vitest";
 import { createActor, fromPromise, SimulatedClock, waitFor } from "xstate";
 import { senderRound, type SchemaSyncOutput } from "../../src/machines/senderRound.js";
-import type { DeleteOutput, LoadInput, ScanResult, SentPart, SessionInfo, StepFailure, TransferInput, VerifyInput } from "../../src/machines/senderTypes.js";
+import type {
+  DeleteOutput,
+  LoadInput,
+  ScanResult,
+  SentPart,
+  SessionInfo,
+  StepFailure,
+  TransferInput,
+  VerifyInput,
+} from "../../src/machines/senderTypes.js";
 import type { SyncUnit } from "../../src/protocol/parts.js";
 import { replyFailure } from "../../src/protocol/failures.js";
 import type { FileRef } from "../../src/protocol/messages.js";
@@ -52,7 +61,10 @@ const scripted = (units: SyncUnit[], script: Script = {}) => {
       confirm: fromPromise<void, LoadInput>(async ({ input }) => {
         calls.confirmed.push(input.unit.ref.name);
       }),
-      deleteFiles: fromPromise<DeleteOutput, { session: SessionInfo; deletions: ReadonlyArray<FileRef> }>(async () => ({ deleted: [], failed: [] })),
+      deleteFiles: fromPromise<DeleteOutput, { session: SessionInfo; deletions: ReadonlyArray<FileRef> }>(async () => ({
+        deleted: [],
+        failed: [],
+      })),
       bye: fromPromise<void, { session: SessionInfo | undefined }>(async () => undefined),
     },
   });
@@ -65,14 +77,21 @@ describe("sender round machine", () => {
     const a = createActor(machine, { input: { maxRetries: 2 } }).start();
     const s = await waitFor(a, (x) => x.status === "done");
     expect(s.value).toBe("done");
-    expect(calls.transfer).toEqual(["1-1-0-0.tsfile:resource", "1-1-0-0.tsfile:tsfile", "2-2-0-0.tsfile:resource", "2-2-0-0.tsfile:tsfile"]);
+    expect(calls.transfer).toEqual([
+      "1-1-0-0.tsfile:resource",
+      "1-1-0-0.tsfile:tsfile",
+      "2-2-0-0.tsfile:resource",
+      "2-2-0-0.tsfile:tsfile",
+    ]);
     expect(calls.confirmed).toEqual(["1-1-0-0.tsfile", "2-2-0-0.tsfile"]);
     expect(s.output?.sent.map((x) => x.bytes)).toEqual([110, 110]);
   });
 
   test("a retryable failure waits the machine's backoff (200 ms, then 400 ms) on the clock, then starts the file over", async () => {
     const clock = new SimulatedClock();
-    const { machine, calls } = scripted([unit("root.a", 1)], { transfer: (n) => (n === 1 || n === 2 ? fail("retryable", "timed out") : undefined) });
+    const { machine, calls } = scripted([unit("root.a", 1)], {
+      transfer: (n) => (n === 1 || n === 2 ? fail("retryable", "timed out") : undefined),
+    });
     const a = createActor(machine, { input: { maxRetries: 3 }, clock }).start();
     await waitFor(a, (x) => x.matches("retryBackoff"));
     clock.increment(199);
@@ -83,7 +102,13 @@ describe("sender round machine", () => {
     expect(a.getSnapshot().context.attempts).toBe(2);
     clock.increment(1);
     const s = await waitFor(a, (x) => x.status === "done");
-    expect(calls.transfer).toEqual(["1-1-0-0.tsfile:resource", "1-1-0-0.tsfile:tsfile", "1-1-0-0.tsfile:resource", "1-1-0-0.tsfile:resource", "1-1-0-0.tsfile:tsfile"]);
+    expect(calls.transfer).toEqual([
+      "1-1-0-0.tsfile:resource",
+      "1-1-0-0.tsfile:tsfile",
+      "1-1-0-0.tsfile:resource",
+      "1-1-0-0.tsfile:resource",
+      "1-1-0-0.tsfile:tsfile",
+    ]);
     expect(s.output?.failed).toEqual([]);
     expect(s.output?.sent).toHaveLength(1);
   });
@@ -102,7 +127,11 @@ describe("sender round machine", () => {
   test("a fatal failure quarantines at once; a conflict skips the rest of that storage group only", async () => {
     const { machine, calls } = scripted([unit("root.a", 1), unit("root.b", 2), unit("root.b", 3), unit("root.c", 4)], {
       transfer: (_n, input) =>
-        input.unit.ref.name.startsWith("1-") ? fail("fatal", "not a TsFile") : input.unit.ref.sg === "root.b" ? fail("conflict", "root.b belongs to s9", "s9") : undefined,
+        input.unit.ref.name.startsWith("1-")
+          ? fail("fatal", "not a TsFile")
+          : input.unit.ref.sg === "root.b"
+            ? fail("conflict", "root.b belongs to s9", "s9")
+            : undefined,
     });
     const a = createActor(machine.provide({ delays: { backoff: 0 } }), { input: { maxRetries: 5 } }).start();
     const s = await waitFor(a, (x) => x.status === "done");
@@ -114,7 +143,9 @@ describe("sender round machine", () => {
   });
 
   test("a lost session says hello again before the retry; a refusal ends the round", async () => {
-    const lost = scripted([unit("root.a", 1)], { transfer: (n) => (n === 0 ? fail("sessionLost", "no receiver answered offer") : undefined) });
+    const lost = scripted([unit("root.a", 1)], {
+      transfer: (n) => (n === 0 ? fail("sessionLost", "no receiver answered offer") : undefined),
+    });
     const a = createActor(lost.machine.provide({ delays: { backoff: 0 } }), { input: { maxRetries: 1 } }).start();
     await waitFor(a, (x) => x.status === "done");
     expect(lost.calls.handshake).toBe(2);

@@ -46,7 +46,10 @@ export const writeSimFiles = async (dir: string, sizes: ReadonlyArray<number>, s
   for (const [i, size] of sizes.entries()) {
     const ref: FileRef = { sg: i % 3 === 2 ? "root.b" : "root.a", vg: "0", tp: "0", name: `${1000 + i}-${i + 1}-0-0.tsfile` };
     const parts = [];
-    for (const [kind, n] of [["resource", 20 + (i % 7)], ["tsfile", size]] as const) {
+    for (const [kind, n] of [
+      ["resource", 20 + (i % 7)],
+      ["tsfile", size],
+    ] as const) {
       const content = bytes(n);
       const path = join(dir, `${ref.sg}-${ref.name}.${kind}`);
       await writeFile(path, content);
@@ -157,9 +160,11 @@ export class SimReceiver {
     const wanted = o["sha256"] as string | undefined;
     if (this.poison.get(key) === "retryable") return { code: Code.storageFailed, message: "the receiver's staging disk is full" };
     const loaded = this.journal.get(key);
-    if (loaded !== undefined && (wanted === undefined || wanted === loaded)) return { code: Code.have, message: "already loaded", sha256: loaded };
+    if (loaded !== undefined && (wanted === undefined || wanted === loaded))
+      return { code: Code.have, message: "already loaded", sha256: loaded };
     const ready = this.ready.get(key);
-    if (ready !== undefined && (wanted === undefined || wanted === ready)) return { code: Code.have, message: "waiting to be loaded", sha256: ready };
+    if (ready !== undefined && (wanted === undefined || wanted === ready))
+      return { code: Code.have, message: "waiting to be loaded", sha256: ready };
     let p = this.partial.get(key);
     if (!p || p.size !== size) {
       p = { held: 0, size, corrupt: false };
@@ -179,7 +184,9 @@ export class SimReceiver {
     const end = offset + data.length;
     if (end > p.size) return { code: Code.tooLarge, message: "past the announced size" };
     const ranges = this.acked.get(w.key) ?? [];
-    for (const [a, b] of ranges) if (offset < b && a < end) this.violations.push(`${w.key}: bytes [${Math.max(a, offset)}, ${Math.min(b, end)}) acknowledged twice as new data`);
+    for (const [a, b] of ranges)
+      if (offset < b && a < end)
+        this.violations.push(`${w.key}: bytes [${Math.max(a, offset)}, ${Math.min(b, end)}) acknowledged twice as new data`);
     ranges.push([offset, end]);
     this.acked.set(w.key, ranges);
     p.held = Math.max(p.held, end);
@@ -274,7 +281,10 @@ export const simulatedRound = (files: ReadonlyArray<SimFile>, receiver: SimRecei
       confirm: fromPromise<void, LoadInput>(async ({ input }) => {
         synced.set(refKey(input.unit.ref), Object.fromEntries(input.parts.map((p) => [p.kind, p.sha256])));
       }),
-      deleteFiles: fromPromise<DeleteOutput, { session: SessionInfo; deletions: ReadonlyArray<FileRef> }>(async () => ({ deleted: [], failed: [] })),
+      deleteFiles: fromPromise<DeleteOutput, { session: SessionInfo; deletions: ReadonlyArray<FileRef> }>(async () => ({
+        deleted: [],
+        failed: [],
+      })),
       bye: fromPromise<void, { session: SessionInfo | undefined }>(async ({ input }) => {
         if (input.session) await link.bye(input.session).catch(() => undefined);
       }),

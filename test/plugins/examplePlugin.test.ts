@@ -23,20 +23,31 @@ interface ManifestEntry {
   readonly devices: ReadonlyArray<{ readonly id: string }>;
   readonly label?: string;
 }
-const manifestOf = async (dir: string): Promise<Record<string, ManifestEntry>> => JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as Record<string, ManifestEntry>;
+const manifestOf = async (dir: string): Promise<Record<string, ManifestEntry>> =>
+  JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as Record<string, ManifestEntry>;
 
 storageContract("example plugin", async (dataDir) => {
   const directory = join(dataDir, "files");
   const config = receiverConfig({ storage_plugin: pluginRef, "plugin.directory": directory });
-  const storage = await Effect.runPromise(openStorage(config.storage_plugin, { dataDir, options: config.plugin, natsServers: "", natsOptions: {} }));
+  const storage = await Effect.runPromise(
+    openStorage(config.storage_plugin, { dataDir, options: config.plugin, natsServers: "", natsOptions: {} }),
+  );
   return {
     storage,
     read: async (sender, ref, kind) => {
-      const entry = (await manifestOf(directory).catch(() => ({}) as Record<string, ManifestEntry>))[`${ref.sg}/${ref.vg}/${ref.tp}/${partFileName(ref.name, kind)}`];
-      return entry ? new Uint8Array(await readFile(join(directory, sender, ref.sg, ref.vg, ref.tp, partFileName(ref.name, kind)))) : undefined;
+      const entry = (await manifestOf(directory).catch(() => ({}) as Record<string, ManifestEntry>))[
+        `${ref.sg}/${ref.vg}/${ref.tp}/${partFileName(ref.name, kind)}`
+      ];
+      return entry
+        ? new Uint8Array(await readFile(join(directory, sender, ref.sg, ref.vg, ref.tp, partFileName(ref.name, kind))))
+        : undefined;
     },
     // Lines of "<epoch>:<offset> <record>", one per record applied.
-    schemaKept: async (sender) => (await readFile(join(directory, sender, "schema.mlog.bin.txt"), "utf8")).trim().split("\n").map((l) => l.split(" ")[1] ?? ""),
+    schemaKept: async (sender) =>
+      (await readFile(join(directory, sender, "schema.mlog.bin.txt"), "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" ")[1] ?? ""),
     close: () => Effect.runPromise(storage.close),
   };
 });
@@ -55,13 +66,22 @@ describe("loading a third-party storage", () => {
     await mkdir(join(cwd, "node_modules"), { recursive: true });
     await symlink(pluginDir, join(cwd, "node_modules", "tsync-example-storage"), "dir");
     const factory = await Effect.runPromise(resolveStorageFactory("tsync-example-storage", cwd));
-    const storage = await Effect.runPromise(factory({ dataDir: cwd, options: { directory: join(cwd, "files") }, natsServers: "", natsOptions: {} }));
+    const storage = await Effect.runPromise(
+      factory({ dataDir: cwd, options: { directory: join(cwd, "files") }, natsServers: "", natsOptions: {} }),
+    );
     expect(storage.name).toBe("example-directory");
     await Effect.runPromise(storage.close);
   });
 
   test("a missing plugin key stops the receiver's storage from opening with the plugin's own message", async () => {
-    const exit = await Effect.runPromiseExit(openStorage(receiverConfig({ storage_plugin: pluginRef }).storage_plugin, { dataDir: root, options: {}, natsServers: "", natsOptions: {} }));
+    const exit = await Effect.runPromiseExit(
+      openStorage(receiverConfig({ storage_plugin: pluginRef }).storage_plugin, {
+        dataDir: root,
+        options: {},
+        natsServers: "",
+        natsOptions: {},
+      }),
+    );
     expect(Exit.isFailure(exit)).toBe(true);
     if (Exit.isFailure(exit)) expect(JSON.stringify(exit.cause)).toContain("plugin.directory is required");
   });

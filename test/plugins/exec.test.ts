@@ -13,7 +13,11 @@ import { removeAll, tempRoot } from "../harness/syncPair.js";
 import { deleteOnEdge, openPair } from "./e2e.js";
 import { contractFacts, storageContract } from "./storageContract.js";
 
-const orUndefined = (p: string) => readFile(p).then((b) => new Uint8Array(b), () => undefined);
+const orUndefined = (p: string) =>
+  readFile(p).then(
+    (b) => new Uint8Array(b),
+    () => undefined,
+  );
 const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 
 /** Commands that copy each file into `dest` in IoTDB's layout and delete it from there: an IoTDB stand-in. */
@@ -58,7 +62,9 @@ const ref = { sg: "root.sg1", vg: "0", tp: "7", name: "1-1-0-0.tsfile" };
 
 describe("exec specifics", () => {
   test("a non-zero exit fails the load with the command's stderr; nothing is recorded and the staged file stays for a retry", async () => {
-    const storage = await openExec(join(root, "fails"), { load_command: `echo "load refused: $TSYNC_FILE_NAME is not wanted" >&2; exit 3` });
+    const storage = await openExec(join(root, "fails"), {
+      load_command: `echo "load refused: $TSYNC_FILE_NAME is not wanted" >&2; exit 3`,
+    });
     const part = await stage("fails.ready", "tsfile bytes");
     const exit = await Effect.runPromiseExit(storage.load({ senderId: "edge1", ref, parts: [part], facts: contractFacts }));
     expect(Exit.isFailure(exit)).toBe(true);
@@ -76,7 +82,12 @@ describe("exec specifics", () => {
     const part = await stage("env.ready", "tsfile bytes");
     await Effect.runPromise(storage.load({ senderId: "edge1", ref, parts: [part], facts: contractFacts }));
     await Effect.runPromise(storage.close);
-    const env = Object.fromEntries((await readFile(envOut, "utf8")).trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+    const env = Object.fromEntries(
+      (await readFile(envOut, "utf8"))
+        .trim()
+        .split("\n")
+        .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+    );
     const dir = join(dataDir, ".tsync", "exec", "edge1", "root.sg1", "0", "7");
     expect(env).toMatchObject({
       "1": join(dir, "1-1-0-0.tsfile"),
@@ -119,7 +130,9 @@ describe("exec specifics", () => {
 
   test("a command that outlives plugin.command_timeout_in_second is killed and the load fails saying so", async () => {
     const storage = await openExec(join(root, "slow"), { load_command: "sleep 30", command_timeout_in_second: "1" });
-    const exit = await Effect.runPromiseExit(storage.load({ senderId: "edge1", ref, parts: [await stage("slow.ready", "x")], facts: undefined }));
+    const exit = await Effect.runPromiseExit(
+      storage.load({ senderId: "edge1", ref, parts: [await stage("slow.ready", "x")], facts: undefined }),
+    );
     expect(Exit.isFailure(exit)).toBe(true);
     if (Exit.isFailure(exit)) expect(JSON.stringify(exit.cause)).toContain("timed out after 1 s");
     await Effect.runPromise(storage.close);
@@ -144,7 +157,11 @@ describe("exec end to end", () => {
   test("each received file is handed to load_command, and each deletion to delete_command", async () => {
     const dest = join(root, "iotdb");
     const cmds = copyCommands(dest);
-    const pair = await openPair(server, root, { storage_plugin: "exec", "plugin.load_command": cmds.load_command, "plugin.delete_command": cmds.delete_command });
+    const pair = await openPair(server, root, {
+      storage_plugin: "exec",
+      "plugin.load_command": cmds.load_command,
+      "plugin.delete_command": cmds.delete_command,
+    });
     try {
       const first = await pair.round();
       expect(roundSucceeded(first), JSON.stringify(first)).toBe(true);
@@ -159,7 +176,10 @@ describe("exec end to end", () => {
   });
 
   test("a load command that fails reaches the sender's summary with its stderr", async () => {
-    const pair = await openPair(server, root, { storage_plugin: "exec", "plugin.load_command": `echo "IoTDB: cannot load $TSYNC_FILE_NAME" >&2; exit 1` });
+    const pair = await openPair(server, root, {
+      storage_plugin: "exec",
+      "plugin.load_command": `echo "IoTDB: cannot load $TSYNC_FILE_NAME" >&2; exit 1`,
+    });
     try {
       const summary = await pair.round();
       expect(summary.sent).toEqual([]);

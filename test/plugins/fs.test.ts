@@ -11,7 +11,11 @@ import { removeAll, tempRoot } from "../harness/syncPair.js";
 import { deleteOnEdge, openPair } from "./e2e.js";
 import { storageContract } from "./storageContract.js";
 
-const orUndefined = (p: string) => readFile(p).then((b) => new Uint8Array(b), () => undefined);
+const orUndefined = (p: string) =>
+  readFile(p).then(
+    (b) => new Uint8Array(b),
+    () => undefined,
+  );
 
 storageContract("fs", async (dataDir) => {
   const storage = await Effect.runPromise(openStorage("fs", { dataDir, options: {}, natsServers: "", natsOptions: {} }));

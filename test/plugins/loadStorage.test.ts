@@ -26,7 +26,10 @@ describe("loading storages", () => {
     const load = await failureOf(s.load({ senderId: "e", ref, parts: [], facts: undefined }));
     expect(load).toBeInstanceOf(StorageError);
     expect(load).toMatchObject({ op: "load", message: "misbehaving load failed: thrown outside any Effect" });
-    expect(await failureOf(s.remove("e", ref))).toMatchObject({ op: "remove", message: "misbehaving remove failed: died inside an Effect" });
+    expect(await failureOf(s.remove("e", ref))).toMatchObject({
+      op: "remove",
+      message: "misbehaving remove failed: died inside an Effect",
+    });
     expect((await failureOf(s.has(ref, "tsfile", "0".repeat(64)))).op).toBe("has");
   });
 

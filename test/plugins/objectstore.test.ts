@@ -33,13 +33,17 @@ let buckets = 0;
 
 storageContract("objectstore", async (dataDir) => {
   const bucket = `contract${buckets++}`;
-  const storage = await Effect.runPromise(openStorage("objectstore", { dataDir, options: { bucket }, natsServers: server.url, natsOptions: {}, nc }));
+  const storage = await Effect.runPromise(
+    openStorage("objectstore", { dataDir, options: { bucket }, natsServers: server.url, natsOptions: {}, nc }),
+  );
   const os = await new Objm(nc).open(bucket);
   return {
     storage,
     read: async (_sender, ref, kind) => (await os.getBlob(objectName(ref, kind))) ?? undefined,
     schemaKept: async (sender) => {
-      const pieces = (await os.list()).filter((i) => !i.deleted && i.name.startsWith(`_schema/${sender}/mlog.bin/`)).sort((a, b) => (a.name < b.name ? -1 : 1));
+      const pieces = (await os.list())
+        .filter((i) => !i.deleted && i.name.startsWith(`_schema/${sender}/mlog.bin/`))
+        .sort((a, b) => (a.name < b.name ? -1 : 1));
       const records: string[] = [];
       for (const p of pieces) records.push(...splitSchemaRecords("mlog.bin", (await os.getBlob(p.name))!));
       return records;
@@ -50,12 +54,16 @@ storageContract("objectstore", async (dataDir) => {
 
 describe("objectstore specifics", () => {
   test("a part whose bytes do not have the verified digest is refused and not left in the bucket", async () => {
-    const storage = await Effect.runPromise(openStorage("objectstore", { dataDir: root, options: { bucket: "digestcheck" }, natsServers: server.url, natsOptions: {}, nc }));
+    const storage = await Effect.runPromise(
+      openStorage("objectstore", { dataDir: root, options: { bucket: "digestcheck" }, natsServers: server.url, natsOptions: {}, nc }),
+    );
     const path = join(root, "damaged.ready");
     await writeFile(path, "bytes that changed on disk after verification");
     const ref = { sg: "root.sg1", vg: "0", tp: "0", name: "1-1-0-0.tsfile" };
     const claimed = createHash("sha256").update("the bytes that were verified").digest("hex");
-    const exit = await Effect.runPromiseExit(storage.load({ senderId: "edge1", ref, parts: [{ kind: "tsfile", path, size: 46, sha256: claimed }], facts: contractFacts }));
+    const exit = await Effect.runPromiseExit(
+      storage.load({ senderId: "edge1", ref, parts: [{ kind: "tsfile", path, size: 46, sha256: claimed }], facts: contractFacts }),
+    );
     expect(Exit.isFailure(exit)).toBe(true);
     if (Exit.isFailure(exit)) expect(JSON.stringify(exit.cause)).toContain(claimed);
     expect((await (await new Objm(nc).open("digestcheck")).info(objectName(ref, "tsfile")))?.deleted ?? true).toBe(true);
@@ -63,7 +71,9 @@ describe("objectstore specifics", () => {
   });
 
   test("without the receiver's connection it connects to natsServers itself, and closes that connection", async () => {
-    const storage = await Effect.runPromise(openStorage("objectstore", { dataDir: root, options: { bucket: "ownconn" }, natsServers: server.url, natsOptions: {} }));
+    const storage = await Effect.runPromise(
+      openStorage("objectstore", { dataDir: root, options: { bucket: "ownconn" }, natsServers: server.url, natsOptions: {} }),
+    );
     const ref = { sg: "root.sg1", vg: "0", tp: "0", name: "2-2-0-0.tsfile" };
     await Effect.runPromise(storage.applySchema("edge1", ["line"], undefined));
     expect(await Effect.runPromise(storage.has(ref, "tsfile", "0".repeat(64)))).toBe(false);
@@ -75,7 +85,13 @@ describe("objectstore specifics", () => {
 
   test("a bad plugin.replicas is refused at open, naming the key", async () => {
     const exit = await Effect.runPromiseExit(
-      openStorage("objectstore", { dataDir: root, options: { bucket: "nowhere", replicas: "9" }, natsServers: server.url, natsOptions: {}, nc }),
+      openStorage("objectstore", {
+        dataDir: root,
+        options: { bucket: "nowhere", replicas: "9" },
+        natsServers: server.url,
+        natsOptions: {},
+        nc,
+      }),
     );
     expect(Exit.isFailure(exit)).toBe(true);
     if (Exit.isFailure(exit)) expect(JSON.stringify(exit.cause)).toContain("plugin.replicas must be 1..5");
@@ -97,7 +113,11 @@ describe("objectstore end to end", () => {
         const info = await inspectTsFile(f.path);
         expect(meta[ObjectMeta.sender]).toBe(pair.sender.senderId);
         expect(meta[ObjectMeta.sg]).toBe(f.sg);
-        expect(meta[ObjectMeta.sha256]).toBe(createHash("sha256").update(await readFile(f.path)).digest("hex"));
+        expect(meta[ObjectMeta.sha256]).toBe(
+          createHash("sha256")
+            .update(await readFile(f.path))
+            .digest("hex"),
+        );
         expect(meta[ObjectMeta.devices]?.split(",").sort()).toEqual(info.devices.map((d) => d.id).sort());
         const starts = info.devices.map((d) => d.startTime!).sort((a, b) => (a < b ? -1 : 1));
         const ends = info.devices.map((d) => d.endTime!).sort((a, b) => (a < b ? -1 : 1));

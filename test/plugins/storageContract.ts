@@ -44,8 +44,14 @@ export const storageContract = (name: string, open: (dataDir: string) => Promise
       await mkdir(src, { recursive: true });
       const w = await writeSealedTsFile(src, "1700000000000-1-0-0.tsfile", {
         devices: [
-          { path: "root.sg1.d1", measurements: [{ name: "s1", dataType: "INT64", timestamps: [1700000000000n, 1700000009000n], values: [1n, 2n] }] },
-          { path: "root.sg1.d2", measurements: [{ name: "s1", dataType: "DOUBLE", timestamps: [1700000005000n, 1700000012000n], values: [1.5, 2.5] }] },
+          {
+            path: "root.sg1.d1",
+            measurements: [{ name: "s1", dataType: "INT64", timestamps: [1700000000000n, 1700000009000n], values: [1n, 2n] }],
+          },
+          {
+            path: "root.sg1.d2",
+            measurements: [{ name: "s1", dataType: "DOUBLE", timestamps: [1700000005000n, 1700000012000n], values: [1.5, 2.5] }],
+          },
         ],
       });
       tsfile = await readFile(w.tsfilePath);
@@ -68,7 +74,10 @@ export const storageContract = (name: string, open: (dataDir: string) => Promise
       const dataDir = await mkdtemp(join(root, "data-"));
       const opened = await open(dataDir);
       // Buffers and Uint8Arrays of the same bytes are the same content here.
-      const s: ContractSubject = { ...opened, read: async (...a) => ((b) => (b === undefined ? undefined : new Uint8Array(b)))(await opened.read(...a)) };
+      const s: ContractSubject = {
+        ...opened,
+        read: async (...a) => ((b) => (b === undefined ? undefined : new Uint8Array(b)))(await opened.read(...a)),
+      };
       try {
         await f(s, dataDir);
       } finally {
@@ -77,12 +86,25 @@ export const storageContract = (name: string, open: (dataDir: string) => Promise
     };
 
     const run = <A>(e: Effect.Effect<A, unknown>) => Effect.runPromise(e);
-    const ref = (over: Partial<FileRef> = {}): FileRef => ({ sg: "root.sg1", vg: "0", tp: "2811", name: "1700000000000-1-0-0.tsfile", ...over });
+    const ref = (over: Partial<FileRef> = {}): FileRef => ({
+      sg: "root.sg1",
+      vg: "0",
+      tp: "2811",
+      name: "1700000000000-1-0-0.tsfile",
+      ...over,
+    });
 
     test("a loaded TsFile and its .resource are held byte for byte, and has() answers true for their digests only", async () => {
       await withStorage(async (s) => {
         const r = ref();
-        await run(s.storage.load({ senderId: "edge1", ref: r, parts: [await stage("resource", resource), await stage("tsfile", tsfile)], facts: contractFacts }));
+        await run(
+          s.storage.load({
+            senderId: "edge1",
+            ref: r,
+            parts: [await stage("resource", resource), await stage("tsfile", tsfile)],
+            facts: contractFacts,
+          }),
+        );
         expect(await s.read("edge1", r, "tsfile")).toEqual(new Uint8Array(tsfile));
         expect(await s.read("edge1", r, "resource")).toEqual(new Uint8Array(resource));
         expect(await run(s.storage.has(r, "tsfile", sha256(tsfile)))).toBe(true);
@@ -97,7 +119,14 @@ export const storageContract = (name: string, open: (dataDir: string) => Promise
       await withStorage(async (s) => {
         const r = ref();
         for (let i = 0; i < 2; i++)
-          await run(s.storage.load({ senderId: "edge1", ref: r, parts: [await stage("tsfile", tsfile), await stage("resource", resource)], facts: contractFacts }));
+          await run(
+            s.storage.load({
+              senderId: "edge1",
+              ref: r,
+              parts: [await stage("tsfile", tsfile), await stage("resource", resource)],
+              facts: contractFacts,
+            }),
+          );
         expect(await s.read("edge1", r, "tsfile")).toEqual(new Uint8Array(tsfile));
         expect(await run(s.storage.has(r, "tsfile", sha256(tsfile)))).toBe(true);
       });
@@ -106,7 +135,14 @@ export const storageContract = (name: string, open: (dataDir: string) => Promise
     test("a side file loaded later joins its TsFile, and a changed one replaces the old", async () => {
       await withStorage(async (s) => {
         const r = ref();
-        await run(s.storage.load({ senderId: "edge1", ref: r, parts: [await stage("tsfile", tsfile), await stage("resource", resource)], facts: contractFacts }));
+        await run(
+          s.storage.load({
+            senderId: "edge1",
+            ref: r,
+            parts: [await stage("tsfile", tsfile), await stage("resource", resource)],
+            facts: contractFacts,
+          }),
+        );
         const mods1 = new TextEncoder().encode("deletion one");
         const mods2 = new TextEncoder().encode("deletion one, deletion two");
         await run(s.storage.load({ senderId: "edge1", ref: r, parts: [await stage("mods", mods1)], facts: undefined }));
@@ -125,7 +161,14 @@ export const storageContract = (name: string, open: (dataDir: string) => Promise
         const b = ref({ tp: "2" });
         const mods = new TextEncoder().encode("only in b");
         await run(s.storage.load({ senderId: "edge1", ref: a, parts: [await stage("tsfile", tsfile)], facts: contractFacts }));
-        await run(s.storage.load({ senderId: "edge1", ref: b, parts: [await stage("tsfile", tsfile), await stage("mods", mods)], facts: contractFacts }));
+        await run(
+          s.storage.load({
+            senderId: "edge1",
+            ref: b,
+            parts: [await stage("tsfile", tsfile), await stage("mods", mods)],
+            facts: contractFacts,
+          }),
+        );
         expect(await run(s.storage.has(a, "mods", sha256(mods)))).toBe(false);
         expect(await run(s.storage.has(b, "mods", sha256(mods)))).toBe(true);
         expect(await run(s.storage.remove("edge1", b))).toBe(true);
@@ -169,7 +212,9 @@ export const storageContract = (name: string, open: (dataDir: string) => Promise
 
     test("schema batches are kept in log order, and a batch repeated after a crash does not lose or reorder records", async () => {
       await withStorage(async (s) => {
-        const plans = ["create root.sg1.d1.s1 INT64", "create root.sg1.d2.s1 DOUBLE", "set ttl root.sg1 86400000"].map((t) => new TextEncoder().encode(t));
+        const plans = ["create root.sg1.d1.s1 INT64", "create root.sg1.d2.s1 DOUBLE", "set ttl root.sg1 86400000"].map((t) =>
+          new TextEncoder().encode(t),
+        );
         const frames = plans.map(frameMlogRecord);
         const b64 = plans.map((p) => Buffer.from(p).toString("base64"));
         let offset = 0;

@@ -47,8 +47,16 @@ const tableRows = async (heading: string, after?: string): Promise<string[][]> =
   if (after !== undefined) rest = rest.slice(rest.indexOf(after));
   const lines = rest.split("\n");
   const start = lines.findIndex((l) => l.startsWith("|"));
-  const table = lines.slice(start, lines.findIndex((l, i) => i > start && !l.startsWith("|")));
-  return table.slice(2).map((l) => l.split("|").slice(1, -1).map((c) => c.trim().replace(/^`(.*)`$/, "$1")));
+  const table = lines.slice(
+    start,
+    lines.findIndex((l, i) => i > start && !l.startsWith("|")),
+  );
+  return table.slice(2).map((l) =>
+    l
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim().replace(/^`(.*)`$/, "$1")),
+  );
 };
 const codeHeading = "### What the sender does with each code";
 
@@ -65,36 +73,43 @@ describe("wire status code → what the sender does", () => {
     expect(documented).toEqual(actual);
   });
 
-  test.prop([anyCode, text, maybe(text)])("a reply becomes one failure of its code's behaviour, keeping the code", (code, message, owner) => {
-    const f = failureFor({ code, message, owner });
-    expect(f.kind).toBe(codeBehaviour[codeName(code) as CodeName]);
-    expect(f.kind).toBe(kindOfReply({ code }));
-    expect(f.code).toBe(code);
-    expect(replyClasses.filter((C) => f instanceof C)).toHaveLength(1);
-    expect(isStepFailure(f)).toBe(true);
-    // Refusals and lost sessions read as the receiver wrote them; the rest name their code.
-    if (f.kind === "conflict") expect(f).toMatchObject({ _tag: "Conflict", message, owner });
-    else if (f.kind === "refused" || f.kind === "sessionLost") expect(f.message).toBe(message);
-    else expect(f.message).toBe(`${codeName(code)}: ${message}`);
-  });
+  test.prop([anyCode, text, maybe(text)])(
+    "a reply becomes one failure of its code's behaviour, keeping the code",
+    (code, message, owner) => {
+      const f = failureFor({ code, message, owner });
+      expect(f.kind).toBe(codeBehaviour[codeName(code) as CodeName]);
+      expect(f.kind).toBe(kindOfReply({ code }));
+      expect(f.code).toBe(code);
+      expect(replyClasses.filter((C) => f instanceof C)).toHaveLength(1);
+      expect(isStepFailure(f)).toBe(true);
+      // Refusals and lost sessions read as the receiver wrote them; the rest name their code.
+      if (f.kind === "conflict") expect(f).toMatchObject({ _tag: "Conflict", message, owner });
+      else if (f.kind === "refused" || f.kind === "sessionLost") expect(f.message).toBe(message);
+      else expect(f.message).toBe(`${codeName(code)}: ${message}`);
+    },
+  );
 
-  test.prop([anyCode, text, text])("a conflict that names a loader fails only that file (fatal); any other code ignores `loader`", (code, message, loader) => {
-    const f = failureFor({ code, message, loader });
-    if (code === Code.conflict) expect(f).toMatchObject({ _tag: "Fatal", kind: "fatal", code: Code.conflict, message: `conflict: ${message}` });
-    else expect(f.kind).toBe(failureFor({ code, message }).kind);
-  });
+  test.prop([anyCode, text, text])(
+    "a conflict that names a loader fails only that file (fatal); any other code ignores `loader`",
+    (code, message, loader) => {
+      const f = failureFor({ code, message, loader });
+      if (code === Code.conflict)
+        expect(f).toMatchObject({ _tag: "Fatal", kind: "fatal", code: Code.conflict, message: `conflict: ${message}` });
+      else expect(f.kind).toBe(failureFor({ code, message }).kind);
+    },
+  );
 
   test("the behaviours the sender has always had, spelled out", () => {
     const of = (...cs: CodeValue[]) => cs.map((code) => failureFor({ code, message: "m" }).kind);
     expect(of(Code.conflict)).toEqual(["conflict"]);
     expect(of(Code.disabled, Code.addressNotAllowed, Code.unauthorized, Code.protocolMismatch)).toEqual(Array(4).fill("refused"));
     expect(of(Code.unknownSession)).toEqual(["sessionLost"]);
-    expect(of(Code.digestMismatch, Code.sizeMismatch, Code.unknownFile, Code.outOfOrder, Code.storageFailed, Code.internal, Code.busy)).toEqual(
-      Array(7).fill("retryable"),
-    );
-    expect(of(Code.badTsFile, Code.badName, Code.tooLarge, Code.notReady, Code.badMessage, Code.ok, Code.start, Code.resume, Code.have)).toEqual(
-      Array(9).fill("fatal"),
-    );
+    expect(
+      of(Code.digestMismatch, Code.sizeMismatch, Code.unknownFile, Code.outOfOrder, Code.storageFailed, Code.internal, Code.busy),
+    ).toEqual(Array(7).fill("retryable"));
+    expect(
+      of(Code.badTsFile, Code.badName, Code.tooLarge, Code.notReady, Code.badMessage, Code.ok, Code.start, Code.resume, Code.have),
+    ).toEqual(Array(9).fill("fatal"));
   });
 });
 

@@ -8,7 +8,10 @@ import { replyFailure } from "../../src/protocol/failures.js";
 import { Code } from "../../src/protocol/status.js";
 
 const session: SessionInfo = { prefix: "p", sessionId: "s", chunkBytes: 1024 };
-const unit = (name: string): SyncUnit => ({ ref: { sg: "root.sg1", vg: "0", tp: "0", name }, parts: [{ kind: "tsfile", path: `/x/${name}`, size: 10, mtimeMs: 0 }] });
+const unit = (name: string): SyncUnit => ({
+  ref: { sg: "root.sg1", vg: "0", tp: "0", name },
+  parts: [{ kind: "tsfile", path: `/x/${name}`, size: 10, mtimeMs: 0 }],
+});
 const fail = (kind: StepFailure["kind"], message: string): StepFailure => replyFailure(kind, { code: Code.internal, message });
 
 /** A round with every actor faked (our seams): records the order the steps ran in. */

@@ -64,7 +64,11 @@ describe("receiver side of schema sync", () => {
   test("a piece seen before is not applied again; one that overlaps applies only its new records", async () => {
     const r = fresh();
     await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, 0, at(2)));
-    expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, 0, at(2)))).toMatchObject({ code: Code.ok, message: "already applied", offset: at(2) });
+    expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, 0, at(2)))).toMatchObject({
+      code: Code.ok,
+      message: "already applied",
+      offset: at(2),
+    });
     expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, at(1), at(3)))).toMatchObject({ code: Code.ok, offset: at(3) });
     expect(r.applied.map((a) => [a.batch?.offset, a.records.length])).toEqual([
       [0, 2],
@@ -75,16 +79,28 @@ describe("receiver side of schema sync", () => {
 
   test("a piece past the position is answered outOfOrder with the byte wanted: a receiver that lost its state gets the log again", async () => {
     const r = fresh();
-    expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, at(2), at(3)))).toMatchObject({ code: Code.outOfOrder, epoch: 0, offset: 0 });
+    expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, at(2), at(3)))).toMatchObject({
+      code: Code.outOfOrder,
+      epoch: 0,
+      offset: 0,
+    });
     expect(r.applied).toEqual([]);
   });
 
   test("a new generation starts from its byte 0; an older one is refused with the current generation", async () => {
     const r = fresh();
     await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, 0, at(3)));
-    expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(1, at(1), at(2)))).toMatchObject({ code: Code.outOfOrder, epoch: 1, offset: 0 });
+    expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(1, at(1), at(2)))).toMatchObject({
+      code: Code.outOfOrder,
+      epoch: 1,
+      offset: 0,
+    });
     expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(1, 0, at(1)))).toMatchObject({ code: Code.ok, epoch: 1, offset: at(1) });
-    expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, at(3), at(4)))).toMatchObject({ code: Code.outOfOrder, epoch: 1, offset: at(1) });
+    expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, at(3), at(4)))).toMatchObject({
+      code: Code.outOfOrder,
+      epoch: 1,
+      offset: at(1),
+    });
     expect(r.applied.map((a) => [a.batch?.epoch, a.batch?.offset])).toEqual([
       [0, 0],
       [1, 0],
@@ -94,7 +110,9 @@ describe("receiver side of schema sync", () => {
   test("a digest that does not match, or bytes that are not whole records, apply nothing", async () => {
     const r = fresh();
     const p = piece(0, 0, at(1));
-    expect(await applySchemaPiece(r.storage, r.dir, "edge1", { ...p, piece: { ...p.piece, sha256: "0".repeat(64) } })).toMatchObject({ code: Code.digestMismatch });
+    expect(await applySchemaPiece(r.storage, r.dir, "edge1", { ...p, piece: { ...p.piece, sha256: "0".repeat(64) } })).toMatchObject({
+      code: Code.digestMismatch,
+    });
     expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, 0, at(1) + 3))).toMatchObject({ code: Code.badMessage });
     expect(r.applied).toEqual([]);
   });
@@ -102,7 +120,11 @@ describe("receiver side of schema sync", () => {
   test("when the storage fails the position stays, so the same piece is applied on the next attempt", async () => {
     const r = fresh();
     r.failOnce();
-    expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, 0, at(2)))).toMatchObject({ code: Code.storageFailed, message: "mlog.bin: schema store is read-only", offset: 0 });
+    expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, 0, at(2)))).toMatchObject({
+      code: Code.storageFailed,
+      message: "mlog.bin: schema store is read-only",
+      offset: 0,
+    });
     expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, 0, at(2)))).toMatchObject({ code: Code.ok, offset: at(2) });
     expect(r.applied).toHaveLength(1);
   });
@@ -112,7 +134,10 @@ describe("receiver side of schema sync", () => {
     await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, 0, at(2)));
     expect(await applySchemaPiece(r.storage, r.dir, "edge2", piece(0, 0, 0))).toMatchObject({ offset: 0 });
     const txt = enc.encode("line\n");
-    const p = { piece: { file: "mlog.txt" as const, epoch: 0, offset: 0, sha256: createHash("sha256").update(txt).digest("hex") }, bytes: txt };
+    const p = {
+      piece: { file: "mlog.txt" as const, epoch: 0, offset: 0, sha256: createHash("sha256").update(txt).digest("hex") },
+      bytes: txt,
+    };
     expect(await applySchemaPiece(r.storage, r.dir, "edge1", p)).toMatchObject({ code: Code.ok, offset: txt.length });
     expect(await applySchemaPiece(r.storage, r.dir, "edge1", piece(0, 0, 0))).toMatchObject({ offset: at(2) });
   });

@@ -66,7 +66,10 @@ describe("mlog.txt records", () => {
     const bytes = enc.encode("SET_STORAGE_LEVEL_TO_MTREE,root.sg1\r\nADD_PATH_TO_MTREE,root.sg1.d1.s1,2,2\nADD_PATH");
     const cut = cutSchemaRecords("mlog.txt", bytes);
     expect(cut.stop).toBe("incomplete");
-    expect(schemaRecordTexts("mlog.txt", bytes, cut.records)).toEqual(["SET_STORAGE_LEVEL_TO_MTREE,root.sg1", "ADD_PATH_TO_MTREE,root.sg1.d1.s1,2,2"]);
+    expect(schemaRecordTexts("mlog.txt", bytes, cut.records)).toEqual([
+      "SET_STORAGE_LEVEL_TO_MTREE,root.sg1",
+      "ADD_PATH_TO_MTREE,root.sg1.d1.s1,2,2",
+    ]);
   });
 
   test("splitSchemaRecords refuses bytes that are not whole records, saying where", () => {

@@ -30,14 +30,23 @@ describe("schema sync over a real nats-server", () => {
     const schemaDir = join(root, "a-system-schema");
     await mkdir(schemaDir, { recursive: true });
     const mlog = join(schemaDir, "mlog.bin");
-    const v1 = Buffer.concat([record("\x03root.plant"), record("\x04root.plant.line1.press.temperature DOUBLE"), record("\x04root.plant.line1.oven.count INT64")]);
+    const v1 = Buffer.concat([
+      record("\x03root.plant"),
+      record("\x04root.plant.line1.press.temperature DOUBLE"),
+      record("\x04root.plant.line1.oven.count INT64"),
+    ]);
     await writeFile(mlog, v1);
     const pair = await openPair(server, root, {}, { iotdb_schema_directory: schemaDir });
     try {
       const first = await pair.round();
       expect(first.failed).toEqual([]);
       expect(first.sent[0]).toEqual({ file: "schema mlog.bin", bytes: v1.length, resumedFrom: 0 });
-      expect(first.sent.slice(1).map((s) => s.file).sort()).toEqual(fileNames(pair));
+      expect(
+        first.sent
+          .slice(1)
+          .map((s) => s.file)
+          .sort(),
+      ).toEqual(fileNames(pair));
       expect(await copyOf(pair, "mlog.bin")).toEqual(v1);
 
       // IoTDB appends one record and is halfway through the next.
@@ -113,7 +122,9 @@ describe("schema sync over a real nats-server", () => {
     try {
       const first = await pair.round();
       expect(schemaSent(first)?.file).toBe("schema mlog.txt");
-      expect((await copyOf(pair, "mlog.txt")).toString()).toBe("SET_STORAGE_LEVEL_TO_MTREE,root.plant\nADD_PATH_TO_MTREE,root.plant.line1.press.temperature,4,0\n");
+      expect((await copyOf(pair, "mlog.txt")).toString()).toBe(
+        "SET_STORAGE_LEVEL_TO_MTREE,root.plant\nADD_PATH_TO_MTREE,root.plant.line1.press.temperature,4,0\n",
+      );
       await appendFile(mlog, "_MTREE,root.plant.line1.oven.count,2,0\n");
       await pair.round();
       expect((await copyOf(pair, "mlog.txt")).toString()).toBe(await readFile(mlog, "utf8"));

@@ -54,15 +54,32 @@ beforeAll(async () => {
   const [p1, p2] = [await freePort(), await freePort()];
   const cluster = (name: string, own: number, peer: number) =>
     `server_name: ${name}\ncluster { name: tsync-test, listen: "127.0.0.1:${own}", routes: ["nats-route://127.0.0.1:${peer}"] }\n${accounts}`;
-  for (const [name, own, peer] of [["n1", p1, p2], ["n2", p2, p1]] as const) {
+  for (const [name, own, peer] of [
+    ["n1", p1, p2],
+    ["n2", p2, p1],
+  ] as const) {
     const dir = await mkdtemp(join(tmpdir(), "tsync-nats-"));
     const server = await startNatsServer({ dir, extraConfig: cluster(name, own, peer) });
-    nodes.push({ ...server, stop: async () => { await server.stop(); await rm(dir, { recursive: true, force: true }); } });
+    nodes.push({
+      ...server,
+      stop: async () => {
+        await server.stop();
+        await rm(dir, { recursive: true, force: true });
+      },
+    });
   }
   // JetStream (the ownership registry) is usable once the cluster elected its meta leader.
   const nc = await rawClient(nodes[0]!.url, "probe", { ...noAuth, nats_user: "receiver", nats_password: Redacted.make("r-secret") });
   try {
-    await eventually("a JetStream meta leader", () => jetstreamManager(nc, { timeout: 1_000 }).then(() => true, () => undefined), 30_000);
+    await eventually(
+      "a JetStream meta leader",
+      () =>
+        jetstreamManager(nc, { timeout: 1_000 }).then(
+          () => true,
+          () => undefined,
+        ),
+      30_000,
+    );
   } finally {
     await nc.close();
   }
@@ -93,7 +110,14 @@ const startWith = (name: string, props: Record<string, string>) =>
 const routed = async (group: string) => {
   const probe = await rawClient(nodes[1]!.url, "probe", { ...noAuth, nats_user: "edge", nats_password: Redacted.make("e-secret") });
   try {
-    await eventually("the receiver's interest on the second node", async () => (await sayHello(probe, group, "probe").then(() => true, () => undefined)));
+    await eventually(
+      "the receiver's interest on the second node",
+      async () =>
+        await sayHello(probe, group, "probe").then(
+          () => true,
+          () => undefined,
+        ),
+    );
   } finally {
     await probe.close();
   }
@@ -106,7 +130,15 @@ test("a sender on another node of the cluster is admitted on the address its nod
   const refusing = await startWith("acctno", { ip_white_list: "10.0.0.0/8" });
   await routed("acctok");
   await routed("acctno");
-  const sender = await Sender.open({ config: senderConfig({ data_directory: edge, nats_url: nodes[1]!.url, receiver_group: "acctok", nats_user: "edge", nats_password: "e-secret" }) });
+  const sender = await Sender.open({
+    config: senderConfig({
+      data_directory: edge,
+      nats_url: nodes[1]!.url,
+      receiver_group: "acctok",
+      nats_user: "edge",
+      nats_password: "e-secret",
+    }),
+  });
   const liar = await rawClient(nodes[1]!.url, "liar", { ...noAuth, nats_user: "edge", nats_password: Redacted.make("e-secret") });
   try {
     const s = await sender.runOnce();
@@ -137,9 +169,13 @@ test("a connection of another account is not found: that hello is refused", asyn
     app.subscribe("_tsync_inbox.other.elsewhere.*", { callback: (_e, m) => void answers.push(m.string()) });
     await app.flush();
     // Reply to an inbox only OTHER holds: APP's servers list no owner for it.
-    app.publish("tsync.acctother.hello.other", new TextEncoder().encode(JSON.stringify({ protocol: 1, senderId: "other", tsyncVersion: "x", storageGroups: [] })), {
-      reply: "_tsync_inbox.other.otheraccount.1",
-    });
+    app.publish(
+      "tsync.acctother.hello.other",
+      new TextEncoder().encode(JSON.stringify({ protocol: 1, senderId: "other", tsyncVersion: "x", storageGroups: [] })),
+      {
+        reply: "_tsync_inbox.other.otheraccount.1",
+      },
+    );
     await app.flush();
     const refusal = await eventually("the refusal", () => logs.find((l) => l.startsWith("acctother: sender other refused")));
     expect(refusal).toMatch(/knows no connection named tsync-sender-other .*that holds this request's reply inbox/);
@@ -157,7 +193,9 @@ test("a receiver whose user may not ask the servers refuses every hello and says
   try {
     const r = await sayHello(client, "acctlimited", "someone");
     expect(r.code).toBe(Code.internal);
-    expect(r.message).toMatch(/^cannot ask the NATS servers of this account .*Permissions Violation for Publish to "\$SYS\.REQ\.ACCOUNT\.PING\.CONNZ"/);
+    expect(r.message).toMatch(
+      /^cannot ask the NATS servers of this account .*Permissions Violation for Publish to "\$SYS\.REQ\.ACCOUNT\.PING\.CONNZ"/,
+    );
     expect(receiver.core.stats.sessionsOpened).toBe(0);
   } finally {
     await client.close();

@@ -17,35 +17,52 @@ describe("inboxOwner", () => {
       }),
       { maxLength: 6 },
     ),
-  ])("the owner is the one connection subscribing the reply's inbox (or the exact reply); listeners of _INBOX.> never count; two owners are ambiguous", (r, conns) => {
-    const wildcard = inboxWildcard(r)!;
-    const subject = { own: wildcard, exact: r, firehose: "_INBOX.>", other: "_INBOX.someone.*", none: undefined } as const;
-    const listing: ConnzConnection[] = conns.map((c) => ({
-      cid: c.cid,
-      ip: c.ip,
-      name: `c${c.cid}`,
-      subscriptions_list_detail: subject[c.holds] === undefined ? [] : [{ subject: subject[c.holds]! }],
-    }));
-    const holders = conns.filter((c) => c.holds === "own" || c.holds === "exact");
-    const got = inboxOwner([{ server: undefined, connections: listing }], r);
-    if (holders.length === 0) expect(got).toEqual({ kind: "none" });
-    else if (holders.length === 1) expect(got).toMatchObject({ kind: "found", conn: { ip: holders[0]!.ip, cid: holders[0]!.cid } });
-    else {
-      expect(got.kind).toBe("ambiguous");
-      if (got.kind === "ambiguous") expect(got.conns.map((c) => c.cid)).toEqual(holders.map((h) => h.cid));
-    }
-  });
+  ])(
+    "the owner is the one connection subscribing the reply's inbox (or the exact reply); listeners of _INBOX.> never count; two owners are ambiguous",
+    (r, conns) => {
+      const wildcard = inboxWildcard(r)!;
+      const subject = { own: wildcard, exact: r, firehose: "_INBOX.>", other: "_INBOX.someone.*", none: undefined } as const;
+      const listing: ConnzConnection[] = conns.map((c) => ({
+        cid: c.cid,
+        ip: c.ip,
+        name: `c${c.cid}`,
+        subscriptions_list_detail: subject[c.holds] === undefined ? [] : [{ subject: subject[c.holds]! }],
+      }));
+      const holders = conns.filter((c) => c.holds === "own" || c.holds === "exact");
+      const got = inboxOwner([{ server: undefined, connections: listing }], r);
+      if (holders.length === 0) expect(got).toEqual({ kind: "none" });
+      else if (holders.length === 1) expect(got).toMatchObject({ kind: "found", conn: { ip: holders[0]!.ip, cid: holders[0]!.cid } });
+      else {
+        expect(got.kind).toBe("ambiguous");
+        if (got.kind === "ambiguous") expect(got.conns.map((c) => c.cid)).toEqual(holders.map((h) => h.cid));
+      }
+    },
+  );
 
   test.prop([reply, token])("holders listed by different servers of a cluster are told apart by server", (r, server) => {
     const conn = (cid: number): ConnzConnection => ({ cid, ip: "10.0.0.1", subscriptions_list_detail: [{ subject: inboxWildcard(r)! }] });
-    const one = inboxOwner([{ server, connections: [conn(1)] }, { server: `${server}x`, connections: [] }], r);
+    const one = inboxOwner(
+      [
+        { server, connections: [conn(1)] },
+        { server: `${server}x`, connections: [] },
+      ],
+      r,
+    );
     expect(one).toMatchObject({ kind: "found", conn: { server } });
-    const two = inboxOwner([{ server, connections: [conn(1)] }, { server: `${server}x`, connections: [conn(1)] }], r);
+    const two = inboxOwner(
+      [
+        { server, connections: [conn(1)] },
+        { server: `${server}x`, connections: [conn(1)] },
+      ],
+      r,
+    );
     expect(two.kind).toBe("ambiguous");
   });
 
   test("a reply without a dot has no inbox", () => {
-    expect(inboxOwner([{ server: undefined, connections: [{ cid: 1, ip: "1.1.1.1", subscriptions_list_detail: [{ subject: "x" }] }] }], "x")).toEqual({ kind: "none" });
+    expect(
+      inboxOwner([{ server: undefined, connections: [{ cid: 1, ip: "1.1.1.1", subscriptions_list_detail: [{ subject: "x" }] }] }], "x"),
+    ).toEqual({ kind: "none" });
   });
 });
 
@@ -93,7 +110,9 @@ describe("batchedAddressBook", () => {
       },
       async () => [{ subject: "_INBOX.a.*" }],
     );
-    await expect(Promise.all([book.ownerOf("_INBOX.a.1", { name: "a" }), book.ownerOf("_INBOX.a.2", { name: "a" })])).rejects.toThrow(/503/);
+    await expect(Promise.all([book.ownerOf("_INBOX.a.1", { name: "a" }), book.ownerOf("_INBOX.a.2", { name: "a" })])).rejects.toThrow(
+      /503/,
+    );
     fail = false;
     expect(await book.ownerOf("_INBOX.a.3", { name: "a" })).toMatchObject({ kind: "found", conn: { ip: "10.1.1.1" } });
   });
@@ -107,10 +126,15 @@ describe("batchedAddressBook", () => {
       async () => [{ server: undefined, connections: [hog, sender] }],
       async (_server, cid) => {
         asked.push(cid);
-        return cid === hog.cid ? Array.from({ length: 100_000 }, (_, i) => ({ subject: `_tsync_inbox.a.x${i}.*` })) : [{ subject: "_tsync_inbox.a.n1.*" }];
+        return cid === hog.cid
+          ? Array.from({ length: 100_000 }, (_, i) => ({ subject: `_tsync_inbox.a.x${i}.*` }))
+          : [{ subject: "_tsync_inbox.a.n1.*" }];
       },
     );
-    expect(await book.ownerOf("_tsync_inbox.a.n1.5", { user: "UA", name: "tsync-sender-a" })).toMatchObject({ kind: "found", conn: { cid: 8 } });
+    expect(await book.ownerOf("_tsync_inbox.a.n1.5", { user: "UA", name: "tsync-sender-a" })).toMatchObject({
+      kind: "found",
+      conn: { cid: 8 },
+    });
     expect(asked).toEqual([8]);
     // With an enrolled key, a connection that merely carries the sender's name is no suspect.
     const impostor = await batchedAddressBook(

@@ -19,7 +19,18 @@ import { makeTestPki, type TestPki } from "../harness/certs.js";
 import { receiverConfig, senderConfig } from "../harness/configs.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
 import { removeAll, tempRoot } from "../harness/syncPair.js";
-import { buildEdge, eventually, expectLandedByteForByte, helloBody, listTree, noAuth, rawClient, replyOf, sayHello, type AnyReply } from "./kit.js";
+import {
+  buildEdge,
+  eventually,
+  expectLandedByteForByte,
+  helloBody,
+  listTree,
+  noAuth,
+  rawClient,
+  replyOf,
+  sayHello,
+  type AnyReply,
+} from "./kit.js";
 
 const group = "plant";
 
@@ -86,7 +97,12 @@ authorization {
     await removeAll(root);
   });
 
-  const aSettings = async (): Promise<NatsClientSettings> => ({ ...noAuth, ...(await tlsFor("A")), nats_user: "A", nats_password: Redacted.make("a-secret") });
+  const aSettings = async (): Promise<NatsClientSettings> => ({
+    ...noAuth,
+    ...(await tlsFor("A")),
+    nats_user: "A",
+    nats_password: Redacted.make("a-secret"),
+  });
   const bSettings = async (): Promise<NatsClientSettings> => ({ ...noAuth, ...(await tlsFor("B")), nats_nkey_seed_file: bSeedFile });
 
   test("senders with a password (A) and with an nkey (B) sync over TLS", async () => {
@@ -97,10 +113,25 @@ authorization {
     const tlsA = await tlsFor("A");
     const tlsB = await tlsFor("B");
     const a = await Sender.open({
-      config: senderConfig({ data_directory: edgeA, nats_url: server.url, receiver_group: group, sender_name: "A", nats_user: "A", nats_password: "a-secret", ...tlsA }),
+      config: senderConfig({
+        data_directory: edgeA,
+        nats_url: server.url,
+        receiver_group: group,
+        sender_name: "A",
+        nats_user: "A",
+        nats_password: "a-secret",
+        ...tlsA,
+      }),
     });
     const b = await Sender.open({
-      config: senderConfig({ data_directory: edgeB, nats_url: server.url, receiver_group: group, sender_name: "B", nats_nkey_seed_file: bSeedFile, ...tlsB }),
+      config: senderConfig({
+        data_directory: edgeB,
+        nats_url: server.url,
+        receiver_group: group,
+        sender_name: "B",
+        nats_nkey_seed_file: bSeedFile,
+        ...tlsB,
+      }),
     });
     try {
       const [ra, rb] = await Promise.all([a.runOnce(), b.runOnce()]);
@@ -116,7 +147,8 @@ authorization {
   });
 
   test("a client without a certificate, with a stranger's certificate or a wrong password cannot connect", async () => {
-    const connected = async () => ((await (await fetch(`${server.monitorUrl}/connz`)).json()) as { num_connections: number }).num_connections;
+    const connected = async () =>
+      ((await (await fetch(`${server.monitorUrl}/connz`)).json()) as { num_connections: number }).num_connections;
     const baseline = await connected();
     const password = { nats_user: "A", nats_password: Redacted.make("a-secret") };
     // The server drops a TLS client without a trusted certificate after the handshake; the client
@@ -125,8 +157,17 @@ authorization {
     await expect(rawClient(server.url, "A", { ...noAuth, ...password }, quick)).rejects.toThrow(/certificate/);
     await expect(rawClient(server.url, "A", { ...noAuth, ...password, tls_ca_file: pki.ca }, quick)).rejects.toThrow();
     const stranger = await pki.stranger();
-    await expect(rawClient(server.url, "A", { ...noAuth, ...password, tls_ca_file: pki.ca, tls_cert_file: stranger.cert, tls_key_file: stranger.key }, quick)).rejects.toThrow();
-    await expect(rawClient(server.url, "A", { ...(await aSettings()), nats_password: Redacted.make("not-a-secret") }, quick)).rejects.toThrow(/[Aa]uthorization/);
+    await expect(
+      rawClient(
+        server.url,
+        "A",
+        { ...noAuth, ...password, tls_ca_file: pki.ca, tls_cert_file: stranger.cert, tls_key_file: stranger.key },
+        quick,
+      ),
+    ).rejects.toThrow();
+    await expect(
+      rawClient(server.url, "A", { ...(await aSettings()), nats_password: Redacted.make("not-a-secret") }, quick),
+    ).rejects.toThrow(/[Aa]uthorization/);
     expect(await connected()).toBe(baseline);
   });
 
@@ -150,7 +191,9 @@ authorization {
       }
       // 1. A hello on B's subject: the server drops it and tells the client.
       for (const nc of [eve, eveAsB]) {
-        await expect(nc.request(helloSubject(group, "B"), helloBody("B"), { timeout: 5_000 })).rejects.toThrow(/Permissions Violation for Publish to "tsync\.plant\.hello\.B"/);
+        await expect(nc.request(helloSubject(group, "B"), helloBody("B"), { timeout: 5_000 })).rejects.toThrow(
+          /Permissions Violation for Publish to "tsync\.plant\.hello\.B"/,
+        );
       }
       // 2. A hello on A's subject that claims to be B: the receiver compares subject and body.
       const claimsB = await sayHello(eve, group, "A", { senderId: "B" });
@@ -168,7 +211,9 @@ authorization {
       // 5. B's session subjects, had they leaked: the server drops A's offer.
       const offer = { sg: "root.b", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 10 };
       for (const nc of [eve, eveAsB]) {
-        await expect(nc.request(`${prefix}.offer`, encodeJson(offer), { timeout: 5_000 })).rejects.toThrow(/Permissions Violation for Publish to "tsync\.plant\.s\./);
+        await expect(nc.request(`${prefix}.offer`, encodeJson(offer), { timeout: 5_000 })).rejects.toThrow(
+          /Permissions Violation for Publish to "tsync\.plant\.s\./,
+        );
       }
 
       // B's session is untouched and still answers B.
@@ -182,8 +227,14 @@ authorization {
     // Only B's own offer began a (still empty) staged part; A's attempts left no trace.
     const after = await listTree(centre);
     const added = after.filter((p) => !before.includes(p));
-    expect(added.every((p) => p.startsWith(".tsync/staging/B/")), added.join("\n")).toBe(true);
-    expect(added.filter((p) => !p.endsWith("/"))).toEqual([".tsync/staging/B/root.b/0/0/1-1-0-0.tsfile.part", ".tsync/staging/B/root.b/0/0/1-1-0-0.tsfile.part.meta"]);
+    expect(
+      added.every((p) => p.startsWith(".tsync/staging/B/")),
+      added.join("\n"),
+    ).toBe(true);
+    expect(added.filter((p) => !p.endsWith("/"))).toEqual([
+      ".tsync/staging/B/root.b/0/0/1-1-0-0.tsfile.part",
+      ".tsync/staging/B/root.b/0/0/1-1-0-0.tsfile.part.meta",
+    ]);
   });
 });
 
@@ -214,7 +265,15 @@ test("the embedded nats-server takes tls_server_* keys: senders need a certifica
     const files = await buildEdge(edge, ["root.tls"], 2);
     const kp = await pki.client("edge");
     const sender = await Sender.open({
-      config: senderConfig({ data_directory: edge, server_ip: "127.0.0.1", server_port: String(receiver.port), tls_ca_file: pki.ca, tls_cert_file: kp.cert, tls_key_file: kp.key, ...edgeCredentials }),
+      config: senderConfig({
+        data_directory: edge,
+        server_ip: "127.0.0.1",
+        server_port: String(receiver.port),
+        tls_ca_file: pki.ca,
+        tls_cert_file: kp.cert,
+        tls_key_file: kp.key,
+        ...edgeCredentials,
+      }),
     });
     try {
       const summary = await sender.runOnce();

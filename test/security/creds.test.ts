@@ -26,7 +26,10 @@ beforeAll(async () => {
   server = await startTestNatsServer(operator.serverConfig);
   root = await tempRoot("tsync-creds-");
   senderCreds = (id) =>
-    operator.user(join(root, `${id}.creds`), id, { pub: [`tsync.${group}.hello.${id}`, `tsync.${group}.s.*.${id}.>`], sub: [`${senderInboxPrefix(id)}.>`] });
+    operator.user(join(root, `${id}.creds`), id, {
+      pub: [`tsync.${group}.hello.${id}`, `tsync.${group}.s.*.${id}.>`],
+      sub: [`${senderInboxPrefix(id)}.>`],
+    });
   receiver = await Receiver.start({
     config: receiverConfig({
       is_sync_enable: "true",
@@ -49,20 +52,37 @@ test("a sender with a .creds file syncs; with its credentials no hello as anothe
   const edge = join(root, "edge");
   const files = await buildEdge(edge, ["root.jwt"], 2);
   const creds = await senderCreds("plant-j");
-  const sender = await Sender.open({ config: senderConfig({ data_directory: edge, nats_url: server.url, receiver_group: group, sender_name: "plant-j", nats_creds_file: creds }) });
+  const sender = await Sender.open({
+    config: senderConfig({
+      data_directory: edge,
+      nats_url: server.url,
+      receiver_group: group,
+      sender_name: "plant-j",
+      nats_creds_file: creds,
+    }),
+  });
   // plant-j's credentials, taking replies in plant-j's inbox (the only one they may read).
-  const impostor = await rawClient(server.url, "plant-k", { ...noAuth, nats_creds_file: creds }, { inboxPrefix: senderInboxPrefix("plant-j") });
+  const impostor = await rawClient(
+    server.url,
+    "plant-k",
+    { ...noAuth, nats_creds_file: creds },
+    { inboxPrefix: senderInboxPrefix("plant-j") },
+  );
   try {
     const s = await sender.runOnce();
     expect(roundSucceeded(s), JSON.stringify(s)).toBe(true);
     await expectLandedByteForByte(join(root, "centre"), files);
 
-    await expect(impostor.request(helloSubject(group, "plant-k"), helloBody("plant-k"), { timeout: 5_000 })).rejects.toThrow(/Permissions Violation for Publish/);
+    await expect(impostor.request(helloSubject(group, "plant-k"), helloBody("plant-k"), { timeout: 5_000 })).rejects.toThrow(
+      /Permissions Violation for Publish/,
+    );
     // plant-j's own hello from a connection named as plant-k's is not taken for plant-j's.
     const misnamed = await sayHello(impostor, group, "plant-j");
     expect(misnamed.code).toBe(Code.addressNotAllowed);
     expect(misnamed.message).toMatch(/no connection named tsync-sender-plant-j/);
-    expect(await listFiles(join(root, "centre", "sequence"))).toEqual(files.flatMap((f) => [`root.jwt/0/0/${f.name}`, `root.jwt/0/0/${f.name}.resource`]).sort());
+    expect(await listFiles(join(root, "centre", "sequence"))).toEqual(
+      files.flatMap((f) => [`root.jwt/0/0/${f.name}`, `root.jwt/0/0/${f.name}.resource`]).sort(),
+    );
   } finally {
     await impostor.close();
     await sender.close();

@@ -18,7 +18,19 @@ import { ChunkHeader, helloSubject, senderInboxPrefix } from "../../src/protocol
 import { senderConfig } from "../harness/configs.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
 import { removeAll, startReceiver, tempRoot } from "../harness/syncPair.js";
-import { addSealedFile, buildEdge, eventually, expectLandedByteForByte, helloBody, helloInto, listTree, rawClient, replyOf, sayHello, type AnyReply } from "./kit.js";
+import {
+  addSealedFile,
+  buildEdge,
+  eventually,
+  expectLandedByteForByte,
+  helloBody,
+  helloInto,
+  listTree,
+  rawClient,
+  replyOf,
+  sayHello,
+  type AnyReply,
+} from "./kit.js";
 
 const group = "hostile";
 const knownCodes = new Set<number>(Object.values(Code));
@@ -34,18 +46,27 @@ const goodFiles: SampleFile[] = [];
 let outsideBefore: string[];
 
 /** Everything under the temp root except the receiver's data directory and the good sender's edge. */
-const outsideListing = () => listTree(root, (rel) => rel === "deep" || rel.startsWith("deep/") || rel === "good-edge" || rel.startsWith("good-edge/"));
+const outsideListing = () =>
+  listTree(root, (rel) => rel === "deep" || rel.startsWith("deep/") || rel === "good-edge" || rel.startsWith("good-edge/"));
 
 beforeAll(async () => {
   server = await startTestNatsServer();
   root = await tempRoot("tsync-hostile-");
   // Deep, so a name that climbed out of it would land inside the temp root where we look.
   centre = join(root, "deep", "a", "b", "c", "d", "e", "f", "g", "centre");
-  receiver = await startReceiver(server, centre, { receiver_group: group, session_idle_timeout_in_second: "2", max_file_size_bytes: "100000" });
+  receiver = await startReceiver(server, centre, {
+    receiver_group: group,
+    session_idle_timeout_in_second: "2",
+    max_file_size_bytes: "100000",
+  });
   goodEdge = join(root, "good-edge");
   goodFiles.push(...(await buildEdge(goodEdge, ["root.good"], 1)));
-  good = await Sender.open({ config: senderConfig({ data_directory: goodEdge, nats_url: server.url, receiver_group: group, sender_name: "good" }) });
-  await import("node:fs/promises").then((fs) => fs.mkdir(join(root, "outside")).then(() => fs.writeFile(join(root, "outside", "bystander"), "untouched")));
+  good = await Sender.open({
+    config: senderConfig({ data_directory: goodEdge, nats_url: server.url, receiver_group: group, sender_name: "good" }),
+  });
+  await import("node:fs/promises").then((fs) =>
+    fs.mkdir(join(root, "outside")).then(() => fs.writeFile(join(root, "outside", "bystander"), "untouched")),
+  );
   outsideBefore = await outsideListing();
 });
 
@@ -119,18 +140,51 @@ const expectStatus = (r: AnyReply) => {
 // ---- arbitraries ----------------------------------------------------------------------------
 
 const nameLike = fc.oneof(
-  fc.constantFrom("..", ".", "", "/etc", "/", "a/b", "a\\b", "a\u0000b", "root.sg", "0", "-1", "x".repeat(300), "1-1-0-0.tsfile", "../../x.tsfile", "C:\\x", `${"../".repeat(20)}${marker}`),
+  fc.constantFrom(
+    "..",
+    ".",
+    "",
+    "/etc",
+    "/",
+    "a/b",
+    "a\\b",
+    "a\u0000b",
+    "root.sg",
+    "0",
+    "-1",
+    "x".repeat(300),
+    "1-1-0-0.tsfile",
+    "../../x.tsfile",
+    "C:\\x",
+    `${"../".repeat(20)}${marker}`,
+  ),
   fc.string(),
   fc.string({ unit: "binary", maxLength: 40 }),
 );
-const anyValue = fc.oneof(nameLike, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 3 }), fc.object({ maxDepth: 2 }));
+const anyValue = fc.oneof(
+  nameLike,
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string(), { maxLength: 3 }),
+  fc.object({ maxDepth: 2 }),
+);
 const sha = fc.oneof(fc.stringMatching(/^[0-9a-f]{64}$/), anyValue);
 const size = fc.oneof(fc.nat({ max: 200_000 }), fc.integer(), fc.double(), fc.constantFrom(-1, 2 ** 53, 1e300, "12"), anyValue);
-const refFields = { sg: nameLike, vg: fc.oneof(nameLike, fc.constantFrom("0", "1")), tp: fc.oneof(nameLike, fc.constantFrom("0", "9")), name: fc.oneof(nameLike, fc.constant("1-1-0-0.tsfile")) };
+const refFields = {
+  sg: nameLike,
+  vg: fc.oneof(nameLike, fc.constantFrom("0", "1")),
+  tp: fc.oneof(nameLike, fc.constantFrom("0", "9")),
+  name: fc.oneof(nameLike, fc.constant("1-1-0-0.tsfile")),
+};
 const kind = fc.oneof(fc.constantFrom("tsfile", "resource", "mods", "mods2", "exe"), anyValue);
 const offerLike = fc.record({ ...refFields, kind, size, sha256: sha }, { requiredKeys: [] });
 const commitLike = fc.record({ fileId: anyValue, size, sha256: sha }, { requiredKeys: [] });
-const loadLike = fc.record({ ...refFields, parts: fc.oneof(fc.array(fc.record({ kind, size, sha256: sha }, { requiredKeys: [] }), { maxLength: 6 }), anyValue) }, { requiredKeys: [] });
+const loadLike = fc.record(
+  { ...refFields, parts: fc.oneof(fc.array(fc.record({ kind, size, sha256: sha }, { requiredKeys: [] }), { maxLength: 6 }), anyValue) },
+  { requiredKeys: [] },
+);
 const body = fc.oneof(
   fc.uint8Array({ maxLength: 2048 }),
   fc.jsonValue({ maxDepth: 3 }).map(encodeJson),
@@ -139,12 +193,18 @@ const body = fc.oneof(
   loadLike.map(encodeJson),
   fc.record(refFields, { requiredKeys: [] }).map(encodeJson),
   // Huge: close to max_payload, of the kind that is slow to parse if anything is (shown short).
-  fc.tuple(fc.constantFrom("{", "[", '"', "9"), fc.integer({ min: 100_000, max: 1_000_000 })).map(([c, n]) =>
-    Object.assign(new TextEncoder().encode(c.repeat(n)), { [fc.toStringMethod]: () => `${JSON.stringify(c)} x ${n}` }),
-  ),
+  fc
+    .tuple(fc.constantFrom("{", "[", '"', "9"), fc.integer({ min: 100_000, max: 1_000_000 }))
+    .map(([c, n]) => Object.assign(new TextEncoder().encode(c.repeat(n)), { [fc.toStringMethod]: () => `${JSON.stringify(c)} x ${n}` })),
 );
 const headerText = fc.stringMatching(/^[\x20-\x7e]{0,24}$/);
-const chunkHeaders = fc.option(fc.record({ file: headerText, offset: fc.oneof(fc.nat().map(String), fc.constantFrom("-1", "1e3", "99999999999999999999", ""), headerText) }, { requiredKeys: [] }), { nil: undefined });
+const chunkHeaders = fc.option(
+  fc.record(
+    { file: headerText, offset: fc.oneof(fc.nat().map(String), fc.constantFrom("-1", "1e3", "99999999999999999999", ""), headerText) },
+    { requiredKeys: [] },
+  ),
+  { nil: undefined },
+);
 const knownOp = fc.constantFrom("offer", "chunk", "commit", "load", "delete", "bye", "schema");
 const anyOp = fc.oneof(knownOp, knownOp, fc.stringMatching(/^[a-z]{1,10}(\.[a-z0-9]{1,5})?$/));
 
@@ -178,7 +238,10 @@ describe("fuzzed", () => {
         await fc.assert(
           fc.asyncProperty(token, fc.oneof(helloLike.map(encodeJson), body), async (id, data) => {
             // The connection's own id asks from its own inbox; other ids from theirs (this server has no permissions).
-            const r = id === "fuzz" ? replyOf(await nc.request(helloSubject(group, id), data, { timeout: 10_000 })) : await helloInto(nc, group, id, data);
+            const r =
+              id === "fuzz"
+                ? replyOf(await nc.request(helloSubject(group, id), data, { timeout: 10_000 }))
+                : await helloInto(nc, group, id, data);
             expectStatus(r);
             if (r.code === Code.ok) {
               const h = JSON.parse(new TextDecoder().decode(data)) as Record<string, unknown>;
@@ -229,9 +292,17 @@ describe("fuzzed", () => {
     const nc = await rawClient(server.url, "fuzz");
     try {
       await fc.assert(
-        fc.asyncProperty(fc.stringMatching(/^[A-Za-z0-9]{1,16}$/), fc.stringMatching(/^[A-Za-z0-9]{1,16}$/), knownOp, body, async (instance, session, op, data) => {
-          await expect(nc.request(`tsync.${group}.s.${instance}.fuzz.${session}.${op}`, data, { timeout: 5_000 })).rejects.toThrow(/no responders/);
-        }),
+        fc.asyncProperty(
+          fc.stringMatching(/^[A-Za-z0-9]{1,16}$/),
+          fc.stringMatching(/^[A-Za-z0-9]{1,16}$/),
+          knownOp,
+          body,
+          async (instance, session, op, data) => {
+            await expect(nc.request(`tsync.${group}.s.${instance}.fuzz.${session}.${op}`, data, { timeout: 5_000 })).rejects.toThrow(
+              /no responders/,
+            );
+          },
+        ),
         { numRuns: 30 },
       );
     } finally {
@@ -251,7 +322,8 @@ describe("named cases", () => {
     await client.nc.close();
   });
 
-  const offer = (o: Record<string, unknown>) => client.ask("offer", encodeJson({ sg: "root.named", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 10, ...o }));
+  const offer = (o: Record<string, unknown>) =>
+    client.ask("offer", encodeJson({ sg: "root.named", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 10, ...o }));
   const chunk = (fileId: unknown, offset: number | string, bytes: Uint8Array) => {
     const h = headers();
     h.set(ChunkHeader.file, String(fileId));
@@ -294,12 +366,18 @@ describe("named cases", () => {
     const o = await offer({ name: "2-2-0-0.tsfile", size: 10 });
     expect(o.code).toBe(Code.start);
     const id = o["fileId"];
-    expect(await chunk(id, 0, new Uint8Array(20))).toMatchObject({ code: Code.tooLarge, message: "chunk ends at 20, past the announced size 10" });
+    expect(await chunk(id, 0, new Uint8Array(20))).toMatchObject({
+      code: Code.tooLarge,
+      message: "chunk ends at 20, past the announced size 10",
+    });
     expect(await chunk(id, 0, new Uint8Array(6))).toMatchObject({ code: Code.ok, offset: 6 });
     expect(await chunk(id, 0, new Uint8Array(6))).toMatchObject({ code: Code.outOfOrder, offset: 6, message: "chunk at 0, expected 6" });
     expect(await chunk(id, 8, new Uint8Array(2))).toMatchObject({ code: Code.outOfOrder, offset: 6 });
     expect(await chunk(id, 12, new Uint8Array(1))).toMatchObject({ code: Code.outOfOrder, offset: 6 });
-    expect(await chunk(id, 6, new Uint8Array(5))).toMatchObject({ code: Code.tooLarge, message: "chunk ends at 11, past the announced size 10" });
+    expect(await chunk(id, 6, new Uint8Array(5))).toMatchObject({
+      code: Code.tooLarge,
+      message: "chunk ends at 11, past the announced size 10",
+    });
     expect((await chunk(id, "6.0", new Uint8Array(1))).code).toBe(Code.badMessage);
     expect((await chunk(id, "-6", new Uint8Array(1))).code).toBe(Code.badMessage);
     expect((await chunk("someone-elses", 6, new Uint8Array(1))).code).toBe(Code.unknownFile);
@@ -330,7 +408,14 @@ describe("named cases", () => {
     await whileGoodSenderSyncs(async () => {
       expect((await client.ask("nonsense", new Uint8Array([0xff]))).code).toBe(Code.badMessage);
     });
-    expect(await listTree(join(centre, "sequence"))).toEqual(["root.good/", "root.good/0/", "root.good/0/0/", ...goodFiles.flatMap((f) => [`root.good/0/0/${f.name}`, `root.good/0/0/${f.name}.resource`])].sort());
+    expect(await listTree(join(centre, "sequence"))).toEqual(
+      [
+        "root.good/",
+        "root.good/0/",
+        "root.good/0/0/",
+        ...goodFiles.flatMap((f) => [`root.good/0/0/${f.name}`, `root.good/0/0/${f.name}.resource`]),
+      ].sort(),
+    );
   });
 });
 
@@ -339,7 +424,9 @@ describe("named cases", () => {
 describe("floods of handshakes", () => {
   /** The subscriptions the receiver's connection holds, as the server counts them. */
   const receiverSubscriptions = async (r: Receiver): Promise<number> => {
-    const connz = (await (await fetch(`${server.monitorUrl}/connz?limit=10000`)).json()) as { connections: Array<{ name?: string; subscriptions: number }> };
+    const connz = (await (await fetch(`${server.monitorUrl}/connz?limit=10000`)).json()) as {
+      connections: Array<{ name?: string; subscriptions: number }>;
+    };
     const mine = connz.connections.filter((c) => c.name?.startsWith(`tsync-receiver-${r.core.settings.group}-${r.core.settings.instance}`));
     expect(mine).toHaveLength(1);
     return mine[0]!.subscriptions;
@@ -353,7 +440,8 @@ describe("floods of handshakes", () => {
       await whileGoodSenderSyncs(async () => {
         // Asked from the flooder's own inbox, hellos of other ids are dropped unanswered...
         const dropped = receiver.core.stats.droppedReplies;
-        for (let i = 0; i < 400; i++) flooder.publish(helloSubject(group, `forged${i}`), helloBody(`forged${i}`), { reply: `${senderInboxPrefix("flooder")}.f.${i}` });
+        for (let i = 0; i < 400; i++)
+          flooder.publish(helloSubject(group, `forged${i}`), helloBody(`forged${i}`), { reply: `${senderInboxPrefix("flooder")}.f.${i}` });
         await eventually("400 dropped hellos", () => (receiver.core.stats.droppedReplies >= dropped + 400 ? true : undefined));
         // ...and asked from their own inboxes, they are refused: no connection of those senders holds them.
         const answers = await Promise.all(Array.from({ length: 400 }, (_, i) => helloInto(flooder, group, `forged${i}`)));
@@ -370,23 +458,37 @@ describe("floods of handshakes", () => {
     // Idle sessions expire; the receiver is back to the subscriptions it started with.
     await eventually("the flood's sessions to expire", () => (receiver.openSessions.length === 0 ? true : undefined));
     // The server counts an unsubscribe once it has read it: wait for the count, a leak never gets there.
-    await eventually(`${baseline} subscriptions`, async () => ((await receiverSubscriptions(receiver)) === baseline ? true : undefined), 5_000);
+    await eventually(
+      `${baseline} subscriptions`,
+      async () => ((await receiverSubscriptions(receiver)) === baseline ? true : undefined),
+      5_000,
+    );
   });
 
   test("at max_sessions a new sender is told busy; once idle sessions expire, senders are served again", async () => {
-    const capped = await startReceiver(server, join(root, "deep", "capped"), { receiver_group: "capped", max_sessions: "5", session_idle_timeout_in_second: "1" });
+    const capped = await startReceiver(server, join(root, "deep", "capped"), {
+      receiver_group: "capped",
+      max_sessions: "5",
+      session_idle_timeout_in_second: "1",
+    });
     const clients = await Promise.all(Array.from({ length: 8 }, (_, i) => rawClient(server.url, `crowd${i}`)));
     try {
       const baseline = await receiverSubscriptions(capped);
       const answers = await Promise.all(clients.map((nc, i) => sayHello(nc, "capped", `crowd${i}`)));
       expect(answers.filter((a) => a.code === Code.ok)).toHaveLength(5);
-      expect(answers.filter((a) => a.code === Code.busy).map((a) => a.message)).toEqual(Array(3).fill("receiver is at max_sessions (5); try later"));
+      expect(answers.filter((a) => a.code === Code.busy).map((a) => a.message)).toEqual(
+        Array(3).fill("receiver is at max_sessions (5); try later"),
+      );
       // The same sender saying hello again is not turned away by its own session.
       const again = answers.findIndex((a) => a.code === Code.ok);
       expect((await sayHello(clients[again]!, "capped", `crowd${again}`)).code).toBe(Code.ok);
       expect(capped.openSessions).toHaveLength(5);
       await eventually("the crowd's sessions to expire", () => (capped.openSessions.length === 0 ? true : undefined));
-      await eventually(`${baseline} subscriptions`, async () => ((await receiverSubscriptions(capped)) === baseline ? true : undefined), 5_000);
+      await eventually(
+        `${baseline} subscriptions`,
+        async () => ((await receiverSubscriptions(capped)) === baseline ? true : undefined),
+        5_000,
+      );
       const late = await sayHello(clients[7]!, "capped", "crowd7");
       expect(late.code).toBe(Code.ok);
     } finally {
@@ -403,5 +505,6 @@ test("nothing was written outside the receiver's data directory", async () => {
   // Inside it, only tsync's own state and the storage layout, with one-segment names.
   const inside = await listTree(centre);
   expect(inside.filter((p) => !p.startsWith(".tsync/") && !p.startsWith("sequence/"))).toEqual([]);
-  for (const p of inside) for (const segment of p.split("/").filter(Boolean)) expect(segment).toMatch(/^(?!\.{1,2}$)[\p{L}\p{N}_.\-]{1,255}$/u);
+  for (const p of inside)
+    for (const segment of p.split("/").filter(Boolean)) expect(segment).toMatch(/^(?!\.{1,2}$)[\p{L}\p{N}_.\-]{1,255}$/u);
 });

@@ -30,7 +30,9 @@ export const addSealedFile = async (edge: string, sg: string, name: string, seed
   await mkdir(dir, { recursive: true });
   const timestamps = [1n, 2n, 3n].map((t) => BigInt(seed) * 1000n + t);
   const w = await writeSealedTsFile(dir, name, {
-    devices: [{ path: `${sg}.dev${seed}`, measurements: [{ name: "s", dataType: "INT64", timestamps, values: timestamps.map((t) => t * 7n) }] }],
+    devices: [
+      { path: `${sg}.dev${seed}`, measurements: [{ name: "s", dataType: "INT64", timestamps, values: timestamps.map((t) => t * 7n) }] },
+    ],
   });
   return { sg, vg: "0", tp: "0", name, path: w.tsfilePath, sealed: true };
 };
@@ -130,7 +132,13 @@ let helloInto_n = 0;
  * this connection (which only a server without permissions allows), so one connection can speak
  * for many ids: the receiver answers only into the inbox of the id it was asked as.
  */
-export const helloInto = (nc: NatsConnection, group: string, id: string, data: Uint8Array = helloBody(id), timeoutMs = 10_000): Promise<AnyReply> => {
+export const helloInto = (
+  nc: NatsConnection,
+  group: string,
+  id: string,
+  data: Uint8Array = helloBody(id),
+  timeoutMs = 10_000,
+): Promise<AnyReply> => {
   const reply = `${senderInboxPrefix(id)}.h${helloInto_n++}.1`;
   return new Promise<AnyReply>((resolve, reject) => {
     const sub = nc.subscribe(reply, { max: 1, callback: (e, m) => (e ? reject(e) : resolve(replyOf(m))) });

@@ -44,7 +44,9 @@ describe("one server on 127.0.0.1", () => {
     const edge = join(root, `${name}-edge`);
     const files = await buildEdge(edge, [`root.${name}`], 1);
     const receiver = await startReceiver(server, centre, { receiver_group: name, ...server.receiverProps, ...props });
-    const sender = await Sender.open({ config: senderConfig({ data_directory: edge, receiver_group: name, ...server.senderProps(`${name}-edge`) }) });
+    const sender = await Sender.open({
+      config: senderConfig({ data_directory: edge, receiver_group: name, ...server.senderProps(`${name}-edge`) }),
+    });
     return {
       centre,
       files,
@@ -109,7 +111,9 @@ describe("one server on 127.0.0.1", () => {
       const r2 = await sayHello(namedAsIp, "liar", "liar2");
       expect(r2.code).toBe(Code.addressNotAllowed);
       // A connection not named as the sender's is no suspect at all: its address is never taken.
-      expect(r2.message).toBe("the NATS server knows no connection named tsync-sender-liar2 (as sender liar2's must be) that holds this request's reply inbox");
+      expect(r2.message).toBe(
+        "the NATS server knows no connection named tsync-sender-liar2 (as sender liar2's must be) that holds this request's reply inbox",
+      );
       // The real sender fares no better, and the round says why.
       const s = await p.sender.runOnce();
       expect(s.roundError).toMatch(/127\.0\.0\.1 is not in ip_white_list/);
@@ -172,7 +176,9 @@ const roundVia = async (s: AuthNatsServer, serverUrl: string, root: string, name
     validateTsFile,
     log: () => undefined,
   });
-  const sender = await Sender.open({ config: senderConfig({ data_directory: edge, receiver_group: name, ...s.senderProps(name), nats_url: serverUrl }) });
+  const sender = await Sender.open({
+    config: senderConfig({ data_directory: edge, receiver_group: name, ...s.senderProps(name), nats_url: serverUrl }),
+  });
   try {
     return { summary: await sender.runOnce(), centre, files };
   } finally {

@@ -42,7 +42,13 @@ describe("bandwidthPacer", () => {
 
   test.prop({
     rate: fc.integer({ min: 1_000, max: 1_000_000_000 }),
-    sends: fc.array(fc.record({ bytes: fc.integer({ min: 1, max: 8 << 20 }), gapMs: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 5_000, noNaN: true })) }), { minLength: 1, maxLength: 60 }),
+    sends: fc.array(
+      fc.record({
+        bytes: fc.integer({ min: 1, max: 8 << 20 }),
+        gapMs: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 5_000, noNaN: true })),
+      }),
+      { minLength: 1, maxLength: 60 },
+    ),
   })("never releases more than rate × elapsed + a quarter second of bytes, counting from the first send", async ({ rate, sends }) => {
     const { clock, advance, at } = fakeClock();
     const pace = bandwidthPacer(rate, clock)!;

@@ -14,7 +14,11 @@ const seal = async (dir: string, name: string) => {
   await rename(join(dir, `${name}.resource.temp`), join(dir, `${name}.resource`));
 };
 
-const spec = { devices: [{ path: "root.sg1.d1", measurements: [{ name: "s1", dataType: "INT64" as const, timestamps: [1n, 2n, 3n], values: [1n, 2n, 3n] }] }] };
+const spec = {
+  devices: [
+    { path: "root.sg1.d1", measurements: [{ name: "s1", dataType: "INT64" as const, timestamps: [1n, 2n, 3n], values: [1n, 2n, 3n] }] },
+  ],
+};
 
 describe("worthWatching", () => {
   test.each([
@@ -45,7 +49,12 @@ describe("watchSealed", () => {
     const data = join(root, "data1");
     await seal(join(data, "sequence", "root.sg1", "0", "0"), "1-1-0-0.tsfile");
     const calls: string[][] = [];
-    const w = watchSealed(data, (paths) => calls.push([...paths]), () => undefined, 50);
+    const w = watchSealed(
+      data,
+      (paths) => calls.push([...paths]),
+      () => undefined,
+      50,
+    );
     try {
       await w.ready;
       // Noise first, then the real thing: events arrive in order, so had the noise counted it
@@ -64,7 +73,12 @@ describe("watchSealed", () => {
     const data = join(root, "data2");
     await mkdir(data, { recursive: true });
     const calls: string[][] = [];
-    const w = watchSealed(data, (paths) => calls.push([...paths]), () => undefined, 50);
+    const w = watchSealed(
+      data,
+      (paths) => calls.push([...paths]),
+      () => undefined,
+      50,
+    );
     try {
       await w.ready;
       await seal(join(data, "datanode", "data", "sequence", "root.db", "3", "7"), "5-5-0-0.tsfile");
@@ -99,13 +113,26 @@ describe("sync_on_seal", () => {
     const stop = new AbortController();
     let rounds = 0;
     const running = sender.runForever(stop.signal, () => rounds++);
-    const watcher = watchSealed(edge, () => sender.sealed(), () => undefined);
+    const watcher = watchSealed(
+      edge,
+      () => sender.sealed(),
+      () => undefined,
+    );
     try {
       await watcher.ready;
       await expect.poll(() => rounds, { timeout: 30_000 }).toBe(1);
       await writeSealedTsFile(partition, "2000-2-0-0.tsfile", spec);
       const arrived = join(centre, "sequence", "root.sg1", "0", "0", "2000-2-0-0.tsfile.resource");
-      await expect.poll(() => stat(arrived).then(() => true, () => false), { timeout: 30_000 }).toBe(true);
+      await expect
+        .poll(
+          () =>
+            stat(arrived).then(
+              () => true,
+              () => false,
+            ),
+          { timeout: 30_000 },
+        )
+        .toBe(true);
       expect(rounds).toBeGreaterThanOrEqual(1);
     } finally {
       watcher.close();

@@ -32,7 +32,8 @@ const put = async (dir: string, name: string, sides: ReadonlyArray<string> = [".
   for (const s of sides) await writeFile(join(dir, `${name}${s}`), s);
 };
 
-const list = (dataDir: string, groups: ReadonlyArray<string> = []): Promise<SourceListing> => Effect.runPromise(iotdbSource(dataDir).list(groups));
+const list = (dataDir: string, groups: ReadonlyArray<string> = []): Promise<SourceListing> =>
+  Effect.runPromise(iotdbSource(dataDir).list(groups));
 const keys = (l: SourceListing) => l.units.map((u) => refKey(u.ref));
 
 describe("iotdb source: layouts", () => {
@@ -43,7 +44,11 @@ describe("iotdb source: layouts", () => {
     await put(join(d, "sequence/root.sg1/0/2801"), "1700000000001-1-1-0.tsfile");
     await put(join(d, "unsequence/root.sg1/0/2801"), "1700000000002-2-0-0.tsfile");
     const l = await list(d);
-    expect(keys(l)).toEqual(["root.sg1/0/2801/1700000000001-1-1-0.tsfile", "root.sg1/1/2800/1700000000000-9-0-0.tsfile", "root.sg1/1/2800/1700000000000-10-0-0.tsfile"]);
+    expect(keys(l)).toEqual([
+      "root.sg1/0/2801/1700000000001-1-1-0.tsfile",
+      "root.sg1/1/2800/1700000000000-9-0-0.tsfile",
+      "root.sg1/1/2800/1700000000000-10-0-0.tsfile",
+    ]);
     expect(l.units[1]!.parts.map((p) => p.kind)).toEqual(["resource", "tsfile"]);
   });
 
@@ -109,9 +114,13 @@ describe("iotdb source: sealed or not", () => {
       const dir = join(d, "sequence/root.sg1/0/0");
       for (const [i, sides] of sideSets.entries()) await put(dir, `${i + 1}-${i + 1}-0-0.tsfile`, sides);
       const l = await list(d);
-      const sealed = sideSets.flatMap((s, i) => (s.includes(".resource") && !markers.some((m) => s.includes(m)) ? [`root.sg1/0/0/${i + 1}-${i + 1}-0-0.tsfile`] : []));
+      const sealed = sideSets.flatMap((s, i) =>
+        s.includes(".resource") && !markers.some((m) => s.includes(m)) ? [`root.sg1/0/0/${i + 1}-${i + 1}-0-0.tsfile`] : [],
+      );
       expect(keys(l).sort()).toEqual(sealed.sort());
-      expect([...keys(l), ...l.notReady.map(refKey)].sort()).toEqual(sideSets.map((_, i) => `root.sg1/0/0/${i + 1}-${i + 1}-0-0.tsfile`).sort());
+      expect([...keys(l), ...l.notReady.map(refKey)].sort()).toEqual(
+        sideSets.map((_, i) => `root.sg1/0/0/${i + 1}-${i + 1}-0-0.tsfile`).sort(),
+      );
       for (const u of l.units) {
         const i = Number(u.ref.name.split("-")[0]) - 1;
         const sideKinds = u.parts.filter((p) => p.kind === "mods" || p.kind === "mods2").map((p) => `.${p.kind}`);
@@ -136,14 +145,22 @@ describe("iotdb source: side files", () => {
         ["1-1-0-0.tsfile", ["resource", "tsfile", "mods"]],
         ["2-2-0-0.tsfile", ["resource", "tsfile", "mods2"]],
       ]);
-      for (const u of first.units) await work.confirm({ ref: u.ref, parts: u.parts.map((p) => ({ kind: p.kind, size: p.size, sha256: p.sha256 ?? "", mtimeMs: p.mtimeMs })) });
+      for (const u of first.units)
+        await work.confirm({
+          ref: u.ref,
+          parts: u.parts.map((p) => ({ kind: p.kind, size: p.size, sha256: p.sha256 ?? "", mtimeMs: p.mtimeMs })),
+        });
       expect((await scanForRound(source, work, [])).units).toEqual([]);
 
       // A deletion on the edge appends to .mods: that file goes again, the other does not.
       await appendFile(join(dir, "1-1-0-0.tsfile.mods"), "another deletion");
       const afterDelete = await scanForRound(source, work, []);
       expect(afterDelete.units.map((u) => u.ref.name)).toEqual(["1-1-0-0.tsfile"]);
-      for (const u of afterDelete.units) await work.confirm({ ref: u.ref, parts: u.parts.map((p) => ({ kind: p.kind, size: p.size, sha256: p.sha256 ?? "", mtimeMs: p.mtimeMs })) });
+      for (const u of afterDelete.units)
+        await work.confirm({
+          ref: u.ref,
+          parts: u.parts.map((p) => ({ kind: p.kind, size: p.size, sha256: p.sha256 ?? "", mtimeMs: p.mtimeMs })),
+        });
 
       // Same size, new time (rewritten in place) also counts; a new side file too.
       await utimes(join(dir, "2-2-0-0.tsfile.mods2"), new Date(), new Date(Date.now() + 60_000));

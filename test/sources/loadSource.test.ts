@@ -106,14 +106,34 @@ describe("source_plugin", () => {
     const throwing = await Effect.runPromise(openSource(pluginPath, { dataDir: dir, options: { mode: "throw" } }));
     expect((await failureOf(throwing.list([]))).message).toBe("source tiny list failed: tiny source blew up");
     const badKind = await Effect.runPromise(openSource(pluginPath, { dataDir: dir, options: { mode: "bad-kind" } }));
-    expect((await failureOf(badKind.list([]))).message).toContain("listed something tsync cannot send: a part of 1-1-0-0.tsfile is not { kind: resource | tsfile | mods | mods2");
-    expect((await failureOf(openSource(pluginPath, { dataDir: dir, options: { mode: "not-a-source" } }))).message).toContain("is not a Source");
+    expect((await failureOf(badKind.list([]))).message).toContain(
+      "listed something tsync cannot send: a part of 1-1-0-0.tsfile is not { kind: resource | tsfile | mods | mods2",
+    );
+    expect((await failureOf(openSource(pluginPath, { dataDir: dir, options: { mode: "not-a-source" } }))).message).toContain(
+      "is not a Source",
+    );
   });
 
   test("a listing must name each part once and include the TsFile", () => {
     const ref = { sg: "root.sg", vg: "0", tp: "0", name: "1-1-0-0.tsfile" };
-    expect(listingProblem({ units: [{ ref, parts: [{ kind: "resource", path: "/a" }] }], notReady: [], ignored: 0 })).toBe("1-1-0-0.tsfile has no tsfile part");
-    expect(listingProblem({ units: [{ ref, parts: [{ kind: "tsfile", path: "/a" }, { kind: "tsfile", path: "/b" }] }], notReady: [], ignored: 0 })).toBe("1-1-0-0.tsfile lists its tsfile twice");
+    expect(listingProblem({ units: [{ ref, parts: [{ kind: "resource", path: "/a" }] }], notReady: [], ignored: 0 })).toBe(
+      "1-1-0-0.tsfile has no tsfile part",
+    );
+    expect(
+      listingProblem({
+        units: [
+          {
+            ref,
+            parts: [
+              { kind: "tsfile", path: "/a" },
+              { kind: "tsfile", path: "/b" },
+            ],
+          },
+        ],
+        notReady: [],
+        ignored: 0,
+      }),
+    ).toBe("1-1-0-0.tsfile lists its tsfile twice");
     expect(listingProblem({ units: [] })).toBeDefined();
   });
 

@@ -139,12 +139,18 @@ describe("the bounded reader", () => {
 
   test("truncated varints and strings are reported at their start", () => {
     expect(() => new ByteReader(Uint8Array.of(0x80, 0x80), 10).uvarint()).toThrow("truncated varint at offset 10");
-    expect(() => new ByteReader(Uint8Array.of(0x16, 0x61), 20).varString()).toThrow("truncated string at offset 20: length 11, 1 bytes left");
-    expect(() => new ByteReader(Uint8Array.of(0, 0, 0, 9, 1), 0).intString()).toThrow("truncated string at offset 0: length 9, 1 bytes left");
+    expect(() => new ByteReader(Uint8Array.of(0x16, 0x61), 20).varString()).toThrow(
+      "truncated string at offset 20: length 11, 1 bytes left",
+    );
+    expect(() => new ByteReader(Uint8Array.of(0, 0, 0, 9, 1), 0).intString()).toThrow(
+      "truncated string at offset 0: length 9, 1 bytes left",
+    );
   });
 
   test("a varint longer than 5 bytes and a negative string length are format errors", () => {
-    expect(() => new ByteReader(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x01)).uvarint()).toThrow("varint at offset 0 is longer than 5 bytes");
+    expect(() => new ByteReader(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x01)).uvarint()).toThrow(
+      "varint at offset 0 is longer than 5 bytes",
+    );
     expect(() => new ByteReader(Uint8Array.of(0x03)).varString()).toThrow("invalid string length -2 at offset 0");
     expect(() => new ByteReader(Uint8Array.of(0xff, 0xff, 0xff, 0xfe)).intBytes()).toThrow("invalid string length -2 at offset 0");
   });
@@ -161,7 +167,19 @@ describe("the bounded reader", () => {
     expect(new ByteReader(Uint8Array.of(0x06, 0x5f, 0xcd, 0x16)).varString()).toBe("_\uFFFD\u0016");
   });
 
-  const ops = ["u8", "int32", "int64", "float32", "float64", "uvarint", "varint", "varString", "intString", "deviceIdV3", "deviceIdV4"] as const;
+  const ops = [
+    "u8",
+    "int32",
+    "int64",
+    "float32",
+    "float64",
+    "uvarint",
+    "varint",
+    "varString",
+    "intString",
+    "deviceIdV3",
+    "deviceIdV4",
+  ] as const;
   test.prop([fc.uint8Array({ maxLength: 64 }), fc.array(fc.constantFrom(...ops), { maxLength: 20 }), fc.nat(1 << 20)])(
     "any sequence of reads over any bytes either succeeds or throws TsFileFormatError, never another error",
     (bytes, sequence, base) => {

@@ -25,7 +25,13 @@ interface InspectJson {
   version: number;
   size: number;
   metaOffset: number;
-  devices: { id: string; aligned: boolean; startTime: string | null; endTime: string | null; measurements: { name: string; dataType: string }[] }[];
+  devices: {
+    id: string;
+    aligned: boolean;
+    startTime: string | null;
+    endTime: string | null;
+    measurements: { name: string; dataType: string }[];
+  }[];
   tables?: unknown[];
 }
 
@@ -77,7 +83,11 @@ describe("tsync tsfile generate + inspect", () => {
     expect((await run("generate", whole, "--size", "64KiB")).code).toBe(0);
     const bytes = await readFile(whole);
     await writeFile(cut, bytes.subarray(0, bytes.length - 3));
-    expect(await run("inspect", cut)).toEqual({ code: 1, out: "", err: `invalid TsFile ${cut}: missing tail magic: file is unsealed or truncated\n` });
+    expect(await run("inspect", cut)).toEqual({
+      code: 1,
+      out: "",
+      err: `invalid TsFile ${cut}: missing tail magic: file is unsealed or truncated\n`,
+    });
   });
 
   test("inspect of a missing file exits 1 with the system's reason", async () => {
@@ -101,9 +111,18 @@ describe("usage", () => {
     expect(await run("frobnicate")).toMatchObject({ code: 2, err: expect.stringContaining('unknown subcommand "frobnicate"') });
     expect(await run("inspect", "x", "--bogus")).toMatchObject({ code: 2, err: expect.stringContaining("--bogus") });
     expect(await run("generate", join(dir, "x.tsfile"))).toMatchObject({ code: 2, err: expect.stringContaining("generate needs --size") });
-    expect(await run("generate", join(dir, "x.tsfile"), "--size", "1TB")).toMatchObject({ code: 2, err: expect.stringContaining('invalid size "1TB"') });
-    expect(await run("generate", join(dir, "x.tsfile"), "--size", "1MiB", "--version", "5")).toMatchObject({ code: 2, err: expect.stringContaining("--version must be 3 or 4") });
-    expect(await run("generate", join(dir, "x.tsfile"), "--size", "1MiB", "--devices", "0")).toMatchObject({ code: 2, err: expect.stringContaining("--devices must be an integer ≥ 1") });
+    expect(await run("generate", join(dir, "x.tsfile"), "--size", "1TB")).toMatchObject({
+      code: 2,
+      err: expect.stringContaining('invalid size "1TB"'),
+    });
+    expect(await run("generate", join(dir, "x.tsfile"), "--size", "1MiB", "--version", "5")).toMatchObject({
+      code: 2,
+      err: expect.stringContaining("--version must be 3 or 4"),
+    });
+    expect(await run("generate", join(dir, "x.tsfile"), "--size", "1MiB", "--devices", "0")).toMatchObject({
+      code: 2,
+      err: expect.stringContaining("--devices must be an integer ≥ 1"),
+    });
   });
 
   test("sizes accept B, KiB, MiB and GiB, case-insensitively", () => {

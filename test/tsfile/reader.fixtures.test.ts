@@ -79,7 +79,16 @@ const VALID: Record<string, ExpectedFile> = {
   "generated/gen_v4_min.tsfile": {
     version: 4,
     size: 450,
-    devices: [{ id: "root.sg1.d1", segments: ["root.sg1", "d1"], table: "root.sg1", aligned: false, range: [1n, 3n], measurements: { s1: "INT64", s2: "DOUBLE" } }],
+    devices: [
+      {
+        id: "root.sg1.d1",
+        segments: ["root.sg1", "d1"],
+        table: "root.sg1",
+        aligned: false,
+        range: [1n, 3n],
+        measurements: { s1: "INT64", s2: "DOUBLE" },
+      },
+    ],
     tables: [],
   },
   "generated/gen_v3_tree.tsfile": { version: 3, size: 1256, devices: treeDevices(false) },
@@ -88,11 +97,33 @@ const VALID: Record<string, ExpectedFile> = {
     version: 4,
     size: 921,
     devices: [
-      { id: "meters.north.p1", segments: ["meters", "north", "p1"], table: "meters", aligned: true, range: [5000n, 5002n], measurements: { power: "DOUBLE", energy: "INT64" } },
-      { id: "meters.south.p7", segments: ["meters", "south", "p7"], table: "meters", aligned: true, range: [5003n, 5004n], measurements: { power: "DOUBLE", energy: "INT64" } },
+      {
+        id: "meters.north.p1",
+        segments: ["meters", "north", "p1"],
+        table: "meters",
+        aligned: true,
+        range: [5000n, 5002n],
+        measurements: { power: "DOUBLE", energy: "INT64" },
+      },
+      {
+        id: "meters.south.p7",
+        segments: ["meters", "south", "p7"],
+        table: "meters",
+        aligned: true,
+        range: [5003n, 5004n],
+        measurements: { power: "DOUBLE", energy: "INT64" },
+      },
     ],
     tables: [
-      { name: "meters", columns: [column("region", "STRING", "TAG"), column("plant", "STRING", "TAG"), column("power", "DOUBLE", "FIELD"), column("energy", "INT64", "FIELD")] },
+      {
+        name: "meters",
+        columns: [
+          column("region", "STRING", "TAG"),
+          column("plant", "STRING", "TAG"),
+          column("power", "DOUBLE", "FIELD"),
+          column("energy", "INT64", "FIELD"),
+        ],
+      },
     ],
   },
 };
@@ -158,9 +189,29 @@ describe.skipIf(!fixturesFound)("fixtures", () => {
   }
 
   const RESOURCES: Record<string, { type: 1 | 3; devices: [string, bigint, bigint][] }> = {
-    "generated/gen_v3_tree.tsfile.resource": { type: 1, devices: [["root.sg1.d1", 1000n, 1009n], ["root.sg1.d2", 2000n, 2400n], ["root.sg1.d3", 3000n, 3002n]] },
-    "generated/gen_v4_tree.tsfile.resource": { type: 3, devices: [["root.sg1.d1", 1000n, 1009n], ["root.sg1.d2", 2000n, 2400n], ["root.sg1.d3", 3000n, 3002n]] },
-    "generated/gen_v4_table.tsfile.resource": { type: 3, devices: [["meters.north.p1", 5000n, 5002n], ["meters.south.p7", 5003n, 5004n]] },
+    "generated/gen_v3_tree.tsfile.resource": {
+      type: 1,
+      devices: [
+        ["root.sg1.d1", 1000n, 1009n],
+        ["root.sg1.d2", 2000n, 2400n],
+        ["root.sg1.d3", 3000n, 3002n],
+      ],
+    },
+    "generated/gen_v4_tree.tsfile.resource": {
+      type: 3,
+      devices: [
+        ["root.sg1.d1", 1000n, 1009n],
+        ["root.sg1.d2", 2000n, 2400n],
+        ["root.sg1.d3", 3000n, 3002n],
+      ],
+    },
+    "generated/gen_v4_table.tsfile.resource": {
+      type: 3,
+      devices: [
+        ["meters.north.p1", 5000n, 5002n],
+        ["meters.south.p7", 5003n, 5004n],
+      ],
+    },
   };
 
   for (const [file, expected] of Object.entries(RESOURCES)) {
@@ -180,7 +231,9 @@ describe.skipIf(!fixturesFound)("fixtures", () => {
   });
 
   test("inspectTsFile rejects the unsealed fixture with a TsFileFormatError", async () => {
-    await expect(inspectTsFile(fixturePath("invalid/tsfile_test.tsfile"))).rejects.toThrow("missing tail magic: file is unsealed or truncated");
+    await expect(inspectTsFile(fixturePath("invalid/tsfile_test.tsfile"))).rejects.toThrow(
+      "missing tail magic: file is unsealed or truncated",
+    );
   });
 
   test("a file source refuses reads outside the file and can be closed twice", async () => {
@@ -248,7 +301,9 @@ describe("reader errors that need no fixture", () => {
     copy.writeBigInt64BE(replacement, at);
     return new Uint8Array(copy);
   };
-  const small = writeTsFileBytes({ devices: [{ path: "root.sg.d", measurements: [{ name: "s", dataType: "INT64", timestamps: [1n], values: [7n] }] }] });
+  const small = writeTsFileBytes({
+    devices: [{ path: "root.sg.d", measurements: [{ name: "s", dataType: "INT64", timestamps: [1n], values: [7n] }] }],
+  });
 
   test("a metadata offset that does not point at the SEPARATOR", async () => {
     const { metaOffset } = await readTsFile(memorySource(small));
@@ -265,7 +320,9 @@ describe("reader errors that need no fixture", () => {
     end.writeBigInt64BE(BigInt(tail.metaPos));
     const endAt = patched.indexOf(end, tail.metaPos);
     patched.writeBigInt64BE(BigInt(tail.metaPos + 3), endAt - 8);
-    expect(await reasonOf(new Uint8Array(patched))).toBe(`index node offset ${tail.metaPos + 3} out of range in the node at offset ${tail.metaPos}`);
+    expect(await reasonOf(new Uint8Array(patched))).toBe(
+      `index node offset ${tail.metaPos + 3} out of range in the node at offset ${tail.metaPos}`,
+    );
   });
 
   test("an index section larger than the configured limit is refused before it is read", async () => {

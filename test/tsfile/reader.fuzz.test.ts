@@ -90,7 +90,9 @@ describe("reader robustness", () => {
     },
   );
 
-  test.prop([sampleIndex, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 }), fc.boolean()), { minLength: 1, maxLength: 8 })], { numRuns: 500 })(
+  test.prop([sampleIndex, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 }), fc.boolean()), { minLength: 1, maxLength: 8 })], {
+    numRuns: 500,
+  })(
     "byte flips anywhere (mostly in the index) end as a result or a TsFileFormatError, never another error or an out-of-range read",
     async (i, flips) => {
       const { bytes, metaOffset } = pick(i);

@@ -37,7 +37,12 @@ const refusal = async (bytes: Uint8Array, options: Parameters<typeof readTsFile>
 };
 
 const series = (count: number): MeasurementSpec[] =>
-  Array.from({ length: count }, (_, i) => ({ name: `s${String(i).padStart(4, "0")}`, dataType: "INT64" as const, timestamps: [1n], values: [BigInt(i)] }));
+  Array.from({ length: count }, (_, i) => ({
+    name: `s${String(i).padStart(4, "0")}`,
+    dataType: "INT64" as const,
+    timestamps: [1n],
+    values: [BigInt(i)],
+  }));
 
 describe("device budget", () => {
   test("a root that declares more devices than maxDevices is refused from the first 64 KiB of the TsFileMetadata", async () => {
@@ -75,12 +80,21 @@ describe("device budget", () => {
     const idBytes = info.devices.reduce((n, d) => n + 1 + d.id.length, 0);
     expect((await readTsFile(memorySource(tree), { maxDeviceIdBytes: idBytes })).devices).toHaveLength(300);
     const error = await refusal(tree, { maxDeviceIdBytes: idBytes - 1 });
-    expect(error).toMatchObject({ limit: "deviceIdBytes", max: idBytes - 1, subject: `device ids in the index take at least ${idBytes} bytes` });
+    expect(error).toMatchObject({
+      limit: "deviceIdBytes",
+      max: idBytes - 1,
+      subject: `device ids in the index take at least ${idBytes} bytes`,
+    });
   });
 });
 
 describe("series budget", () => {
-  const wide = writeTsFileBytes({ devices: [{ path: "root.sg.wide", measurements: series(600) }, { path: "root.sg.narrow", measurements: series(3) }] });
+  const wide = writeTsFileBytes({
+    devices: [
+      { path: "root.sg.wide", measurements: series(600) },
+      { path: "root.sg.narrow", measurements: series(3) },
+    ],
+  });
 
   test("TimeseriesMetadata records are counted against maxSeries", async () => {
     expect((await readTsFile(memorySource(wide), { maxSeries: 603 })).devices.map((d) => d.measurements.length)).toEqual([3, 600]);
@@ -110,7 +124,9 @@ describe("record budget and windows", () => {
   test("a TimeseriesMetadata record larger than a window is read whole up to maxRecordBytes, and refused beyond", async () => {
     // TEXT statistics hold the first and last value: a 1.5 MiB value makes a 3 MiB record.
     const big = "x".repeat(1.5 * 2 ** 20);
-    const bytes = writeTsFileBytes({ devices: [{ path: "root.sg.text", measurements: [{ name: "t", dataType: "TEXT", timestamps: [1n, 2n], values: [big, big] }] }] });
+    const bytes = writeTsFileBytes({
+      devices: [{ path: "root.sg.text", measurements: [{ name: "t", dataType: "TEXT", timestamps: [1n, 2n], values: [big, big] }] }],
+    });
     const read = await readTsFile(memorySource(bytes));
     expect(read.devices[0]?.measurements).toEqual([{ name: "t", dataType: "TEXT" }]);
     const error = await refusal(bytes, { maxRecordBytes: 2 ** 20 });

@@ -133,10 +133,18 @@ describe("PLAIN values", () => {
 
   test("statistics follow the Java rules: INT64 sum is a double, BOOLEAN sum counts true values", () => {
     expect(encodeValues({ dataType: "INT64", values: [10n, 30n, 20n] }).statistics).toEqual({
-      dataType: "INT64", min: 10n, max: 30n, first: 10n, last: 20n, sum: 60,
+      dataType: "INT64",
+      min: 10n,
+      max: 30n,
+      first: 10n,
+      last: 20n,
+      sum: 60,
     });
     expect(encodeValues({ dataType: "BOOLEAN", values: [true, false, true] }).statistics).toEqual({
-      dataType: "BOOLEAN", first: true, last: true, sum: 2n,
+      dataType: "BOOLEAN",
+      first: true,
+      last: true,
+      sum: 2n,
     });
   });
 });
@@ -170,7 +178,9 @@ const deviceArb: fc.Arbitrary<DeviceSpec> = fc.record({
   measurements: fc.uniqueArray(measurementArb, { selector: (m) => m.name, minLength: 1, maxLength: 6 }),
 });
 
-const specArb: fc.Arbitrary<TsFileSpec> = fc.record({ devices: fc.uniqueArray(deviceArb, { selector: (d) => d.path, minLength: 1, maxLength: 6 }) });
+const specArb: fc.Arbitrary<TsFileSpec> = fc.record({
+  devices: fc.uniqueArray(deviceArb, { selector: (d) => d.path, minLength: 1, maxLength: 6 }),
+});
 
 function expectedDevices(spec: TsFileSpec, version: 3 | 4) {
   const devices = spec.devices.map((d) => {
@@ -182,7 +192,9 @@ function expectedDevices(spec: TsFileSpec, version: 3 | 4) {
       aligned: false,
       startTime: d.measurements.map((m) => m.timestamps[0] ?? 0n).reduce((a, b) => (b < a ? b : a)),
       endTime: d.measurements.map((m) => m.timestamps[m.timestamps.length - 1] ?? 0n).reduce((a, b) => (b > a ? b : a)),
-      measurements: d.measurements.map((m) => ({ name: m.name, dataType: m.dataType })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      measurements: d.measurements
+        .map((m) => ({ name: m.name, dataType: m.dataType }))
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     };
   });
   return devices.sort((a, b) => (version === 3 ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : compareDeviceSegments(a.segments, b.segments)));
@@ -218,7 +230,12 @@ describe("writer output read back by the reader", () => {
 
 describe("writer input checks", () => {
   const one = (m: Partial<MeasurementSpec>): TsFileSpec => ({
-    devices: [{ path: "root.sg.d", measurements: [{ name: "s", dataType: "INT64", timestamps: [1n, 2n], values: [1n, 2n], ...m } as MeasurementSpec] }],
+    devices: [
+      {
+        path: "root.sg.d",
+        measurements: [{ name: "s", dataType: "INT64", timestamps: [1n, 2n], values: [1n, 2n], ...m } as MeasurementSpec],
+      },
+    ],
   });
 
   test("timestamps must be strictly increasing", () => {
@@ -230,7 +247,9 @@ describe("writer input checks", () => {
   });
 
   test("INT32 values must fit in 32 bits", () => {
-    expect(() => writeTsFileBytes(one({ dataType: "INT32", values: [1, 2 ** 31] } as Partial<MeasurementSpec>))).toThrow("INT32 value out of range");
+    expect(() => writeTsFileBytes(one({ dataType: "INT32", values: [1, 2 ** 31] } as Partial<MeasurementSpec>))).toThrow(
+      "INT32 value out of range",
+    );
   });
 
   test("the empty measurement name is reserved for aligned time columns", () => {
@@ -283,7 +302,9 @@ describe("streaming writer", () => {
 
   test("a 4 MiB v3 file with 300 devices: 1 MiB pieces, INTERNAL_DEVICE root, several chunks per series, valid", async () => {
     const target = 4 << 20;
-    const { bytes, summary, pieces } = await collect((sink) => generateTsFile(sink, { targetBytes: target, devices: 300, seed: 7, bufferBytes: 1 << 20 }));
+    const { bytes, summary, pieces } = await collect((sink) =>
+      generateTsFile(sink, { targetBytes: target, devices: 300, seed: 7, bufferBytes: 1 << 20 }),
+    );
     expect(pieces.slice(0, -1).every((p) => p.length >= 1 << 20)).toBe(true);
     expect(bytes.length).toBe(summary.size);
     expect(Math.abs(bytes.length - target) / target).toBeLessThan(0.05);
@@ -315,7 +336,10 @@ describe("streaming writer", () => {
     const names = Array.from({ length: 65_537 }, (_, i) => `m${String(i).padStart(5, "0")}`);
     const { bytes } = await collect(async (sink) => {
       const w = new TsFileStreamWriter(sink);
-      await w.writePreparedChunkGroup("root.sg.wide", names.map((name) => ({ name, times, values })));
+      await w.writePreparedChunkGroup(
+        "root.sg.wide",
+        names.map((name) => ({ name, times, values })),
+      );
       return w.close();
     });
     const info = await readTsFile(memorySource(bytes));

@@ -67,7 +67,10 @@ export const inboxWildcard = (reply: string): string | undefined => {
 };
 
 /** The connections (with the server each was listed by) that subscribe the reply's inbox. */
-export const inboxOwner = (listings: ReadonlyArray<{ server: string | undefined; connections: ReadonlyArray<ConnzConnection> }>, reply: string): InboxOwner => {
+export const inboxOwner = (
+  listings: ReadonlyArray<{ server: string | undefined; connections: ReadonlyArray<ConnzConnection> }>,
+  reply: string,
+): InboxOwner => {
   const wildcard = inboxWildcard(reply);
   if (!wildcard) return { kind: "none" };
   const holders: ConnInfo[] = [];
@@ -85,7 +88,8 @@ export const inboxOwner = (listings: ReadonlyArray<{ server: string | undefined;
 
 export type Listing = ReadonlyArray<{ server: string | undefined; connections: ReadonlyArray<ConnzConnection> }>;
 
-const isSuspect = (c: ConnzConnection, who: Suspects): boolean => (who.user !== undefined ? c.authorized_user === who.user : c.name === who.name);
+const isSuspect = (c: ConnzConnection, who: Suspects): boolean =>
+  who.user !== undefined ? c.authorized_user === who.user : c.name === who.name;
 
 /**
  * Answers lookups in two steps, each bounded: a listing of connections without their
@@ -130,10 +134,16 @@ export const batchedAddressBook = (
   return {
     source,
     ownerOf: async (reply, who) => {
-      const suspects = (await listing()).flatMap(({ server, connections }) => connections.filter((c) => isSuspect(c, who)).map((c) => ({ server, c })));
-      if (suspects.length > maxSuspects) throw new Error(`${suspects.length} connections carry the identity of ${who.name}; at most ${maxSuspects} are looked at`);
+      const suspects = (await listing()).flatMap(({ server, connections }) =>
+        connections.filter((c) => isSuspect(c, who)).map((c) => ({ server, c })),
+      );
+      if (suspects.length > maxSuspects)
+        throw new Error(`${suspects.length} connections carry the identity of ${who.name}; at most ${maxSuspects} are looked at`);
       const detailed = await Promise.all(
-        suspects.map(async ({ server, c }) => ({ server, connections: [{ ...c, subscriptions_list_detail: await subscriptionsOf(server, c.cid) }] })),
+        suspects.map(async ({ server, c }) => ({
+          server,
+          connections: [{ ...c, subscriptions_list_detail: await subscriptionsOf(server, c.cid) }],
+        })),
       );
       return inboxOwner(detailed, reply);
     },
@@ -188,7 +198,11 @@ interface ServerConnz {
  */
 export const accountAddressBook = (nc: NatsConnection, stallMs = 100): AddressBook => {
   const ask = async (body: Record<string, unknown>): Promise<ReadonlyArray<{ server: string | undefined; connz: Connz }>> => {
-    const answers = await nc.requestMany("$SYS.REQ.ACCOUNT.PING.CONNZ", JSON.stringify(body), { strategy: "stall", stall: stallMs, maxWait: 5_000 });
+    const answers = await nc.requestMany("$SYS.REQ.ACCOUNT.PING.CONNZ", JSON.stringify(body), {
+      strategy: "stall",
+      stall: stallMs,
+      maxWait: 5_000,
+    });
     const out: Array<{ server: string | undefined; connz: Connz }> = [];
     for await (const m of answers) {
       // An empty message is a status (no responders), not a listing.
@@ -197,7 +211,8 @@ export const accountAddressBook = (nc: NatsConnection, stallMs = 100): AddressBo
       if (r.error) throw new Error(`server ${r.server?.name ?? "?"} refused CONNZ: ${r.error.description ?? r.error.code}`);
       out.push({ server: r.server?.name ?? r.server?.id, connz: r.data ?? {} });
     }
-    if (out.length === 0) throw new Error("no NATS server answered $SYS.REQ.ACCOUNT.PING.CONNZ (is the system account off?); set nats_monitor_url");
+    if (out.length === 0)
+      throw new Error("no NATS server answered $SYS.REQ.ACCOUNT.PING.CONNZ (is the system account off?); set nats_monitor_url");
     return out;
   };
   return batchedAddressBook(

@@ -54,7 +54,17 @@ export interface CoreSettings {
 
 /** What every session of one receiver shares: storage, journal, staging, ownership, admission rules. */
 export class ReceiverCore {
-  readonly stats: ReceiverStats = { sessionsOpened: 0, refused: 0, rejected: 0, bytes: 0, loads: 0, deleted: 0, digestMismatches: 0, conflicts: 0, droppedReplies: 0 };
+  readonly stats: ReceiverStats = {
+    sessionsOpened: 0,
+    refused: 0,
+    rejected: 0,
+    bytes: 0,
+    loads: 0,
+    deleted: 0,
+    digestMismatches: 0,
+    conflicts: 0,
+    droppedReplies: 0,
+  };
   activeSessions = 0;
 
   constructor(
@@ -95,9 +105,13 @@ export class ReceiverCore {
   /** The answer to a sender whose storage group belongs to another. */
   groupConflict(owner: Owner): Reply {
     this.stats.conflicts++;
-    return reply(Code.conflict, `storage group ${owner.sg} belongs to sender ${owner.senderId} (since ${owner.since}); this sender's files of ${owner.sg} are refused`, {
-      owner: owner.senderId,
-    });
+    return reply(
+      Code.conflict,
+      `storage group ${owner.sg} belongs to sender ${owner.senderId} (since ${owner.since}); this sender's files of ${owner.sg} are refused`,
+      {
+        owner: owner.senderId,
+      },
+    );
   }
 
   private fileConflict(ref: FileRef, loader: string, doing: "overwrite" | "delete"): Reply {
@@ -194,7 +208,10 @@ export class ReceiverCore {
     try {
       owner = await addresses.ownerOf(helloReplySubject, { user: nkey, name: senderConnectionName(senderId) });
     } catch (e) {
-      return refuse(Code.internal, `cannot ask ${addresses.source} for the sender's address: ${e instanceof Error ? e.message : String(e)}`);
+      return refuse(
+        Code.internal,
+        `cannot ask ${addresses.source} for the sender's address: ${e instanceof Error ? e.message : String(e)}`,
+      );
     }
     if (owner.kind === "none")
       return refuse(
@@ -204,12 +221,18 @@ export class ReceiverCore {
           : `the NATS server knows no connection named ${senderConnectionName(senderId)} (as sender ${senderId}'s must be) that holds this request's reply inbox`,
       );
     if (owner.kind === "ambiguous")
-      return refuse(Code.unauthorized, `${owner.conns.length} connections subscribe this request's reply inbox; refusing a hello whose answer others would read`);
+      return refuse(
+        Code.unauthorized,
+        `${owner.conns.length} connections subscribe this request's reply inbox; refusing a hello whose answer others would read`,
+      );
     const conn = owner.conn;
     if (nkey !== undefined && conn.user !== nkey)
       return refuse(Code.unauthorized, `the connection that asked is not authenticated with sender ${senderId}'s enrolled key`);
     if (!isAllowed(this.settings.whiteList, conn.ip))
-      return refuse(Code.addressNotAllowed, `sender address ${conn.ip} is not in ip_white_list (${formatIpWhiteList(this.settings.whiteList) || "empty: nobody"})`);
+      return refuse(
+        Code.addressNotAllowed,
+        `sender address ${conn.ip} is not in ip_white_list (${formatIpWhiteList(this.settings.whiteList) || "empty: nobody"})`,
+      );
     if (conn.name !== senderConnectionName(senderId))
       return refuse(
         Code.unauthorized,
@@ -226,7 +249,13 @@ export class ReceiverCore {
    * staged file (its `.ready.meta` is left), so the storage is asked whether it holds that digest;
    * if so the load is journaled without loading again. Answers the digest when the part is loaded.
    */
-  async recoverPlaced(sender: string, ref: FileRef, kind: PartKind, size: number, sha256?: string): Promise<{ sha256: string } | undefined> {
+  async recoverPlaced(
+    sender: string,
+    ref: FileRef,
+    kind: PartKind,
+    size: number,
+    sha256?: string,
+  ): Promise<{ sha256: string } | undefined> {
     const verified = await this.placedBefore(sender, ref, kind, size, sha256);
     if (!verified) return undefined;
     await this.noteLoaded(sender, ref, kind, verified.size, verified.sha256, verified.facts as TsFileFacts | undefined);
@@ -245,9 +274,22 @@ export class ReceiverCore {
   }
 
   /** Catalog first, then the journal: a crash between them repeats an (idempotent) catalog line, never loses one. */
-  private async noteLoaded(sender: string, ref: FileRef, kind: PartKind, size: number, sha256: string, facts: TsFileFacts | undefined): Promise<void> {
+  private async noteLoaded(
+    sender: string,
+    ref: FileRef,
+    kind: PartKind,
+    size: number,
+    sha256: string,
+    facts: TsFileFacts | undefined,
+  ): Promise<void> {
     if (kind === "tsfile" && facts) {
-      await this.catalog.loaded({ sender, ref: { sg: ref.sg, vg: ref.vg, tp: ref.tp, name: ref.name }, devices: facts.devices, version: facts.version, loadedAt: new Date().toISOString() });
+      await this.catalog.loaded({
+        sender,
+        ref: { sg: ref.sg, vg: ref.vg, tp: ref.tp, name: ref.name },
+        devices: facts.devices,
+        version: facts.version,
+        loadedAt: new Date().toISOString(),
+      });
     }
     await this.journal.recordLoaded({ sender, ref, kind, size, sha256 });
     await this.staging.discard(sender, ref, kind);
@@ -268,8 +310,10 @@ export class ReceiverCore {
       // Only a load that will place a file claims the group, so everything it needs is checked
       // first: every part is here, and no other sender's copy lies where it goes.
       for (const p of fresh) {
-        const here = (await this.staging.ready(sender, load, p.kind, p.sha256)) ?? (await this.placedBefore(sender, load, p.kind, p.size, p.sha256));
-        if (!here) return reply(Code.notReady, `${load.name} (${p.kind}) was not received with digest ${p.sha256.slice(0, 12)}…; send it first`);
+        const here =
+          (await this.staging.ready(sender, load, p.kind, p.sha256)) ?? (await this.placedBefore(sender, load, p.kind, p.size, p.sha256));
+        if (!here)
+          return reply(Code.notReady, `${load.name} (${p.kind}) was not received with digest ${p.sha256.slice(0, 12)}…; send it first`);
       }
       const heldBefore = this.foreignLoader(sender, ref, before.owner?.inheritsFrom ?? before.transfer?.filesOf ?? []);
       if (heldBefore !== undefined) return this.fileConflict(ref, heldBefore, "overwrite");
@@ -312,9 +356,23 @@ export class ReceiverCore {
     await runStorage(this.storage.load({ senderId: sender, ref: load, parts: toLoad, facts }));
     // Catalog first (idempotent), then one journal append and one fsync for the whole file.
     if (facts && toLoad.some((p) => p.kind === "tsfile")) {
-      await this.catalog.loaded({ sender, ref: { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name }, devices: facts.devices, version: facts.version, loadedAt: new Date().toISOString() });
+      await this.catalog.loaded({
+        sender,
+        ref: { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name },
+        devices: facts.devices,
+        version: facts.version,
+        loadedAt: new Date().toISOString(),
+      });
     }
-    await this.journal.recordLoadedAll(toLoad.map((p) => ({ sender, ref: { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name }, kind: p.kind, size: p.size, sha256: p.sha256 })));
+    await this.journal.recordLoadedAll(
+      toLoad.map((p) => ({
+        sender,
+        ref: { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name },
+        kind: p.kind,
+        size: p.size,
+        sha256: p.sha256,
+      })),
+    );
     for (const p of toLoad) await this.staging.discard(sender, load, p.kind);
     this.stats.loads++;
     return reply(Code.ok, `loaded ${toLoad.map((p) => p.kind).join(", ")}`);

@@ -32,7 +32,9 @@ export const renderAuthorization = (
     `    { nkey: "${service.publicKey}", permissions: { publish: { allow: ${list(["_tsync_inbox.>"])}, deny: ${list(privilegedSubjects)} }, subscribe: { allow: ${list(serviceSubscriptions(group))} } } }`,
     `    # receiver (store): JetStream, KV and object store; hears nothing from senders`,
     `    { nkey: "${store.publicKey}" }`,
-    ...senders.map((s) => `    # sender ${s.id}, enrolled ${s.added}\n    { nkey: "${s.nkey}", permissions: ${senderPermissions(group, s.id)} }`),
+    ...senders.map(
+      (s) => `    # sender ${s.id}, enrolled ${s.added}\n    { nkey: "${s.nkey}", permissions: ${senderPermissions(group, s.id)} }`,
+    ),
     "  ]",
     "}",
     "",

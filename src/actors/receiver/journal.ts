@@ -16,7 +16,15 @@ export interface LoadedPart {
 }
 
 const JournalRecord = Schema.Union([
-  Schema.Struct({ op: Schema.Literal("loaded"), sender: Schema.String, ref: FileRef, kind: PartKind, size: Schema.Number, sha256: Schema.String, at: Schema.Number }),
+  Schema.Struct({
+    op: Schema.Literal("loaded"),
+    sender: Schema.String,
+    ref: FileRef,
+    kind: PartKind,
+    size: Schema.Number,
+    sha256: Schema.String,
+    at: Schema.Number,
+  }),
   Schema.Struct({ op: Schema.Literal("deleted"), sender: Schema.String, ref: FileRef, at: Schema.Number }),
 ]);
 type JournalRecord = typeof JournalRecord.Type;
@@ -50,7 +58,14 @@ export class Journal {
   private apply(r: JournalRecord): void {
     const file = fileKey(r.ref);
     if (r.op === "loaded") {
-      this.loaded.set(fileKey(r.ref, { sender: r.sender, kind: r.kind }), { sender: r.sender, ref: r.ref, kind: r.kind, size: r.size, sha256: r.sha256, at: r.at });
+      this.loaded.set(fileKey(r.ref, { sender: r.sender, kind: r.kind }), {
+        sender: r.sender,
+        ref: r.ref,
+        kind: r.kind,
+        size: r.size,
+        sha256: r.sha256,
+        at: r.at,
+      });
       const senders = this.loaders.get(file) ?? new Set<string>();
       senders.add(r.sender);
       this.loaders.set(file, senders);

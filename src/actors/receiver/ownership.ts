@@ -173,7 +173,11 @@ export class OwnershipRegistry {
           await this.kv.purge(ownerKey(sg), { previousSeq: revision });
           return { kind: "released", owner, transfer: undefined };
         }
-        const transfer: PendingTransfer = { sg, releasedAt: new Date().toISOString(), filesOf: [...new Set([owner.senderId, ...owner.inheritsFrom])] };
+        const transfer: PendingTransfer = {
+          sg,
+          releasedAt: new Date().toISOString(),
+          filesOf: [...new Set([owner.senderId, ...owner.inheritsFrom])],
+        };
         await this.write(sg, revision, transfer);
         return { kind: "released", owner, transfer };
       } catch (e) {

@@ -131,19 +131,22 @@ export class Receiver {
           // API subject, another sender's session): only the asking sender's own inbox is answered.
           this.core.stats.droppedReplies++;
           if (this.core.stats.droppedReplies % 1000 === 1)
-            this.core.log(`dropped a hello whose reply subject is not sender ${JSON.stringify(subjectId)}'s inbox: ${JSON.stringify(m.reply ?? "")}`);
+            this.core.log(
+              `dropped a hello whose reply subject is not sender ${JSON.stringify(subjectId)}'s inbox: ${JSON.stringify(m.reply ?? "")}`,
+            );
           continue;
         }
         if (this.pendingHellos >= maxPendingHellos) {
           // A burst beyond what admission can look up: answer at once rather than queue it.
           this.core.stats.refused++;
-          if (m.reply) m.respond(encodeJson({ code: Code.busy, message: `receiver is admitting ${this.pendingHellos} senders; try later` }));
+          if (m.reply)
+            m.respond(encodeJson({ code: Code.busy, message: `receiver is admitting ${this.pendingHellos} senders; try later` }));
           continue;
         }
         this.pendingHellos++;
         void this.hello(m)
           .catch((e: unknown) => {
-            this.core.log(`hello failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+            this.core.log(`hello failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
             if (m.reply) m.respond(encodeJson({ code: Code.internal, message: "internal error; see the receiver log" }));
           })
           .finally(() => this.pendingHellos--);
@@ -169,7 +172,12 @@ export class Receiver {
       return;
     }
     if (hello.protocol !== protocolVersion) {
-      m.respond(encodeJson({ code: Code.protocolMismatch, message: `protocol ${hello.protocol} is not spoken here (receiver speaks ${protocolVersion})` }));
+      m.respond(
+        encodeJson({
+          code: Code.protocolMismatch,
+          message: `protocol ${hello.protocol} is not spoken here (receiver speaks ${protocolVersion})`,
+        }),
+      );
       return;
     }
     const sessionId = newId().replace(/[^A-Za-z0-9]/g, "x");
@@ -228,7 +236,8 @@ export class Receiver {
         seen = stamp;
       } catch (e) {
         // Tried again at the next look; said once per version of the file.
-        if (failed !== stamp) this.core.log(`sender registry not applied, the previous one stays: ${e instanceof Error ? e.message : String(e)}`);
+        if (failed !== stamp)
+          this.core.log(`sender registry not applied, the previous one stays: ${e instanceof Error ? e.message : String(e)}`);
         failed = stamp;
       }
     };

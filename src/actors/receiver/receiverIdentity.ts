@@ -34,7 +34,8 @@ export const receiverIdentity = async (dataDir: string, role: ReceiverRole): Pro
   try {
     return await readIdentity(role, seedFile);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`cannot read the receiver's ${role} key ${seedFile}: ${e instanceof Error ? e.message : String(e)}`);
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+      throw new Error(`cannot read the receiver's ${role} key ${seedFile}: ${e instanceof Error ? e.message : String(e)}`);
   }
   // `wx`: two receivers starting on one data directory must not each write a different key.
   await writeFile(seedFile, new TextDecoder().decode(createUser().getSeed()) + "\n", { mode: 0o600, flag: "wx" }).catch((e: unknown) => {

@@ -13,7 +13,12 @@ import { StagingQuotaError } from "./stagingHygiene.js";
  */
 
 /** Errors whose messages are made for the sender: they name files as the protocol does. */
-const senderFacing: ReadonlyArray<abstract new (...args: never[]) => Error> = [StagingIoError, StagingFullError, StagingQuotaError, OutsideDataDirError];
+const senderFacing: ReadonlyArray<abstract new (...args: never[]) => Error> = [
+  StagingIoError,
+  StagingFullError,
+  StagingQuotaError,
+  OutsideDataDirError,
+];
 
 /** A failure told to the sender in place of one whose message was not fit to leave the receiver. */
 export class ReceiverFailure extends Error {
@@ -30,7 +35,10 @@ const stackFrame = /(^|\n)\s*at\s.*(:\d+:\d+\)?|\(native\)|<anonymous>\)?)\s*($|
  * path, a file URL, a path into the receiver's own state (`.tsync/`), `dataDir`, or a stack frame.
  */
 export const revealsLocalDetail = (text: string, dataDir?: string): boolean =>
-  absolutePath.test(text) || otherPath.test(text) || stackFrame.test(text) || (dataDir !== undefined && dataDir.length > 1 && text.includes(dataDir));
+  absolutePath.test(text) ||
+  otherPath.test(text) ||
+  stackFrame.test(text) ||
+  (dataDir !== undefined && dataDir.length > 1 && text.includes(dataDir));
 
 /** The errno code of a Node error ("ENOTDIR"), or of what a StorageError wraps. */
 const errnoCode = (e: unknown): string | undefined => {
@@ -57,7 +65,9 @@ export const forSender = (operation: string, e: unknown, dataDir?: string): Erro
 export const forLog = (e: unknown, depth = 0): string => {
   if (!(e instanceof Error)) return inspect(e, { depth: 4, breakLength: Infinity });
   const fields = Object.fromEntries(Object.entries(e).filter(([k]) => k !== "cause" && k !== "message" && k !== "stack"));
-  const head = (e.stack ?? `${e.name}: ${e.message}`) + (Object.keys(fields).length > 0 ? ` ${inspect(fields, { depth: 2, breakLength: Infinity })}` : "");
+  const head =
+    (e.stack ?? `${e.name}: ${e.message}`) +
+    (Object.keys(fields).length > 0 ? ` ${inspect(fields, { depth: 2, breakLength: Infinity })}` : "");
   const cause = (e as { cause?: unknown }).cause;
   return cause === undefined || depth >= 4 ? head : `${head}\ncaused by: ${forLog(cause, depth + 1)}`;
 };

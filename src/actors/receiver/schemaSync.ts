@@ -51,10 +51,15 @@ const writePositions = async (stateDir: string, senderId: string, p: Positions):
 };
 
 /** A reply that tells where the log stands (`SchemaAck`). */
-const reply = (code: CodeValue, message: string, at?: Position): Reply => replyOf(code, message, at ? { epoch: at.epoch, offset: at.offset } : {});
+const reply = (code: CodeValue, message: string, at?: Position): Reply =>
+  replyOf(code, message, at ? { epoch: at.epoch, offset: at.offset } : {});
 
 /** Headers and payload of a `schema` message, checked; a bad one becomes a badMessage reply. */
-export const decodeSchemaRequest = (headers: MsgHdrs | undefined, data: Uint8Array, maxBytes: number): Result.Result<SchemaRequest, Reply> => {
+export const decodeSchemaRequest = (
+  headers: MsgHdrs | undefined,
+  data: Uint8Array,
+  maxBytes: number,
+): Result.Result<SchemaRequest, Reply> => {
   const num = (name: string) => {
     const v = headers?.get(name) ?? "";
     return /^[0-9]{1,16}$/.test(v) ? Number(v) : v;
@@ -75,31 +80,41 @@ export const applySchemaPiece = async (storage: Storage, stateDir: string, sende
   const { piece, bytes } = req;
   const digest = createHash("sha256").update(bytes).digest("hex");
   if (digest !== piece.sha256)
-    return reply(Code.digestMismatch, `${piece.file} piece at byte ${piece.offset}: SHA-256 of the received bytes is ${digest}, the sender's is ${piece.sha256}`);
+    return reply(
+      Code.digestMismatch,
+      `${piece.file} piece at byte ${piece.offset}: SHA-256 of the received bytes is ${digest}, the sender's is ${piece.sha256}`,
+    );
   const positions = await readPositions(stateDir, senderId);
   const held = positions[piece.file] ?? { epoch: 0, offset: 0 };
   if (piece.epoch < held.epoch)
-    return reply(Code.outOfOrder, `this receiver holds generation ${held.epoch} of ${piece.file}, the piece is of generation ${piece.epoch}`, held);
+    return reply(
+      Code.outOfOrder,
+      `this receiver holds generation ${held.epoch} of ${piece.file}, the piece is of generation ${piece.epoch}`,
+      held,
+    );
   // A newer generation (IoTDB rewrote its log) starts from its first byte.
   const at = piece.epoch > held.epoch ? { epoch: piece.epoch, offset: 0 } : held;
-  if (piece.offset > at.offset) return reply(Code.outOfOrder, `${piece.file} piece starts at byte ${piece.offset}, this receiver expects ${at.offset}`, at);
+  if (piece.offset > at.offset)
+    return reply(Code.outOfOrder, `${piece.file} piece starts at byte ${piece.offset}, this receiver expects ${at.offset}`, at);
   if (bytes.length === 0) return reply(Code.ok, "position", at);
   const skip = at.offset - piece.offset;
   if (skip >= bytes.length) return reply(Code.ok, "already applied", at);
   const cut = cutSchemaRecords(piece.file, bytes);
   if (cut.stop !== "end")
-    return reply(Code.badMessage, `${piece.file} piece at byte ${piece.offset} is not whole records: ${cut.damage ?? `a record at byte ${piece.offset + cut.end} is cut off`}`);
+    return reply(
+      Code.badMessage,
+      `${piece.file} piece at byte ${piece.offset} is not whole records: ${cut.damage ?? `a record at byte ${piece.offset + cut.end} is cut off`}`,
+    );
   const first = cut.records.findIndex((r) => r.start === skip);
-  if (first < 0) return reply(Code.badMessage, `${piece.file} piece at byte ${piece.offset}: byte ${at.offset} is not the start of a record`);
+  if (first < 0)
+    return reply(Code.badMessage, `${piece.file} piece at byte ${piece.offset}: byte ${at.offset} is not the start of a record`);
   const spans = cut.records.slice(first);
   const records = schemaRecordTexts(piece.file, bytes, spans);
   const failed = await Effect.runPromise(
-    storage
-      .applySchema(senderId, records, { format: piece.file, epoch: at.epoch, offset: at.offset, bytes: bytes.subarray(skip) })
-      .pipe(
-        Effect.as(undefined),
-        Effect.catch((e) => Effect.succeed(e)),
-      ),
+    storage.applySchema(senderId, records, { format: piece.file, epoch: at.epoch, offset: at.offset, bytes: bytes.subarray(skip) }).pipe(
+      Effect.as(undefined),
+      Effect.catch((e) => Effect.succeed(e)),
+    ),
   );
   if (failed) return reply(Code.storageFailed, `${piece.file}: ${failed.message}`, at);
   const next = { epoch: at.epoch, offset: piece.offset + bytes.length };

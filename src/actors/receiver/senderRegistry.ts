@@ -61,7 +61,8 @@ export const readSenderRegistry = async (dataDir: string): Promise<ReadonlyArray
   const list = (parsed as { senders?: unknown } | null)?.senders;
   if (!Array.isArray(list)) throw new RegistryError(`the sender registry ${path} has no "senders" list`);
   for (const s of list) {
-    if (!isEnrolled(s) || !validKey(s.nkey)) throw new RegistryError(`the sender registry ${path} has a bad entry: ${JSON.stringify(s).slice(0, 200)}`);
+    if (!isEnrolled(s) || !validKey(s.nkey))
+      throw new RegistryError(`the sender registry ${path} has a bad entry: ${JSON.stringify(s).slice(0, 200)}`);
   }
   return list as EnrolledSender[];
 };

@@ -20,7 +20,11 @@ import { readSenderRegistry, type EnrolledSender } from "./senderRegistry.js";
 import { Staging, stagingRoot } from "./staging.js";
 
 /** A receiver could not start: which step, and why (the message is meant for the operator). */
-export class ReceiverStartError extends Data.TaggedError("ReceiverStartError")<{ readonly step: string; readonly message: string; readonly cause?: unknown }> {}
+export class ReceiverStartError extends Data.TaggedError("ReceiverStartError")<{
+  readonly step: string;
+  readonly message: string;
+  readonly cause?: unknown;
+}> {}
 
 const step =
   (name: string) =>
@@ -108,11 +112,17 @@ export class NatsServers extends Context.Service<
         store = asIdentity(c, storeId);
         enrolled = new Map(senders.map((s) => [s.id, s]));
         auth = renderAuthorization(c.receiver_group, serviceId, storeId, senders);
-        if (senders.length === 0) log(`no sender is enrolled yet: enroll each edge box with \`tsync senders add ID --out ID.nk\` (see docs/security.md)`);
+        if (senders.length === 0)
+          log(`no sender is enrolled yet: enroll each edge box with \`tsync senders add ID --out ID.nk\` (see docs/security.md)`);
       }
       const embedded = yield* Effect.acquireRelease(
         step("embedded nats-server")(() =>
-          startNatsServer({ dir: embeddedStoreDir(dataDir), host: "0.0.0.0", port: c.sync_server_port === 0 ? -1 : c.sync_server_port, extraConfig: embeddedTlsConfig(c) + auth }),
+          startNatsServer({
+            dir: embeddedStoreDir(dataDir),
+            host: "0.0.0.0",
+            port: c.sync_server_port === 0 ? -1 : c.sync_server_port,
+            extraConfig: embeddedTlsConfig(c) + auth,
+          }),
         ),
         (s) => Effect.promise(() => s.stop()),
       );
@@ -128,7 +138,9 @@ const drained = (nc: NatsConnection) => Effect.promise(() => nc.drain().catch(()
  * only into senders' inboxes); `store` does JetStream, KV, object store and address lookups and
  * hears nothing from senders.
  */
-export class NatsLinks extends Context.Service<NatsLinks, { readonly service: NatsConnection; readonly store: NatsConnection }>()("tsync/receiver/NatsLinks") {
+export class NatsLinks extends Context.Service<NatsLinks, { readonly service: NatsConnection; readonly store: NatsConnection }>()(
+  "tsync/receiver/NatsLinks",
+) {
   static layer = Layer.effect(
     NatsLinks,
     Effect.gen(function* () {
@@ -201,7 +213,10 @@ export class LoadJournal extends Context.Service<LoadJournal, Journal>()("tsync/
     LoadJournal,
     Effect.gen(function* () {
       const { dataDir, log } = yield* ReceiverEnv;
-      return yield* Effect.acquireRelease(step("load journal")(() => Journal.open(journalPath(dataDir), log)), (j) => Effect.promise(() => j.close()));
+      return yield* Effect.acquireRelease(
+        step("load journal")(() => Journal.open(journalPath(dataDir), log)),
+        (j) => Effect.promise(() => j.close()),
+      );
     }),
   );
 }
@@ -224,10 +239,12 @@ export class ReceiverStaging extends Context.Service<ReceiverStaging, Staging>()
     ReceiverStaging,
     Effect.gen(function* () {
       const { config: c, dataDir, log } = yield* ReceiverEnv;
-      const staging = new Staging(stagingRoot(dataDir), log, { quotaBytesPerSender: c.staging_quota_bytes_per_sender, graceMs: c.staging_grace_in_second * 1000 });
-      return yield* Effect.acquireRelease(
-        step("staging sweep")(() => staging.startSweeper()).pipe(Effect.as(staging)),
-        (s) => Effect.sync(() => s.stopSweeper()),
+      const staging = new Staging(stagingRoot(dataDir), log, {
+        quotaBytesPerSender: c.staging_quota_bytes_per_sender,
+        graceMs: c.staging_grace_in_second * 1000,
+      });
+      return yield* Effect.acquireRelease(step("staging sweep")(() => staging.startSweeper()).pipe(Effect.as(staging)), (s) =>
+        Effect.sync(() => s.stopSweeper()),
       );
     }),
   );
@@ -246,7 +263,14 @@ export class ReceiverCatalog extends Context.Service<ReceiverCatalog, Catalog>()
 
 /** Everything a receiver runs on, in dependency order (released in reverse). */
 export const receiverServices = (config: ReceiverConfig, log: (line: string) => void, instance: string) =>
-  Layer.mergeAll(ReceiverStorage.layer, LoadJournal.layer, Owners.layer, ReceiverStaging.layer, ReceiverCatalog.layer, Addresses.layer).pipe(
+  Layer.mergeAll(
+    ReceiverStorage.layer,
+    LoadJournal.layer,
+    Owners.layer,
+    ReceiverStaging.layer,
+    ReceiverCatalog.layer,
+    Addresses.layer,
+  ).pipe(
     Layer.provideMerge(NatsLinks.layer),
     Layer.provideMerge(NatsServers.layer),
     Layer.provideMerge(ReceiverEnv.layer(config, log, instance)),

@@ -3,8 +3,30 @@ import { dirname } from "node:path";
 import { Effect, Result, type Schema } from "effect";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { createActor, fromPromise, type ActorRefFrom } from "xstate";
-import { receiverSession, type Chunk, type Respond, type SchemaRequest, type SessionEvent, type SessionInput, type Transfer } from "../../machines/receiverSession.js";
-import { ChunkAck, Commit, decodeJson, Delete, encodeReply, HelloReply, Load, Offer, OfferReply, PlainReply, SchemaAck, type FileRef, type ReplySchema } from "../../protocol/messages.js";
+import {
+  receiverSession,
+  type Chunk,
+  type Respond,
+  type SchemaRequest,
+  type SessionEvent,
+  type SessionInput,
+  type Transfer,
+} from "../../machines/receiverSession.js";
+import {
+  ChunkAck,
+  Commit,
+  decodeJson,
+  Delete,
+  encodeReply,
+  HelloReply,
+  Load,
+  Offer,
+  OfferReply,
+  PlainReply,
+  SchemaAck,
+  type FileRef,
+  type ReplySchema,
+} from "../../protocol/messages.js";
 import { describeBadName, describeBadTsFileName, isNumericSegment, isSegment, isTsFileName } from "../../protocol/names.js";
 import { partOrder } from "../../protocol/parts.js";
 import { Code, reply, type Reply } from "../../protocol/status.js";
@@ -49,8 +71,7 @@ const badNameIn = (data: Uint8Array): Reply | undefined => {
   if ("sg" in o && !isSegment(o["sg"])) problems.push(describeBadName("storage group", o["sg"]));
   for (const f of ["vg", "tp"] as const)
     if (f in o && !isNumericSegment(o[f])) problems.push(`${f} ${JSON.stringify(o[f])} is not a partition number`);
-  if ("name" in o && !isTsFileName(o["name"]))
-    problems.push(describeBadTsFileName(o["name"]));
+  if ("name" in o && !isTsFileName(o["name"])) problems.push(describeBadTsFileName(o["name"]));
   return problems.length > 0 ? reply(Code.badName, problems.join("; ")) : undefined;
 };
 
@@ -99,18 +120,30 @@ export class SessionHost {
    */
   private machine() {
     const core = this.core;
-    const scope: SafeFailureScope = { session: `session ${this.input.sessionId}`, log: (line) => core.log(line), dataDir: dirname(dirname(core.staging.root)) };
+    const scope: SafeFailureScope = {
+      session: `session ${this.input.sessionId}`,
+      log: (line) => core.log(line),
+      dataDir: dirname(dirname(core.staging.root)),
+    };
     const storage = schemaSafeStorage(core.storage, scope);
     const schemaDir = schemaStateDir(dirname(core.staging.root));
     return receiverSession.provide({
       actors: {
         admit: fromPromise<Reply, SessionInput>(safely(scope, "hello", async () => this.admit())),
-        acceptOffer: fromPromise(safely(scope, "offer", async ({ input }: { input: { session: SessionInput; offer: Offer } }) => this.acceptOffer(input.offer))),
-        verify: fromPromise(
-          safely(scope, "commit", async ({ input }: { input: { session: SessionInput; transfer: Transfer; commit: Commit } }) => this.verify(input.transfer, input.commit)),
+        acceptOffer: fromPromise(
+          safely(scope, "offer", async ({ input }: { input: { session: SessionInput; offer: Offer } }) => this.acceptOffer(input.offer)),
         ),
-        load: fromPromise(safely(scope, "load", async ({ input }: { input: { session: SessionInput; load: Load } }) => this.load(input.load))),
-        remove: fromPromise(safely(scope, "delete", async ({ input }: { input: { session: SessionInput; ref: FileRef } }) => this.remove(input.ref))),
+        verify: fromPromise(
+          safely(scope, "commit", async ({ input }: { input: { session: SessionInput; transfer: Transfer; commit: Commit } }) =>
+            this.verify(input.transfer, input.commit),
+          ),
+        ),
+        load: fromPromise(
+          safely(scope, "load", async ({ input }: { input: { session: SessionInput; load: Load } }) => this.load(input.load)),
+        ),
+        remove: fromPromise(
+          safely(scope, "delete", async ({ input }: { input: { session: SessionInput; ref: FileRef } }) => this.remove(input.ref)),
+        ),
         applySchema: fromPromise(
           safely(scope, "schema", async ({ input }: { input: { session: SessionInput; request: SchemaRequest } }) =>
             applySchemaPiece(storage, schemaDir, input.session.senderId, input.request),
@@ -176,7 +209,9 @@ export class SessionHost {
     try {
       bytes = encodeReply(schema)(r);
     } catch (e) {
-      this.core.log(`session ${this.input.sessionId}: a reply did not fit its schema: ${e instanceof Error ? e.message : String(e)}: ${JSON.stringify(r)}`);
+      this.core.log(
+        `session ${this.input.sessionId}: a reply did not fit its schema: ${e instanceof Error ? e.message : String(e)}: ${JSON.stringify(r)}`,
+      );
       bytes = encodeReply(PlainReply)(reply(Code.internal, "internal error; see the receiver log"));
     }
     m.respond(bytes);
@@ -189,7 +224,9 @@ export class SessionHost {
         // request that is not asking from this sender's own inbox is not served at all.
         this.core.stats.droppedReplies++;
         if (this.core.stats.droppedReplies % 1000 === 1)
-          this.core.log(`session ${this.input.sessionId}: dropped a request whose reply subject is not sender ${this.input.senderId}'s inbox: ${JSON.stringify(m.reply ?? "")}`);
+          this.core.log(
+            `session ${this.input.sessionId}: dropped a request whose reply subject is not sender ${this.input.senderId}'s inbox: ${JSON.stringify(m.reply ?? "")}`,
+          );
         continue;
       }
       const op = m.subject.slice(this.prefix.length + 1);
@@ -209,7 +246,7 @@ export class SessionHost {
         this.actor.send({ ...event, respond } as SessionEvent);
         this.send(m, schema, await answered);
       } catch (e) {
-        this.core.log(`session ${this.input.sessionId}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+        this.core.log(`session ${this.input.sessionId}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
         this.send(m, PlainReply, reply(Code.internal, "internal error; see the receiver log"));
       }
     }
@@ -246,7 +283,14 @@ export class SessionHost {
         if (Result.isFailure(r)) return Result.fail(this.rejectBad(r.failure));
         const kinds = r.success.parts.map((p) => p.kind);
         if (kinds.length === 0 || new Set(kinds).size !== kinds.length)
-          return Result.fail(this.rejectBad(reply(Code.badMessage, `a load names each of its parts once (got ${JSON.stringify(kinds)}; parts are ${partOrder.join(", ")})`)));
+          return Result.fail(
+            this.rejectBad(
+              reply(
+                Code.badMessage,
+                `a load names each of its parts once (got ${JSON.stringify(kinds)}; parts are ${partOrder.join(", ")})`,
+              ),
+            ),
+          );
         return Result.succeed({ type: "load", load: r.success });
       }
       case "delete": {
@@ -286,7 +330,7 @@ export class SessionHost {
         this.actor.send({ type: "progress", fileId, received: writer.received, bytes: data.length, respond });
       },
       (e: unknown) => {
-        this.core.log(`session ${this.input.sessionId}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+        this.core.log(`session ${this.input.sessionId}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
         this.actor.send({ type: "writeFailed", fileId, reason: "failed", respond });
       },
     );
@@ -313,7 +357,10 @@ export class SessionHost {
   private async acceptOffer(offer: Offer): Promise<Reply> {
     const sender = this.input.senderId;
     if (offer.size > this.core.maxFileBytes)
-      return reply(Code.tooLarge, `${offer.name} (${offer.kind}) is ${offer.size} bytes; the receiver accepts at most ${this.core.maxFileBytes}`);
+      return reply(
+        Code.tooLarge,
+        `${offer.name} (${offer.kind}) is ${offer.size} bytes; the receiver accepts at most ${this.core.maxFileBytes}`,
+      );
     const conflict = await this.claim(offer);
     if (conflict) return conflict;
     const loaded = this.core.journal.find(sender, offer, offer.kind);
@@ -337,7 +384,10 @@ export class SessionHost {
     const fileId = newId();
     this.writers.set(fileId, writer);
     const resumed = writer.received > 0;
-    return reply(resumed ? Code.resume : Code.start, resumed ? `resume at ${writer.received}` : "send", { fileId, offset: writer.received });
+    return reply(resumed ? Code.resume : Code.start, resumed ? `resume at ${writer.received}` : "send", {
+      fileId,
+      offset: writer.received,
+    });
   }
 
   private async verify(transfer: Transfer, commit: Commit): Promise<Reply> {
@@ -347,13 +397,19 @@ export class SessionHost {
     const offer = transfer.offer;
     if (commit.size !== offer.size || writer.received !== offer.size) {
       await writer.abandon();
-      return reply(Code.sizeMismatch, `${offer.name} (${offer.kind}): announced ${offer.size} bytes, received ${writer.received}, commit says ${commit.size}`);
+      return reply(
+        Code.sizeMismatch,
+        `${offer.name} (${offer.kind}): announced ${offer.size} bytes, received ${writer.received}, commit says ${commit.size}`,
+      );
     }
     const digest = writer.digest();
     if (digest !== commit.sha256 || (offer.sha256 !== undefined && offer.sha256 !== digest)) {
       await writer.abandon();
       this.core.stats.digestMismatches++;
-      return reply(Code.digestMismatch, `${offer.name} (${offer.kind}): SHA-256 of the received bytes is ${digest}, the sender's is ${commit.sha256}`);
+      return reply(
+        Code.digestMismatch,
+        `${offer.name} (${offer.kind}): SHA-256 of the received bytes is ${digest}, the sender's is ${commit.sha256}`,
+      );
     }
     let facts: unknown;
     if (offer.kind === "tsfile") {

@@ -139,7 +139,12 @@ export class Staging {
   }
 
   /** A verified part waiting to be loaded, if its digest is the one asked for. */
-  async ready(sender: string, ref: FileRef, kind: PartKind, sha256?: string): Promise<{ path: string; size: number; sha256: string; facts: unknown } | undefined> {
+  async ready(
+    sender: string,
+    ref: FileRef,
+    kind: PartKind,
+    sha256?: string,
+  ): Promise<{ path: string; size: number; sha256: string; facts: unknown } | undefined> {
     this.hygiene.touch(sender);
     const path = this.readyPath(sender, ref, kind);
     const m = await this.meta(path);
@@ -196,7 +201,9 @@ export class Staging {
     const resumeAt = resumeOffset(m, offer.size, onDisk, boot);
     const free = (await this.freeBytes()) + (onDisk > resumeAt ? onDisk - resumeAt : 0);
     if (free < offer.size - resumeAt)
-      throw new StagingFullError(`the receiver's staging disk is full: ${offer.name} (${offer.kind}) needs ${offer.size - resumeAt} more bytes, ${free} are free`);
+      throw new StagingFullError(
+        `the receiver's staging disk is full: ${offer.name} (${offer.kind}) needs ${offer.size - resumeAt} more bytes, ${free} are free`,
+      );
     const handle = await open(partPath, resumeAt > 0 ? "r+" : "w");
     try {
       await handle.truncate(resumeAt);
@@ -206,7 +213,17 @@ export class Staging {
       if (resumeAt > (m?.durable ?? 0)) await handle.datasync();
       // A hint, not a promise: losing it to a power cut restarts the part, which the digest allows.
       await replaceFile(`${partPath}.meta`, JSON.stringify({ size: offer.size, durable: resumeAt, boot } satisfies PartMeta));
-      return new PartWriter(partPath, base, offer.size, resumeAt, handle, hash, boot, () => this.freeBytes(), (e) => this.failed(partLabel(offer, offer.kind), e));
+      return new PartWriter(
+        partPath,
+        base,
+        offer.size,
+        resumeAt,
+        handle,
+        hash,
+        boot,
+        () => this.freeBytes(),
+        (e) => this.failed(partLabel(offer, offer.kind), e),
+      );
     } catch (e) {
       await handle.close();
       throw e;
@@ -215,7 +232,9 @@ export class Staging {
 
   async discard(sender: string, ref: FileRef, kind: PartKind): Promise<void> {
     const base = this.base(sender, ref, kind);
-    await Promise.all([`${base}.part`, `${base}.part.meta`, `${base}.ready`, `${base}.ready.meta`].map((p) => rm(p, { force: true }))).catch((e: unknown) => {
+    await Promise.all(
+      [`${base}.part`, `${base}.part.meta`, `${base}.ready`, `${base}.ready.meta`].map((p) => rm(p, { force: true })),
+    ).catch((e: unknown) => {
       throw this.failed(partLabel(ref, kind), e);
     });
     this.hygiene.forget(sender, [`${this.keyOf(base)}.part`, `${this.keyOf(base)}.ready`]);
@@ -282,7 +301,9 @@ export class PartWriter {
       if (!isNoSpace(e)) throw e;
       // Keeping a partial copy nobody can finish would starve every other file of space.
       await this.abandon();
-      throw new StagingFullError(`the receiver's staging disk is full at ${offset} of ${this.size} bytes of ${this.partPath}; the partial copy was dropped`);
+      throw new StagingFullError(
+        `the receiver's staging disk is full at ${offset} of ${this.size} bytes of ${this.partPath}; the partial copy was dropped`,
+      );
     }
     this.hash.update(chunk);
     this.received = offset + chunk.length;

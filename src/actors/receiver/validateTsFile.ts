@@ -66,11 +66,16 @@ export const validateTsFile = async (path: string, limits: TsFileCheckLimits = {
       ...limits,
       measurements: false,
       onDevice: (d) =>
-        devices.push({ id: d.id, startTime: d.startTime === null ? null : String(d.startTime), endTime: d.endTime === null ? null : String(d.endTime) }),
+        devices.push({
+          id: d.id,
+          startTime: d.startTime === null ? null : String(d.startTime),
+          endTime: d.endTime === null ? null : String(d.endTime),
+        }),
     });
     return { ok: true, facts: { version: info.version, devices } };
   } catch (e) {
-    if (e instanceof TsFileLimitError) return { ok: false, reason: `${e.subject}; the receiver accepts at most ${e.max} (${SETTING[e.limit]})` };
+    if (e instanceof TsFileLimitError)
+      return { ok: false, reason: `${e.subject}; the receiver accepts at most ${e.max} (${SETTING[e.limit]})` };
     if (e instanceof TsFileFormatError) return { ok: false, reason: e.message };
     throw e;
   }

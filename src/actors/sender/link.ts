@@ -60,7 +60,8 @@ export class SenderLink {
       throw natsFailure(op, e);
     }
     const decoded = decodeJson(schema)(bytes);
-    if (Result.isFailure(decoded)) throw new Retryable({ code: Code.badMessage, message: `receiver sent a bad ${op} reply: ${decoded.failure}` });
+    if (Result.isFailure(decoded))
+      throw new Retryable({ code: Code.badMessage, message: `receiver sent a bad ${op} reply: ${decoded.failure}` });
     return decoded.success;
   }
 
@@ -101,7 +102,15 @@ export class SenderLink {
     const offer: Offer = { ...ref, kind: part.kind, size: part.size, ...(part.sha256 ? { sha256: part.sha256 } : {}) };
     const r = await this.call("offer", this.subject(session, "offer"), offer, OfferReply, this.timeout);
     if (r.code === Code.have) {
-      return { kind: part.kind, fileId: undefined, size: part.size, sha256: r.sha256 ?? part.sha256 ?? "", had: true, bytesSent: 0, resumedFrom: 0 };
+      return {
+        kind: part.kind,
+        fileId: undefined,
+        size: part.size,
+        sha256: r.sha256 ?? part.sha256 ?? "",
+        had: true,
+        bytesSent: 0,
+        resumedFrom: 0,
+      };
     }
     if ((r.code !== Code.start && r.code !== Code.resume) || r.fileId === undefined) throw failureFor(r);
     const from = Math.min(r.offset ?? 0, part.size);
@@ -143,7 +152,8 @@ export class SenderLink {
             const ack = decodeJson(ChunkAck)(m.data);
             if (Result.isFailure(ack)) throw new Retryable({ code: Code.badMessage, message: `bad chunk ack: ${ack.failure}` });
             if (ack.success.code !== Code.ok) throw failureFor(ack.success);
-            if (ack.success.offset !== end) throw new Retryable({ code: Code.outOfOrder, message: `chunk at ${offset} acked as ${ack.success.offset}` });
+            if (ack.success.offset !== end)
+              throw new Retryable({ code: Code.outOfOrder, message: `chunk at ${offset} acked as ${ack.success.offset}` });
           },
           (e: unknown) => {
             throw natsFailure("chunk", e);

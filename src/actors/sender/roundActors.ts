@@ -66,7 +66,10 @@ export const senderRoundWith = (deps: RoundDeps) =>
             mtimeMs: input.unit.parts.find((l) => l.kind === p.kind)?.mtimeMs ?? 0,
           })),
         });
-        await deps.work.unpin(input.unit.ref, input.parts.map((p) => p.kind));
+        await deps.work.unpin(
+          input.unit.ref,
+          input.parts.map((p) => p.kind),
+        );
       }),
       deleteFiles: fromPromise<DeleteOutput, { session: SessionInfo; deletions: ReadonlyArray<FileRef> }>(async ({ input }) => {
         const deleted: FileRef[] = [];

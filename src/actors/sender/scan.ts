@@ -21,11 +21,7 @@ const sideFileChanged = (unit: SyncUnit<SourcePart>, work: WorkDir): boolean => 
  * The diff of a round, made after recovery: new sealed files (or files whose side files changed)
  * to send, pinned in the snapshot; and confirmed files gone from disk, to delete on the receiver.
  */
-export const scanForRound = async (
-  source: Source,
-  work: WorkDir,
-  storageGroups: ReadonlyArray<string>,
-): Promise<ScanResult> => {
+export const scanForRound = async (source: Source, work: WorkDir, storageGroups: ReadonlyArray<string>): Promise<ScanResult> => {
   const listing = await Effect.runPromise(source.list(storageGroups));
   const seen = new Set<string>(listing.notReady.map(refKey));
   const units: SyncUnit[] = [];

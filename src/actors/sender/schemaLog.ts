@@ -120,7 +120,8 @@ export const syncSchemaLog = async (o: SchemaLogOptions, session: SessionInfo): 
         throw natsFailure("schema", e);
       }
       const ack = decodeJson(SchemaAck)(data);
-      if (Result.isFailure(ack)) throw new Retryable({ code: Code.badMessage, message: `receiver sent a bad schema reply: ${ack.failure}` });
+      if (Result.isFailure(ack))
+        throw new Retryable({ code: Code.badMessage, message: `receiver sent a bad schema reply: ${ack.failure}` });
       return ack.success;
     };
 
@@ -132,8 +133,7 @@ export const syncSchemaLog = async (o: SchemaLogOptions, session: SessionInfo): 
       let continuable = off <= size;
       if (continuable && off > 0 && off < size) {
         const probe = await readAt(fh, off - (format === "mlog.txt" ? 1 : 0), Math.min(64 * 1024, size - off + 1));
-        continuable =
-          format === "mlog.txt" ? probe[0] === 0x0a : cutSchemaRecords(format, probe).stop !== "damaged";
+        continuable = format === "mlog.txt" ? probe[0] === 0x0a : cutSchemaRecords(format, probe).stop !== "damaged";
       }
       if (continuable) {
         epoch = e;
@@ -147,7 +147,14 @@ export const syncSchemaLog = async (o: SchemaLogOptions, session: SessionInfo): 
 
     const save = async () => {
       const headLength = Math.min(headBytes, offset);
-      const position: SavedPosition = { format, epoch, offset, ino: st.ino, headLength, headSha256: sha256(await readAt(fh, 0, headLength)) };
+      const position: SavedPosition = {
+        format,
+        epoch,
+        offset,
+        ino: st.ino,
+        headLength,
+        headSha256: sha256(await readAt(fh, 0, headLength)),
+      };
       await writeFileAtomic(positionFile(o.workDir), JSON.stringify(position));
     };
 
@@ -166,9 +173,14 @@ export const syncSchemaLog = async (o: SchemaLogOptions, session: SessionInfo): 
         const buf = await readAt(fh, offset, want);
         const cut = cutSchemaRecords(format, buf);
         if (cut.end === 0) {
-          if (cut.stop === "damaged") throw new Unsendable({ message: `${found.path} is damaged at byte ${offset}: ${cut.damage}; IoTDB's own reader stops there too` });
+          if (cut.stop === "damaged")
+            throw new Unsendable({
+              message: `${found.path} is damaged at byte ${offset}: ${cut.damage}; IoTDB's own reader stops there too`,
+            });
           if ((cut.nextRecordBytes ?? 0) > session.chunkBytes || (format === "mlog.txt" && want === session.chunkBytes))
-            throw new Unsendable({ message: `${found.path} has a record at byte ${offset} larger than a schema piece (${session.chunkBytes} bytes); raise the server's max_payload` });
+            throw new Unsendable({
+              message: `${found.path} has a record at byte ${offset} larger than a schema piece (${session.chunkBytes} bytes); raise the server's max_payload`,
+            });
           return; // the rest is a record IoTDB is still writing: next round
         }
         const piece = buf.subarray(0, cut.end);
@@ -179,7 +191,8 @@ export const syncSchemaLog = async (o: SchemaLogOptions, session: SessionInfo): 
           continue;
         }
         if (ack.code !== Code.ok && ack.code !== Code.outOfOrder) throw failureFor(ack);
-        if (++repositions > maxRepositions) throw new Retryable({ code: ack.code, message: `the receiver keeps moving the ${format} position (last: ${ack.message})` });
+        if (++repositions > maxRepositions)
+          throw new Retryable({ code: ack.code, message: `the receiver keeps moving the ${format} position (last: ${ack.message})` });
         await adopt(ack, size);
       }
     };

@@ -12,7 +12,8 @@ const partitionDepth = 3;
 const isUnder = (segments: ReadonlyArray<string>, root: ReadonlyArray<string>): boolean => root.every((s, i) => s === segments[i]);
 
 /** Whether a directory (as path segments under the data directory) is inside a sequence root. */
-const inSequence = (segments: ReadonlyArray<string>): boolean => sequenceRoots.some((root) => segments.length > root.length && isUnder(segments, root));
+const inSequence = (segments: ReadonlyArray<string>): boolean =>
+  sequenceRoots.some((root) => segments.length > root.length && isUnder(segments, root));
 
 /**
  * Whether a directory (as path segments under the data directory) can hold, or lead to, sealed
@@ -68,10 +69,25 @@ export const watchSealed = (
     const path = join(dataDir, ...rel);
     if (name.endsWith(".tsfile.resource")) {
       // A rename or create event also comes when the file goes away: only a present one counts.
-      if (announce && inSequence(segments) && (await stat(path).then((s) => s.isFile(), () => false))) sealed(rel.join("/"));
+      if (
+        announce &&
+        inSequence(segments) &&
+        (await stat(path).then(
+          (s) => s.isFile(),
+          () => false,
+        ))
+      )
+        sealed(rel.join("/"));
       return;
     }
-    if (worthWatching(rel) && (await stat(path).then((s) => s.isDirectory(), () => false))) await add(rel, announce);
+    if (
+      worthWatching(rel) &&
+      (await stat(path).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    )
+      await add(rel, announce);
   };
 
   /** Watches a directory, then what is in it; `announce`: resources already inside are new. */
@@ -107,7 +123,9 @@ export const watchSealed = (
     for (const name of entries) await onEntry(segments, name, announce).catch(() => undefined);
   };
 
-  const ready = add([], false).catch((e: unknown) => warn(`cannot watch ${dataDir}: ${e instanceof Error ? e.message : String(e)}; relying on the period`));
+  const ready = add([], false).catch((e: unknown) =>
+    warn(`cannot watch ${dataDir}: ${e instanceof Error ? e.message : String(e)}; relying on the period`),
+  );
   return {
     ready,
     close: () => {

@@ -25,7 +25,11 @@ export interface SenderOptions {
 }
 
 /** A sender could not start: which step, and why (the message is meant for the operator). */
-export class SenderStartError extends Data.TaggedError("SenderStartError")<{ readonly step: string; readonly message: string; readonly cause?: unknown }> {}
+export class SenderStartError extends Data.TaggedError("SenderStartError")<{
+  readonly step: string;
+  readonly message: string;
+  readonly cause?: unknown;
+}> {}
 
 export const senderServers = (c: SenderConfig): ReadonlyArray<string> => c.nats_url ?? [`${c.server_ip}:${c.server_port}`];
 
@@ -51,22 +55,26 @@ export class Sender {
     return Effect.gen(function* () {
       const source =
         options.source ??
-        (yield* openSource(c.source_plugin, { dataDir: c.data_directory, options: c.plugin, ...(options.log ? { log: options.log } : {}) }).pipe(
-          Effect.mapError((cause) => new SenderStartError({ step: "source plugin", message: cause.message, cause })),
-        ));
+        (yield* openSource(c.source_plugin, {
+          dataDir: c.data_directory,
+          options: c.plugin,
+          ...(options.log ? { log: options.log } : {}),
+        }).pipe(Effect.mapError((cause) => new SenderStartError({ step: "source plugin", message: cause.message, cause }))));
       const scope = yield* Scope.make();
       const acquire = Effect.gen(function* () {
         const work = yield* Effect.acquireRelease(
           Effect.tryPromise({
             try: () => WorkDir.open(senderWorkDirectory(c), c.sender_name, options.log),
-            catch: (cause) => new SenderStartError({ step: "work directory", message: cause instanceof Error ? cause.message : String(cause), cause }),
+            catch: (cause) =>
+              new SenderStartError({ step: "work directory", message: cause instanceof Error ? cause.message : String(cause), cause }),
           }),
           (w) => Effect.promise(() => w.close()),
         );
         const nc = yield* Effect.acquireRelease(
           Effect.tryPromise({
             // Replies come only to the sender's private inbox prefix: the receiver answers nowhere else.
-            try: () => connectNats(senderServers(c), senderConnectionName(work.senderId), c, { inboxPrefix: senderInboxPrefix(work.senderId) }),
+            try: () =>
+              connectNats(senderServers(c), senderConnectionName(work.senderId), c, { inboxPrefix: senderInboxPrefix(work.senderId) }),
             catch: (cause) =>
               new SenderStartError({
                 step: "NATS connection",
@@ -77,7 +85,10 @@ export class Sender {
           (conn) => Effect.promise(() => conn.drain().catch(() => undefined)),
         );
         return { work, nc };
-      }).pipe(Scope.provide(scope), Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))));
+      }).pipe(
+        Scope.provide(scope),
+        Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
+      );
       const { work, nc } = yield* acquire;
       const pace = bandwidthPacer(c.max_bandwidth_bytes_per_second);
       const link = new SenderLink(nc, {
@@ -109,7 +120,16 @@ export class Sender {
       work: this.work,
       source: this.source,
       storageGroups: c.sync_storage_groups ?? [],
-      ...(c.iotdb_schema_directory ? { schemaLog: { nc: this.nc, workDir: this.work.dir, path: c.iotdb_schema_directory, ...(this.options.log ? { log: this.options.log } : {}) } } : {}),
+      ...(c.iotdb_schema_directory
+        ? {
+            schemaLog: {
+              nc: this.nc,
+              workDir: this.work.dir,
+              path: c.iotdb_schema_directory,
+              ...(this.options.log ? { log: this.options.log } : {}),
+            },
+          }
+        : {}),
       ...(this.options.log ? { log: this.options.log } : {}),
     });
   }

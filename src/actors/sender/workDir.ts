@@ -35,7 +35,10 @@ const JournalRecord = Schema.Union([
 type JournalRecord = typeof JournalRecord.Type;
 
 export class SenderLockedError extends Error {
-  constructor(readonly dir: string, readonly pid: number) {
+  constructor(
+    readonly dir: string,
+    readonly pid: number,
+  ) {
     super(`another sender (pid ${pid}) is already running for ${dir}`);
   }
 }
@@ -70,7 +73,11 @@ export class WorkDir {
    * Takes the lock and replays the confirmed journal; an unreadable or damaged journal rejects
    * (AppendLogError, naming the file) rather than forgetting what was confirmed.
    */
-  static async open(dir: string, configuredName: string | undefined, log: (line: string) => void = (line) => process.stderr.write(line + "\n")): Promise<WorkDir> {
+  static async open(
+    dir: string,
+    configuredName: string | undefined,
+    log: (line: string) => void = (line) => process.stderr.write(line + "\n"),
+  ): Promise<WorkDir> {
     await mkdir(join(dir, "snapshot"), { recursive: true });
     await WorkDir.lock(dir);
     try {

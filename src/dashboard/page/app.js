@@ -105,7 +105,8 @@ const connect = () => {
 
 const label = (a) => {
   const d = a.details;
-  if (d.kind === "receiverSession") return { name: `session ${d.sessionId}`, sub: `sender ${d.senderId}${d.address ? ` @ ${d.address}` : ""}` };
+  if (d.kind === "receiverSession")
+    return { name: `session ${d.sessionId}`, sub: `sender ${d.senderId}${d.address ? ` @ ${d.address}` : ""}` };
   if (d.kind === "senderRound") return { name: a.id.replace("-", " "), sub: d.sessionId ? `session ${d.sessionId}` : "" };
   if (d.kind === "sender") return { name: "sender process", sub: `${d.rounds} round${d.rounds === 1 ? "" : "s"} done` };
   return { name: a.id, sub: a.machine };
@@ -114,8 +115,10 @@ const label = (a) => {
 const workingOn = (a) => {
   const d = a.details;
   if (d.kind === "receiverSession" && d.file) return `${d.file.name} (${d.file.part})`;
-  if (d.kind === "senderRound" && d.file) return `file ${Math.min(d.fileNumber, d.files)}/${d.files}: ${d.file.name} (${d.file.part} ${d.file.partNumber}/${d.file.parts})`;
-  if (d.kind === "senderRound" && d.files > 0 && d.fileNumber > d.files) return `${d.files} files done${d.deletions ? `, ${d.deletions} deletions` : ""}`;
+  if (d.kind === "senderRound" && d.file)
+    return `file ${Math.min(d.fileNumber, d.files)}/${d.files}: ${d.file.name} (${d.file.part} ${d.file.partNumber}/${d.file.parts})`;
+  if (d.kind === "senderRound" && d.files > 0 && d.fileNumber > d.files)
+    return `${d.files} files done${d.deletions ? `, ${d.deletions} deletions` : ""}`;
   if (d.kind === "senderRound" && d.files === 0 && d.deletions === 0 && ["closing", "done"].includes(a.top)) return "nothing new to send";
   if (d.kind === "sender" && d.lastRound) return `last round: ${roundText(d.lastRound)}`;
   return "";
@@ -123,8 +126,10 @@ const workingOn = (a) => {
 
 const progressOf = (a) => {
   const d = a.details;
-  if (d.kind === "receiverSession" && d.file) return { done: d.file.received, total: d.file.size, text: `${bytes(d.file.received)} / ${bytes(d.file.size)}` };
-  if (d.kind === "senderRound" && d.files > 0) return { done: Math.min(d.fileNumber - 1, d.files), total: d.files, text: `${Math.min(d.fileNumber - 1, d.files)} / ${d.files} files` };
+  if (d.kind === "receiverSession" && d.file)
+    return { done: d.file.received, total: d.file.size, text: `${bytes(d.file.received)} / ${bytes(d.file.size)}` };
+  if (d.kind === "senderRound" && d.files > 0)
+    return { done: Math.min(d.fileNumber - 1, d.files), total: d.files, text: `${Math.min(d.fileNumber - 1, d.files)} / ${d.files} files` };
   return undefined;
 };
 
@@ -133,7 +138,8 @@ const roundText = (s) =>
 
 const countersOf = (a) => {
   const d = a.details;
-  if (d.kind === "receiverSession") return `${bytes(d.bytes)} · files ${d.files.received} received, ${d.files.loaded} loaded, ${d.files.deleted} deleted, ${d.files.rejected} rejected`;
+  if (d.kind === "receiverSession")
+    return `${bytes(d.bytes)} · files ${d.files.received} received, ${d.files.loaded} loaded, ${d.files.deleted} deleted, ${d.files.rejected} rejected`;
   if (d.kind === "senderRound") return `attempt ${d.attempts}/${d.maxRetries + 1} · ${roundText(d.summary)}`;
   if (d.kind === "sender") return `every ${duration(d.periodMs)}`;
   return "";
@@ -151,14 +157,30 @@ const factsOf = (a) => {
   if (d.kind === "receiverSession") {
     rows.push(["sender", d.senderId], ["address", d.address || "(not yet known)"], ["session", d.sessionId]);
     if (d.file) rows.push(["receiving", `${d.file.name} (${d.file.part}) ${bytes(d.file.received)} of ${bytes(d.file.size)}`]);
-    rows.push(["received", `${bytes(d.bytes)} in ${d.files.received} parts; ${d.files.loaded} loaded, ${d.files.deleted} deleted, ${d.files.rejected} rejected`]);
+    rows.push([
+      "received",
+      `${bytes(d.bytes)} in ${d.files.received} parts; ${d.files.loaded} loaded, ${d.files.deleted} deleted, ${d.files.rejected} rejected`,
+    ]);
     if (d.lastReply) rows.push(["last reply", `${d.lastReply.code} ${d.lastReply.message}`]);
   }
   if (d.kind === "senderRound") {
     rows.push(["files", `${d.files} to send, ${d.deletions} to delete`]);
-    if (d.file) rows.push(["current file", `${Math.min(d.fileNumber, d.files)}/${d.files}: ${d.file.name}`], ["current part", `${d.file.part} (${d.file.partNumber} of ${d.file.parts}), ${bytes(d.file.size)}`]);
-    rows.push(["attempts", `${d.attempts} of ${d.maxRetries + 1}; hellos ${d.handshakes}`], ["session", d.sessionId ?? "(none yet)"], ["summary", roundText(d.summary)], ["bytes sent", bytes(d.summary.bytesSent)]);
-    if (d.lastFailure) rows.push(["last failure", `${d.lastFailure.kind}${d.lastFailure.code === undefined ? "" : ` (${d.lastFailure.code})`}: ${d.lastFailure.message}`]);
+    if (d.file)
+      rows.push(
+        ["current file", `${Math.min(d.fileNumber, d.files)}/${d.files}: ${d.file.name}`],
+        ["current part", `${d.file.part} (${d.file.partNumber} of ${d.file.parts}), ${bytes(d.file.size)}`],
+      );
+    rows.push(
+      ["attempts", `${d.attempts} of ${d.maxRetries + 1}; hellos ${d.handshakes}`],
+      ["session", d.sessionId ?? "(none yet)"],
+      ["summary", roundText(d.summary)],
+      ["bytes sent", bytes(d.summary.bytesSent)],
+    );
+    if (d.lastFailure)
+      rows.push([
+        "last failure",
+        `${d.lastFailure.kind}${d.lastFailure.code === undefined ? "" : ` (${d.lastFailure.code})`}: ${d.lastFailure.message}`,
+      ]);
     if (d.conflictedGroups.length) rows.push(["conflicted groups", d.conflictedGroups.join(", ")]);
     for (const f of d.failures) rows.push(["failed", `${f.file} after ${f.attempts}: ${f.reason}`]);
   }
@@ -191,7 +213,10 @@ const renderHeader = () => {
   const p = state.process;
   if (!p) return;
   $("#title").textContent = p.title;
-  $("#empty").textContent = p.role === "sender" ? "No round yet: the first one starts at once, then every period." : "No sessions yet: a sender appears here when it says hello.";
+  $("#empty").textContent =
+    p.role === "sender"
+      ? "No round yet: the first one starts at once, then every period."
+      : "No sessions yet: a sender appears here when it says hello.";
   document.title = `tsync ${p.title}`;
   fillDl($("#facts"), p.facts);
   $("#counters").replaceChildren(
@@ -214,13 +239,25 @@ const renderList = () => {
   body.replaceChildren(
     ...rows.map(([a, depth]) => {
       const l = label(a);
-      const tr = el("tr", { "data-actor-id": a.id, "data-state": a.top, class: [a.id === state.selected ? "selected" : "", a.endedAt ? "ended" : "", depth ? "child" : ""].join(" ").trim() });
+      const tr = el("tr", {
+        "data-actor-id": a.id,
+        "data-state": a.top,
+        class: [a.id === state.selected ? "selected" : "", a.endedAt ? "ended" : "", depth ? "child" : ""].join(" ").trim(),
+      });
       const who = el("td", { class: "who" });
       who.append(el("div", { class: "name" }, l.name), el("div", { class: "sub" }, l.sub));
       const stateCell = el("td");
       stateCell.append(
-        el("span", { class: `badge ${a.status === "active" ? "" : "final"}` }, a.status === "active" || a.status === "done" ? a.state : `${a.state} · ${a.status}`),
-        el("div", { class: "sub" }, a.endedAt === undefined ? `for ${duration(now() - a.stateSince)}` : `ended ${duration(now() - a.endedAt)} ago`),
+        el(
+          "span",
+          { class: `badge ${a.status === "active" ? "" : "final"}` },
+          a.status === "active" || a.status === "done" ? a.state : `${a.state} · ${a.status}`,
+        ),
+        el(
+          "div",
+          { class: "sub" },
+          a.endedAt === undefined ? `for ${duration(now() - a.stateSince)}` : `ended ${duration(now() - a.endedAt)} ago`,
+        ),
       );
       const work = el("td", { class: "file" });
       work.append(el("div", {}, workingOn(a)));
@@ -238,7 +275,11 @@ const renderList = () => {
         stateCell,
         work,
         el("td", { class: "counters" }, countersOf(a)),
-        el("td", { class: quiet ? "quiet" : "", title: quiet ? "no event for a while: is it stuck?" : "" }, `${a.lastEvent} · ${duration(now() - a.updatedAt)} ago`),
+        el(
+          "td",
+          { class: quiet ? "quiet" : "", title: quiet ? "no event for a while: is it stuck?" : "" },
+          `${a.lastEvent} · ${duration(now() - a.updatedAt)} ago`,
+        ),
       );
       return tr;
     }),
@@ -250,10 +291,28 @@ const chartView = (machine) => {
   if (cached) return cached;
   const layout = state.charts.get(machine);
   if (!layout) return undefined;
-  const root = svg("svg", { viewBox: `0 0 ${layout.width} ${layout.height}`, width: layout.width, height: layout.height, "data-machine": machine, role: "img" });
+  const root = svg("svg", {
+    viewBox: `0 0 ${layout.width} ${layout.height}`,
+    width: layout.width,
+    height: layout.height,
+    "data-machine": machine,
+    role: "img",
+  });
   const defs = svg("defs");
-  for (const [id, cls] of [["arrow", "arrow"], ["arrow-recent", "arrow recent"]]) {
-    const m = svg("marker", { id, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 8, markerHeight: 8, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" });
+  for (const [id, cls] of [
+    ["arrow", "arrow"],
+    ["arrow-recent", "arrow recent"],
+  ]) {
+    const m = svg("marker", {
+      id,
+      viewBox: "0 0 10 10",
+      refX: 9,
+      refY: 5,
+      markerWidth: 8,
+      markerHeight: 8,
+      markerUnits: "userSpaceOnUse",
+      orient: "auto-start-reverse",
+    });
     m.append(svg("path", { d: "M0,0L10,5L0,10z", class: cls }));
     defs.append(m);
   }
@@ -346,7 +405,9 @@ const select = (id) => {
 /** With nothing chosen, follow the newest live actor: the one most likely being debugged. */
 const autoSelect = () => {
   if (state.selected && state.actors.has(state.selected)) return;
-  const live = ordered().map(([a]) => a).filter((a) => a.endedAt === undefined);
+  const live = ordered()
+    .map(([a]) => a)
+    .filter((a) => a.endedAt === undefined);
   const pick = live.find((a) => a.machine !== "sender") ?? live[0] ?? ordered()[0]?.[0];
   state.selected = pick?.id;
 };

@@ -29,7 +29,15 @@ test("owners release acts on the running receiver's registry when sync_server_po
   await writeFile(conf, `receiver_data_directory=${r.centre}\nreceiver_group=admin\nsync_server_port=0\n`);
   const edge = join(root, "admin-edge");
   await buildEdge(edge, ["root.one", "root.two"], 1);
-  const sender = await Sender.open({ config: senderConfig({ data_directory: edge, server_ip: "127.0.0.1", server_port: String(r.receiver.port), receiver_group: "admin", ...r.senders["plant-a"] }) });
+  const sender = await Sender.open({
+    config: senderConfig({
+      data_directory: edge,
+      server_ip: "127.0.0.1",
+      server_port: String(r.receiver.port),
+      receiver_group: "admin",
+      ...r.senders["plant-a"],
+    }),
+  });
   try {
     expect(roundSucceeded(await sender.runOnce())).toBe(true);
   } finally {

@@ -29,11 +29,16 @@ const snapshot = async (centre: string, store: NatsConnection): Promise<string> 
   const files: string[] = [];
   for (const rel of await listTree(centre, (p) => p.startsWith(".tsync/nats") || p.startsWith(".tsync/staging"))) {
     if (rel.endsWith("/")) continue;
-    files.push(`${rel} ${createHash("sha256").update(await readFile(join(centre, rel))).digest("hex")}`);
+    files.push(
+      `${rel} ${createHash("sha256")
+        .update(await readFile(join(centre, rel)))
+        .digest("hex")}`,
+    );
   }
   const jsm = await jetstreamManager(store);
   const streams: string[] = [];
-  for await (const s of jsm.streams.list()) streams.push(`${s.config.name} msgs=${s.state.messages} bytes=${s.state.bytes} last=${s.state.last_seq}`);
+  for await (const s of jsm.streams.list())
+    streams.push(`${s.config.name} msgs=${s.state.messages} bytes=${s.state.bytes} last=${s.state.last_seq}`);
   return [...files, ...streams.sort()].join("\n");
 };
 
@@ -66,7 +71,15 @@ describe("against the default receiver (embedded server, enrolled senders)", () 
     receivers.push(r);
     const edge = join(root, `${name}-victim-edge`);
     await buildEdge(edge, ["root.victim"], 2);
-    const victim = await Sender.open({ config: senderConfig({ data_directory: edge, server_ip: "127.0.0.1", server_port: String(r.receiver.port), receiver_group: name, ...r.senders["victim"] }) });
+    const victim = await Sender.open({
+      config: senderConfig({
+        data_directory: edge,
+        server_ip: "127.0.0.1",
+        server_port: String(r.receiver.port),
+        receiver_group: name,
+        ...r.senders["victim"],
+      }),
+    });
     const round = await victim.runOnce();
     expect(roundSucceeded(round), JSON.stringify(round)).toBe(true);
     await victim.close();
@@ -85,7 +98,11 @@ describe("against the default receiver (embedded server, enrolled senders)", () 
         await r.receiver.stop();
         receivers.splice(receivers.indexOf(r), 1);
         const enrolled = r;
-        r = { ...(await startEnrolledReceiver(root, name, [], { storage_plugin: "objectstore", "plugin.bucket": bucket, ...restrict })), senders: enrolled.senders, as: enrolled.as };
+        r = {
+          ...(await startEnrolledReceiver(root, name, [], { storage_plugin: "objectstore", "plugin.bucket": bucket, ...restrict })),
+          senders: enrolled.senders,
+          as: enrolled.as,
+        };
         receivers.push(r);
       }
       const store = r.receiver.store;
@@ -100,22 +117,31 @@ describe("against the default receiver (embedded server, enrolled senders)", () 
         const targets = privilegedReplies(name, victimSession);
         for (const reply of targets) mallory.publish(helloSubject(name, "mallory"), helloBody("mallory"), { reply });
         await mallory.flush();
-        await eventually(`${targets.length} hellos dropped`, () => (r.receiver.core.stats.droppedReplies >= dropped + targets.length ? true : undefined));
+        await eventually(`${targets.length} hellos dropped`, () =>
+          r.receiver.core.stats.droppedReplies >= dropped + targets.length ? true : undefined,
+        );
         if (grant.code === Code.ok) {
           // Inside a session of its own, the same trick on every operation.
           const mine = await sayHello(mallory, name, "mallory");
           expect(mine.code, mine.message).toBe(Code.ok);
           const prefix = String(mine["sessionPrefix"]);
           for (const op of ["offer", "commit", "load", "delete", "bye", "chunk"])
-            for (const reply of targets) mallory.publish(`${prefix}.${op}`, encodeJson({ sg: "root.victim", vg: "0", tp: "0", name: "1-1-0-0.tsfile" }), { reply });
+            for (const reply of targets)
+              mallory.publish(`${prefix}.${op}`, encodeJson({ sg: "root.victim", vg: "0", tp: "0", name: "1-1-0-0.tsfile" }), { reply });
           await mallory.flush();
-          await eventually("session requests dropped", () => (r.receiver.core.stats.droppedReplies >= dropped + targets.length * 7 ? true : undefined));
+          await eventually("session requests dropped", () =>
+            r.receiver.core.stats.droppedReplies >= dropped + targets.length * 7 ? true : undefined,
+          );
           expect(r.receiver.openSessions.map((s) => s.input.senderId).sort()).toEqual(["mallory", "victim"]);
         }
         expect(await snapshot(r.centre, store)).toBe(before);
         // The victim's session, if it had one, still answers it.
         if (grant.code === Code.ok) {
-          const still = await victimClient.request(`${victimSession}.delete`, encodeJson({ sg: "root.victim", vg: "0", tp: "0", name: "9-9-0-0.tsfile" }), { timeout: 10_000 });
+          const still = await victimClient.request(
+            `${victimSession}.delete`,
+            encodeJson({ sg: "root.victim", vg: "0", tp: "0", name: "9-9-0-0.tsfile" }),
+            { timeout: 10_000 },
+          );
           expect(still.json<{ code: number }>().code).not.toBe(Code.unknownSession);
         }
       } finally {
@@ -128,9 +154,19 @@ describe("against the default receiver (embedded server, enrolled senders)", () 
   test("the connection that hears senders may not publish to JetStream, KV, object store or system subjects, whatever the code does", async () => {
     const r = receivers[0] ?? (await withVictim("deputyperm"));
     // The receiver's own service identity, as a bug in the reply check would use it.
-    const service = await rawClient(r.url, "service", { ...noAuth, nats_nkey_seed_file: join(receiverKeysDir(r.centre), "service.nk") }, { name: "service-probe", inboxPrefix: "_INBOX" });
+    const service = await rawClient(
+      r.url,
+      "service",
+      { ...noAuth, nats_nkey_seed_file: join(receiverKeysDir(r.centre), "service.nk") },
+      { name: "service-probe", inboxPrefix: "_INBOX" },
+    );
     try {
-      for (const subject of [`$JS.API.STREAM.PURGE.KV_${ownersBucket("deputy")}`, `$KV.${ownersBucket("deputy")}.x`, `$O.${bucket}.M.x`, "$SYS.REQ.SERVER.PING"]) {
+      for (const subject of [
+        `$JS.API.STREAM.PURGE.KV_${ownersBucket("deputy")}`,
+        `$KV.${ownersBucket("deputy")}.x`,
+        `$O.${bucket}.M.x`,
+        "$SYS.REQ.SERVER.PING",
+      ]) {
         await expect(service.request(subject, "{}", { timeout: 5_000 }), subject).rejects.toThrow(/Permissions Violation for Publish/);
       }
     } finally {
@@ -142,7 +178,13 @@ describe("against the default receiver (embedded server, enrolled senders)", () 
     const r = receivers[0] ?? (await withVictim("deputydirect"));
     const mallory = await rawClient(r.url, "mallory", r.as("mallory"));
     try {
-      for (const subject of [`$JS.API.STREAM.PURGE.KV_${ownersBucket("deputy")}`, "$JS.API.STREAM.CREATE.filler", `$KV.${ownersBucket("deputy")}.x`, `$O.${bucket}.M.x`, "$SYS.REQ.SERVER.PING.CONNZ"]) {
+      for (const subject of [
+        `$JS.API.STREAM.PURGE.KV_${ownersBucket("deputy")}`,
+        "$JS.API.STREAM.CREATE.filler",
+        `$KV.${ownersBucket("deputy")}.x`,
+        `$O.${bucket}.M.x`,
+        "$SYS.REQ.SERVER.PING.CONNZ",
+      ]) {
         await expect(mallory.request(subject, "{}", { timeout: 5_000 }), subject).rejects.toThrow(/Permissions Violation for Publish/);
       }
     } finally {
@@ -168,7 +210,9 @@ describe("against a receiver on an external server", () => {
     const receiver = await startReceiver(server, centre, { receiver_group: "ext" });
     const edge = join(root, "edge");
     const files = await buildEdge(edge, ["root.victim"], 1);
-    const victim = await Sender.open({ config: senderConfig({ data_directory: edge, nats_url: server.url, receiver_group: "ext", sender_name: "victim" }) });
+    const victim = await Sender.open({
+      config: senderConfig({ data_directory: edge, nats_url: server.url, receiver_group: "ext", sender_name: "victim" }),
+    });
     const mallory = await rawClient(server.url, "mallory");
     try {
       expect(roundSucceeded(await victim.runOnce())).toBe(true);

@@ -9,7 +9,14 @@ import { connect as tcpConnect, createServer } from "node:net";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import { natsConfigPath, natsPidPath, natsServerBinary, readRunningServer, startNatsServer, type NatsServerProcess } from "../../../src/actors/natsServer.js";
+import {
+  natsConfigPath,
+  natsPidPath,
+  natsServerBinary,
+  readRunningServer,
+  startNatsServer,
+  type NatsServerProcess,
+} from "../../../src/actors/natsServer.js";
 import { embeddedStoreDir } from "../../../src/actors/receiver/receiver.js";
 import { startTsync } from "../../harness/cli.js";
 import { removeAll, tempRoot } from "../../harness/syncPair.js";
@@ -103,8 +110,7 @@ const listenersOn = async (port: number): Promise<Array<{ pid: number; cmdline: 
 };
 
 /** Listeners on `port` that run the nats-server config of `dir`: what a leftover server would be. */
-const serversOf = async (dir: string, port: number) =>
-  (await listenersOn(port)).filter((l) => l.cmdline.includes(natsConfigPath(dir)));
+const serversOf = async (dir: string, port: number) => (await listenersOn(port)).filter((l) => l.cmdline.includes(natsConfigPath(dir)));
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 const listening = (port: number): Promise<boolean> =>

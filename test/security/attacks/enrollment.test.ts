@@ -37,7 +37,15 @@ const subscriptionRefusal = (nc: NatsConnection, subject: string): Promise<strin
   });
 
 const senderFor = (r: EnrolledReceiver, group: string, id: string, edge: string) =>
-  Sender.open({ config: senderConfig({ data_directory: edge, server_ip: "127.0.0.1", server_port: String(r.receiver.port), receiver_group: group, ...r.senders[id] }) });
+  Sender.open({
+    config: senderConfig({
+      data_directory: edge,
+      server_ip: "127.0.0.1",
+      server_port: String(r.receiver.port),
+      receiver_group: group,
+      ...r.senders[id],
+    }),
+  });
 
 describe("the default receiver's embedded server", () => {
   let r: EnrolledReceiver;
@@ -53,7 +61,9 @@ describe("the default receiver's embedded server", () => {
     const seed = join(root, "unenrolled.nk");
     await writeFile(seed, new TextDecoder().decode(createUser().getSeed()));
     await expect(rawClient(r.url, "plant-a", { ...noAuth, nats_nkey_seed_file: seed })).rejects.toThrow(/Authorization Violation/);
-    await expect(rawClient(r.url, "plant-a", { ...noAuth, nats_user: "receiver", nats_password: undefined })).rejects.toThrow(/Authorization Violation/);
+    await expect(rawClient(r.url, "plant-a", { ...noAuth, nats_user: "receiver", nats_password: undefined })).rejects.toThrow(
+      /Authorization Violation/,
+    );
   });
 
   test("an enrolled sender reads nothing but its own inbox and reaches no $JS, $KV, $O or $SYS subject", async () => {
@@ -61,7 +71,15 @@ describe("the default receiver's embedded server", () => {
     try {
       for (const tap of [">", "tsync.>", "_INBOX.>", "_tsync_inbox.>", `${senderInboxPrefix("plant-a")}.>`, "$SYS.>", "$JS.API.>", "$KV.>"])
         expect(await subscriptionRefusal(mallory, tap), tap).toMatch(/Permissions Violation for Subscription/);
-      for (const subject of ["$JS.API.STREAM.CREATE.filler", "$JS.API.STREAM.LIST", "$KV.tsync-owners-closed.x", "$O.tsync.M.x", "$SYS.REQ.SERVER.PING.CONNZ", helloSubject("closed", "plant-a"), "tsync.closed.s.x.plant-a.y.offer"])
+      for (const subject of [
+        "$JS.API.STREAM.CREATE.filler",
+        "$JS.API.STREAM.LIST",
+        "$KV.tsync-owners-closed.x",
+        "$O.tsync.M.x",
+        "$SYS.REQ.SERVER.PING.CONNZ",
+        helloSubject("closed", "plant-a"),
+        "tsync.closed.s.x.plant-a.y.offer",
+      ])
         await expect(mallory.request(subject, "{}", { timeout: 5_000 }), subject).rejects.toThrow(/Permissions Violation for Publish/);
       // Its own inbox and its own hello work.
       expect(await subscriptionRefusal(mallory, `${senderInboxPrefix("mallory")}.mine.*`)).toBe("open");
@@ -93,7 +111,9 @@ describe("the default receiver's embedded server", () => {
     const c = await rawClient(capped.url, "plant-c", capped.as("plant-c"));
     try {
       for (let i = 0; i < 10; i++)
-        await expect(mallory.request(helloSubject("capped", `made-up-${i}`), helloBody(`made-up-${i}`), { timeout: 5_000 })).rejects.toThrow(/Permissions Violation for Publish/);
+        await expect(
+          mallory.request(helloSubject("capped", `made-up-${i}`), helloBody(`made-up-${i}`), { timeout: 5_000 }),
+        ).rejects.toThrow(/Permissions Violation for Publish/);
       // Its own id claimed in the body of its own subject: refused, no session.
       expect((await sayHello(mallory, "capped", "mallory", { senderId: "made-up" })).code).toBe(Code.unauthorized);
       expect((await sayHello(mallory, "capped", "mallory")).code).toBe(Code.ok);
@@ -122,7 +142,16 @@ test("tsync senders add, list and remove act on a running receiver: a new sender
     expect(JSON.parse(await readFile(senderRegistryPath(r.centre), "utf8")).senders[0].id).toBe("plant-live");
     // The running receiver reloads its server: the new sender is let in within 5 s.
     await eventually("the registry to be applied", () => r.logs.find((l) => l.includes("added plant-live")), 5_000);
-    const sender = await Sender.open({ config: senderConfig({ data_directory: edge, server_ip: "127.0.0.1", server_port: String(r.receiver.port), receiver_group: "live", sender_name: "plant-live", nats_nkey_seed_file: credential }) });
+    const sender = await Sender.open({
+      config: senderConfig({
+        data_directory: edge,
+        server_ip: "127.0.0.1",
+        server_port: String(r.receiver.port),
+        receiver_group: "live",
+        sender_name: "plant-live",
+        nats_nkey_seed_file: credential,
+      }),
+    });
     try {
       expect(roundSucceeded(await sender.runOnce())).toBe(true);
       await expectLandedByteForByte(r.centre, files);
@@ -130,7 +159,12 @@ test("tsync senders add, list and remove act on a running receiver: a new sender
       expect(listed.stdout).toMatch(/^plant-live\tU[A-Z0-9]{55}\tadded /m);
 
       // A live session, then removal: the session ends and the connection is refused from then on.
-      const client = await rawClient(r.url, "plant-live", { ...noAuth, nats_nkey_seed_file: credential }, { maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+      const client = await rawClient(
+        r.url,
+        "plant-live",
+        { ...noAuth, nats_nkey_seed_file: credential },
+        { maxReconnectAttempts: -1, reconnectTimeWait: 200 },
+      );
       expect((await sayHello(client, "live", "plant-live")).code).toBe(Code.ok);
       let disconnected = false;
       void (async () => {
@@ -141,7 +175,9 @@ test("tsync senders add, list and remove act on a running receiver: a new sender
       await eventually("the session to end", () => (r.receiver.openSessions.length === 0 ? true : undefined), 5_000);
       await eventually("the server to drop the connection", () => (disconnected || client.isClosed() ? true : undefined), 5_000);
       await client.close();
-      await expect(rawClient(r.url, "plant-live", { ...noAuth, nats_nkey_seed_file: credential })).rejects.toThrow(/Authorization Violation/);
+      await expect(rawClient(r.url, "plant-live", { ...noAuth, nats_nkey_seed_file: credential })).rejects.toThrow(
+        /Authorization Violation/,
+      );
       expect((await runTsync(["senders", "list", "--config", conf])).stdout).toBe("no sender is enrolled\n");
     } finally {
       await sender.close();
@@ -154,7 +190,12 @@ test("tsync senders add, list and remove act on a running receiver: a new sender
 test("embedded_server_open=true runs it open, and says at every start what that exposes", async () => {
   const logs: string[] = [];
   const receiver = await Receiver.start({
-    config: receiverConfig({ is_sync_enable: "true", sync_server_port: "0", embedded_server_open: "true", receiver_data_directory: join(root, "open-centre") }),
+    config: receiverConfig({
+      is_sync_enable: "true",
+      sync_server_port: "0",
+      embedded_server_open: "true",
+      receiver_data_directory: join(root, "open-centre"),
+    }),
     validateTsFile,
     log: (l) => void logs.push(l),
   });
@@ -179,7 +220,13 @@ describe("a receiver on an external server without authentication", () => {
   test("refuses to start with an ip_white_list it could not enforce, and says why", async () => {
     const start = (ip_white_list: string) =>
       Receiver.start({
-        config: receiverConfig({ is_sync_enable: "true", receiver_group: "ext", nats_url: server.url, receiver_data_directory: join(root, "ext-centre"), ip_white_list }),
+        config: receiverConfig({
+          is_sync_enable: "true",
+          receiver_group: "ext",
+          nats_url: server.url,
+          receiver_data_directory: join(root, "ext-centre"),
+          ip_white_list,
+        }),
         validateTsFile,
         log: () => undefined,
       });

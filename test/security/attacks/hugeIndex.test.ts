@@ -9,7 +9,12 @@ import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Catalog } from "../../../src/actors/receiver/catalog.js";
 import { catalogPath, Receiver } from "../../../src/actors/receiver/receiver.js";
-import { defaultTsFileCheckLimits, tsfileCheckLimits, validateTsFile, validateTsFileWithin } from "../../../src/actors/receiver/validateTsFile.js";
+import {
+  defaultTsFileCheckLimits,
+  tsfileCheckLimits,
+  validateTsFile,
+  validateTsFileWithin,
+} from "../../../src/actors/receiver/validateTsFile.js";
 import { Code, codeName } from "../../../src/protocol/status.js";
 import { receiverConfig } from "../../harness/configs.js";
 import { startTestNatsServer } from "../../harness/natsServer.js";
@@ -83,7 +88,9 @@ describe("the verify step runs in bounded memory", () => {
     const written = await writeHugeIndexTsFile(file, { devices, shape });
     try {
       const check = await checkInChild(file);
-      measured.push(`${devices} devices (${shape}, ${(written.size / MiB).toFixed(0)} MiB file): ${(check.maxRssBytes / MiB).toFixed(0)} MiB, ${check.ok ? "accepted" : check.reason}`);
+      measured.push(
+        `${devices} devices (${shape}, ${(written.size / MiB).toFixed(0)} MiB file): ${(check.maxRssBytes / MiB).toFixed(0)} MiB, ${check.ok ? "accepted" : check.reason}`,
+      );
       expect(check.ok).toBe(ok);
       if (ok) {
         expect(check.devices).toBe(devices);
@@ -110,9 +117,20 @@ describe("the verify step runs in bounded memory", () => {
         ok: false,
         reason: "index lists at least 300 devices; the receiver accepts at most 299 (tsfile_max_devices)",
       });
-      expect(await validateTsFile(file, { maxSeries: 10 })).toMatchObject({ ok: false, reason: expect.stringMatching(/ time series; the receiver accepts at most 10 \(tsfile_max_series\)$/) });
-      expect(await validateTsFile(file, { maxDeviceIdBytes: 100 })).toMatchObject({ ok: false, reason: expect.stringMatching(/^device ids in the index take at least \d+ bytes; the receiver accepts at most 100 \(tsfile_max_device_id_bytes\)$/) });
-      expect(await validateTsFile(file, { maxIndexBytes: 1000 })).toMatchObject({ ok: false, reason: expect.stringMatching(/^index section is \d+ bytes; the receiver accepts at most 1000 \(tsfile_max_index_bytes\)$/) });
+      expect(await validateTsFile(file, { maxSeries: 10 })).toMatchObject({
+        ok: false,
+        reason: expect.stringMatching(/ time series; the receiver accepts at most 10 \(tsfile_max_series\)$/),
+      });
+      expect(await validateTsFile(file, { maxDeviceIdBytes: 100 })).toMatchObject({
+        ok: false,
+        reason: expect.stringMatching(
+          /^device ids in the index take at least \d+ bytes; the receiver accepts at most 100 \(tsfile_max_device_id_bytes\)$/,
+        ),
+      });
+      expect(await validateTsFile(file, { maxIndexBytes: 1000 })).toMatchObject({
+        ok: false,
+        reason: expect.stringMatching(/^index section is \d+ bytes; the receiver accepts at most 1000 \(tsfile_max_index_bytes\)$/),
+      });
     } finally {
       await rm(file, { force: true });
     }
@@ -121,7 +139,11 @@ describe("the verify step runs in bounded memory", () => {
   test("the receiver's configuration keys default to validateTsFile's defaults and reach it", () => {
     const { maxRecordBytes: _internal, ...configurable } = defaultTsFileCheckLimits;
     expect(tsfileCheckLimits(receiverConfig({}))).toEqual(configurable);
-    expect(tsfileCheckLimits(receiverConfig({ tsfile_max_devices: "7", tsfile_max_index_bytes: "8", tsfile_max_series: "9", tsfile_max_device_id_bytes: "10" }))).toEqual({
+    expect(
+      tsfileCheckLimits(
+        receiverConfig({ tsfile_max_devices: "7", tsfile_max_index_bytes: "8", tsfile_max_series: "9", tsfile_max_device_id_bytes: "10" }),
+      ),
+    ).toEqual({
       maxDevices: 7,
       maxIndexBytes: 8,
       maxSeries: 9,
@@ -132,7 +154,9 @@ describe("the verify step runs in bounded memory", () => {
 
 /** Every file under `dir`, tsync's own state included (staging, journal). */
 const allFiles = async (dir: string): Promise<string[]> =>
-  (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath, e.name)));
+  (await readdir(dir, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)));
 
 test("over a real receiver: the huge-index file is refused as badTsFile naming the limit, quarantined and not loaded; the sender's other files arrive", async () => {
   const server = await startTestNatsServer();

@@ -95,7 +95,13 @@ describe("through a real receiver process", () => {
     const conf = join(root, "receiver.properties");
     await writeFile(
       conf,
-      [`is_sync_enable=true`, `receiver_data_directory=${join(root, "centre")}`, `nats_url=${server.url}`, `nats_monitor_url=${server.monitorUrl}`, `receiver_group=inject`].join("\n") + "\n",
+      [
+        `is_sync_enable=true`,
+        `receiver_data_directory=${join(root, "centre")}`,
+        `nats_url=${server.url}`,
+        `nats_monitor_url=${server.monitorUrl}`,
+        `receiver_group=inject`,
+      ].join("\n") + "\n",
     );
     const r = await startTsync(["receiver", "--config", conf], /sync service started/, {}, 60_000);
     const nc = await rawClient(server.url, "evil");

@@ -38,7 +38,13 @@ beforeAll(async () => {
   root = await tempRoot("tsync-paths-");
   centre = join(root, "centre");
   receiver = await Receiver.start({
-    config: receiverConfig({ is_sync_enable: "true", receiver_data_directory: centre, nats_url: server.url, nats_monitor_url: server.monitorUrl, receiver_group: group }),
+    config: receiverConfig({
+      is_sync_enable: "true",
+      receiver_data_directory: centre,
+      nats_url: server.url,
+      nats_monitor_url: server.monitorUrl,
+      receiver_group: group,
+    }),
     validateTsFile,
     log: (line) => logged.push(line),
   });
@@ -150,11 +156,17 @@ describe("when the filesystem fails on a file, the reply names the file, the log
   const transfer = async (sg: string, seed: number, via: Ask = ask): Promise<AnyReply> => {
     const file = await addSealedFile(join(root, "edge"), sg, "1000-1-0-0.tsfile", seed);
     const parts: Array<{ kind: string; size: number; sha256: string }> = [];
-    for (const [kind, path] of [["resource", `${file.path}.resource`], ["tsfile", file.path]] as const) {
+    for (const [kind, path] of [
+      ["resource", `${file.path}.resource`],
+      ["tsfile", file.path],
+    ] as const) {
       const bytes = await readFile(path);
       const offer = await via(`${sg} ${kind}`, "offer", { ...ref(file.sg, file.name), kind, size: bytes.length, sha256: sha256(bytes) });
       expect(offer.code, offer.message).toBe(Code.start);
-      const chunk = await via(`${sg} ${kind} chunk`, "chunk", bytes, { [ChunkHeader.file]: String(offer["fileId"]), [ChunkHeader.offset]: "0" });
+      const chunk = await via(`${sg} ${kind} chunk`, "chunk", bytes, {
+        [ChunkHeader.file]: String(offer["fileId"]),
+        [ChunkHeader.offset]: "0",
+      });
       expect(chunk.code, chunk.message).toBe(Code.ok);
       const commit = await via(`${sg} ${kind} commit`, "commit", { fileId: offer["fileId"], size: bytes.length, sha256: sha256(bytes) });
       expect(commit.code, commit.message).toBe(Code.ok);
@@ -202,7 +214,8 @@ describe("when the filesystem fails on a file, the reply names the file, the log
   });
 
   /** The receiver's log lines of one session's failed `operation`, as one text. */
-  const failuresLogged = (session: string, operation: string): string => logged.filter((l) => l.startsWith(`session ${session}: ${operation} failed: `)).join("\n");
+  const failuresLogged = (session: string, operation: string): string =>
+    logged.filter((l) => l.startsWith(`session ${session}: ${operation} failed: `)).join("\n");
   const stackLine = /\n\s+at \S/;
 
   test("the catalog cannot be appended to: the load is answered with the errno code, the log has the path and the stack", async () => {
@@ -315,9 +328,30 @@ export const createStorage = (ctx) => {
     });
 
     test.each([
-      ["throws an Error naming its file", "root.thrown", 11, "internal error in load; see the receiver log", "read-only file system", "plugin-centre/plugin-state/root.thrown/"],
-      ["fails with Node's ENOENT", "root.errno", 12, "load failed: ENOENT", "ENOENT: no such file or directory", "plugin-centre/plugin-state/missing/root.errno"],
-      ["puts a stack in its StorageError", "root.stack", 13, "internal error in load; see the receiver log", "inside the plugin", "leaky-storage.mjs:"],
+      [
+        "throws an Error naming its file",
+        "root.thrown",
+        11,
+        "internal error in load; see the receiver log",
+        "read-only file system",
+        "plugin-centre/plugin-state/root.thrown/",
+      ],
+      [
+        "fails with Node's ENOENT",
+        "root.errno",
+        12,
+        "load failed: ENOENT",
+        "ENOENT: no such file or directory",
+        "plugin-centre/plugin-state/missing/root.errno",
+      ],
+      [
+        "puts a stack in its StorageError",
+        "root.stack",
+        13,
+        "internal error in load; see the receiver log",
+        "inside the plugin",
+        "leaky-storage.mjs:",
+      ],
     ])("a load the plugin %s: no path in the reply, all of it in the log", async (_how, sg, seed, said, detail, where) => {
       const load = await transfer(sg, seed, pask);
       expect(load.code, load.message).toBe(Code.storageFailed);
@@ -368,7 +402,11 @@ export const createStorage = (ctx) => {
     try {
       const hello = await sayHello(other, group, "bystander");
       expect(hello.code, hello.message).toBe(Code.ok);
-      const theirs = await transfer("root.theirs", 18, askIn(() => ({ nc: other, prefix: String(hello["sessionPrefix"]) })));
+      const theirs = await transfer(
+        "root.theirs",
+        18,
+        askIn(() => ({ nc: other, prefix: String(hello["sessionPrefix"]) })),
+      );
       expect(theirs.code, theirs.message).toBe(Code.ok);
     } finally {
       await other.close();

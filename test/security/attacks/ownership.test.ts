@@ -50,7 +50,10 @@ let cRecordBefore: { revision: number; value: string };
 let cTreeBefore: string[];
 
 const refOf = (f: SampleFile): FileRef => ({ sg: f.sg, vg: f.vg, tp: f.tp, name: f.name });
-const centreBytes = async (f: SampleFile) => ({ tsfile: await readFile(landedAt(centre, f)), resource: await readFile(`${landedAt(centre, f)}.resource`) });
+const centreBytes = async (f: SampleFile) => ({
+  tsfile: await readFile(landedAt(centre, f)),
+  resource: await readFile(`${landedAt(centre, f)}.resource`),
+});
 const edgeBytes = async (f: SampleFile) => ({ tsfile: await readFile(f.path), resource: await readFile(`${f.path}.resource`) });
 const gone = async (f: SampleFile) => {
   await expect(stat(landedAt(centre, f))).rejects.toThrow(/ENOENT/);
@@ -78,7 +81,8 @@ const hand = async (id: string): Promise<Hand> => {
   const nc = await rawClient(server.url, id);
   const link = new SenderLink(nc, { group, senderId: id, window: 4, chunkBytes: 64 * 1024, requestTimeoutMs: 10_000 });
   const session = await link.hello([]);
-  const ask = async (op: string, body: unknown) => replyOf(await nc.request(`${session.prefix}.${op}`, encodeJson(body), { timeout: 10_000 }));
+  const ask = async (op: string, body: unknown) =>
+    replyOf(await nc.request(`${session.prefix}.${op}`, encodeJson(body), { timeout: 10_000 }));
   return {
     nc,
     link,
@@ -86,7 +90,10 @@ const hand = async (id: string): Promise<Hand> => {
     ask,
     stage: async (f) => {
       const parts: PartDigest[] = [];
-      for (const [kind, path] of [["resource", `${f.path}.resource`], ["tsfile", f.path]] as const) {
+      for (const [kind, path] of [
+        ["resource", `${f.path}.resource`],
+        ["tsfile", f.path],
+      ] as const) {
         const size = (await stat(path)).size;
         const sent = await link.sendPart(session, refOf(f), { kind, path, size, mtimeMs: 0 });
         if (!sent.had) await link.commit(session, sent);
@@ -129,13 +136,17 @@ beforeAll(async () => {
   centre = join(root, "centre");
   receiver = await startReceiver(server, centre, { receiver_group: group });
   props = join(root, "receiver.properties");
-  await writeFile(props, `nats_url=${server.url}\nnats_monitor_url=${server.monitorUrl}\nreceiver_group=${group}\nreceiver_data_directory=${centre}\n`);
+  await writeFile(
+    props,
+    `nats_url=${server.url}\nnats_monitor_url=${server.monitorUrl}\nreceiver_group=${group}\nreceiver_data_directory=${centre}\n`,
+  );
   admin = await rawClient(server.url, "admin");
   registry = await OwnershipRegistry.open(admin, group);
   kv = await new Kvm(admin).open(ownersBucket(group));
 
   for (const [i, sg] of ["root.north", "root.south", "root.east"].entries())
-    for (const n of [1, 2]) a[`${sg.slice(5)}${n}`] = await addSealedFile(edgeA(), sg, `${1_700_000_000_000 + 10 * i + n}-${10 * i + n}-0-0.tsfile`, 10 * i + n);
+    for (const n of [1, 2])
+      a[`${sg.slice(5)}${n}`] = await addSealedFile(edgeA(), sg, `${1_700_000_000_000 + 10 * i + n}-${10 * i + n}-0-0.tsfile`, 10 * i + n);
   cFile = await addSealedFile(edgeC(), "root.c", "1700000000000-1-0-0.tsfile", 99);
 
   // B stages its own bytes under the name of A's north2 before anyone loaded a file of root.north:
@@ -156,7 +167,12 @@ beforeAll(async () => {
     expect(roundSucceeded(r), JSON.stringify(r)).toBe(true);
   }
   await expectLandedByteForByte(centre, [...Object.values(a), cFile]);
-  expect((await registry.list()).map((o) => `${o.sg}=${o.senderId}`)).toEqual(["root.c=plant-c", "root.east=plant-a", "root.north=plant-a", "root.south=plant-a"]);
+  expect((await registry.list()).map((o) => `${o.sg}=${o.senderId}`)).toEqual([
+    "root.c=plant-c",
+    "root.east=plant-a",
+    "root.north=plant-a",
+    "root.south=plant-a",
+  ]);
   cRecordBefore = await rawRecord("root.c");
   cTreeBefore = await listTree(join(centre, "sequence", "root.c"));
 });
@@ -179,11 +195,17 @@ describe("a client with plant-b's credentials", () => {
     const treeBefore = await listTree(join(centre, "sequence"));
     const b = await hand(B);
     try {
-      const refs: FileRef[] = Array.from({ length: 2000 }, (_, i) => ({ sg: `root.grab${i}`, vg: "0", tp: "0", name: `${i}-${i}-0-0.tsfile` }));
+      const refs: FileRef[] = Array.from({ length: 2000 }, (_, i) => ({
+        sg: `root.grab${i}`,
+        vg: "0",
+        tp: "0",
+        name: `${i}-${i}-0-0.tsfile`,
+      }));
       // And names never loaded in groups that others own.
       refs.push({ ...refOf(a["north1"]!), name: "1-999-0-0.tsfile" }, { ...refOf(cFile), name: "1-998-0-0.tsfile" });
       const replies: AnyReply[] = [];
-      for (let i = 0; i < refs.length; i += 250) replies.push(...(await Promise.all(refs.slice(i, i + 250).map((r) => b.ask("delete", r)))));
+      for (let i = 0; i < refs.length; i += 250)
+        replies.push(...(await Promise.all(refs.slice(i, i + 250).map((r) => b.ask("delete", r)))));
       expect(new Set(replies.map((r) => `${r.code} ${r.message}`))).toEqual(new Set([`${Code.ok} was not there`]));
     } finally {
       await b.close();
@@ -300,7 +322,10 @@ describe("a client with plant-b's credentials", () => {
       expect(await d.load(fresh, await d.stage(fresh))).toMatchObject({ code: Code.ok });
       expect(await registry.owner("root.north")).toMatchObject({ senderId: "plant-d", inheritsFrom: [B] });
       expect(await d.ask("delete", refOf(a["north1"]!))).toMatchObject({ code: Code.conflict, loader: A });
-      expect(await d.ask("delete", { sg: "root.north", vg: "0", tp: "0", name: "1800000000000-500-0-0.tsfile" })).toEqual({ code: Code.ok, message: "deleted" });
+      expect(await d.ask("delete", { sg: "root.north", vg: "0", tp: "0", name: "1800000000000-500-0-0.tsfile" })).toEqual({
+        code: Code.ok,
+        message: "deleted",
+      });
     } finally {
       await d.close();
     }
@@ -334,7 +359,12 @@ describe("the registry records", () => {
   test("an owner record written before transfers existed reads as an owner that inherits nothing", async () => {
     const old = JSON.stringify({ sg: "root.old", senderId: "plant-old", since: "2025-01-02T03:04:05.000Z" });
     await kv.put(ownerKey("root.old"), old);
-    expect(await registry.owner("root.old")).toEqual({ sg: "root.old", senderId: "plant-old", since: "2025-01-02T03:04:05.000Z", inheritsFrom: [] });
+    expect(await registry.owner("root.old")).toEqual({
+      sg: "root.old",
+      senderId: "plant-old",
+      since: "2025-01-02T03:04:05.000Z",
+      inheritsFrom: [],
+    });
     expect(await registry.claim("root.old", B)).toMatchObject({ senderId: "plant-old" });
     expect(await ownersList()).toMatch(/^root\.old\tplant-old\tsince 2025-01-02T03:04:05\.000Z$/m);
     expect((await rawRecord("root.old")).value).toBe(old);
@@ -346,7 +376,10 @@ describe("the registry records", () => {
     try {
       const registries = await Promise.all(conns.map((nc) => OwnershipRegistry.open(nc, group)));
       await registries[0]!.claim(sg, "first");
-      expect(await registries[1]!.releaseGroup(sg, { transferFiles: true })).toMatchObject({ kind: "released", transfer: { filesOf: ["first"] } });
+      expect(await registries[1]!.releaseGroup(sg, { transferFiles: true })).toMatchObject({
+        kind: "released",
+        transfer: { filesOf: ["first"] },
+      });
       const answers = await Promise.all(["x", "y", "z", "w", "v", "u"].map((id, i) => registries[i % 3]!.claim(sg, id)));
       const owners = new Set(answers.map((o) => o.senderId));
       expect(owners.size).toBe(1);

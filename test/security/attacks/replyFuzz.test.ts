@@ -27,7 +27,25 @@ afterAll(async () => {
 
 const token = fc.oneof(
   fc.stringMatching(/^[A-Za-z0-9_-]{1,12}$/),
-  fc.constantFrom("$JS", "$KV", "$O", "$SYS", "API", "STREAM", "PURGE", "_INBOX", "_tsync_inbox", "mallory", "victim", "tsync", "fuzz", "s", "bye", "*", ">"),
+  fc.constantFrom(
+    "$JS",
+    "$KV",
+    "$O",
+    "$SYS",
+    "API",
+    "STREAM",
+    "PURGE",
+    "_INBOX",
+    "_tsync_inbox",
+    "mallory",
+    "victim",
+    "tsync",
+    "fuzz",
+    "s",
+    "bye",
+    "*",
+    ">",
+  ),
 );
 /** Reply subjects: random ones, privileged ones, and near misses of the sender's own inbox. */
 const reply = fc.oneof(
@@ -52,7 +70,10 @@ test("property: the receiver answers only into the asking sender's own inbox; ev
         seen.length = 0;
         const dropped = receiver.core.stats.droppedReplies;
         const subject = op === "hello" ? helloSubject("fuzz", "mallory") : `${prefix}.${op}`;
-        const body = op === "hello" ? helloBody("mallory") : encodeJson({ sg: "root.m", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 1 });
+        const body =
+          op === "hello"
+            ? helloBody("mallory")
+            : encodeJson({ sg: "root.m", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 1 });
         try {
           mallory.publish(subject, body, { reply: r });
         } catch {
@@ -66,7 +87,11 @@ test("property: the receiver answers only into the asking sender's own inbox; ev
             prefix = String((await sayHello(mallory, "fuzz", "mallory"))["sessionPrefix"]);
           }
         } else {
-          await eventually(`the request with reply ${r} to be dropped`, () => (receiver.core.stats.droppedReplies > dropped ? true : undefined), 10_000);
+          await eventually(
+            `the request with reply ${r} to be dropped`,
+            () => (receiver.core.stats.droppedReplies > dropped ? true : undefined),
+            10_000,
+          );
           // The drop happens before anything is handled: nothing was ever published to `r`.
           await observer.flush();
           expect(seen.filter((m) => m.subject === r)).toEqual([]);

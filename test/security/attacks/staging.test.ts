@@ -99,12 +99,14 @@ class Hand {
 }
 
 /** Where a hand sender's resource part of `name` is staged, without the `.part` / `.ready` suffix. */
-const staged = (dataDir: string, sender: string, sg: string, name: string) => join(stagingRoot(dataDir), sender, sg, "0", "0", `${name}.resource`);
+const staged = (dataDir: string, sender: string, sg: string, name: string) =>
+  join(stagingRoot(dataDir), sender, sg, "0", "0", `${name}.resource`);
 
-const exists = (p: string) => stat(p).then(
-  () => true,
-  () => false,
-);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** As if nobody had touched the files for `ageMs`. */
 const backdate = async (ageMs: number, ...paths: string[]) => {
@@ -120,7 +122,12 @@ describe("staging_quota_bytes_per_sender", () => {
 
   beforeAll(async () => {
     centre = join(root, "quota-centre");
-    receiver = await startReceiver(centre, group, { max_file_size_bytes: "100000", staging_quota_bytes_per_sender: "100000", staging_grace_in_second: "3600" }, lines);
+    receiver = await startReceiver(
+      centre,
+      group,
+      { max_file_size_bytes: "100000", staging_quota_bytes_per_sender: "100000", staging_grace_in_second: "3600" },
+      lines,
+    );
   });
   afterAll(async () => {
     await receiver?.stop();
@@ -185,7 +192,9 @@ describe("staging_quota_bytes_per_sender", () => {
       const resumed = await hand.offer("root.left", "9-9-0-0.tsfile", body.length);
       expect(resumed).toMatchObject({ code: Code.resume, offset: 1_000 });
       expect((await hand.chunk(resumed["fileId"], 1_000, body.subarray(1_000))).code).toBe(Code.ok);
-      expect((await hand.ask("commit", encodeJson({ fileId: resumed["fileId"], size: body.length, sha256: "0".repeat(64) }))).code).toBe(Code.digestMismatch);
+      expect((await hand.ask("commit", encodeJson({ fileId: resumed["fileId"], size: body.length, sha256: "0".repeat(64) }))).code).toBe(
+        Code.digestMismatch,
+      );
       await hand.close();
 
       const synced = await stuck.runOnce();
@@ -235,7 +244,12 @@ describe("abandoned parts", () => {
       expect(await exists(`${pa}.part.meta`)).toBe(false);
       expect(await exists(`${pc}.ready`)).toBe(false);
       expect(await exists(`${pc}.ready.meta`)).toBe(false);
-      expect(lines.filter((l) => l.includes("swept an abandoned part of sender leaver")).map((l) => l.replace(/ \(.*/, "")).sort()).toEqual([
+      expect(
+        lines
+          .filter((l) => l.includes("swept an abandoned part of sender leaver"))
+          .map((l) => l.replace(/ \(.*/, ""))
+          .sort(),
+      ).toEqual([
         "staging: swept an abandoned part of sender leaver: root.leave/0/0/1-1-0-0.tsfile.resource.part",
         "staging: swept an abandoned part of sender leaver: root.leave/0/0/3-3-0-0.tsfile.resource.ready",
       ]);
@@ -277,7 +291,9 @@ describe("abandoned parts", () => {
       // Not before the grace since its session let go of it.
       expect(Date.now() - at).toBeGreaterThanOrEqual(1_500);
       expect(await exists(`${p}.part.meta`)).toBe(false);
-      expect(lines.find((l) => l.includes("swept an abandoned part of sender slow"))).toMatch(/root\.slow\/0\/0\/1-1-0-0\.tsfile\.resource\.part \(2\d{4} bytes, untouched for \d+ s/);
+      expect(lines.find((l) => l.includes("swept an abandoned part of sender slow"))).toMatch(
+        /root\.slow\/0\/0\/1-1-0-0\.tsfile\.resource\.part \(2\d{4} bytes, untouched for \d+ s/,
+      );
     } finally {
       await receiver.stop();
     }

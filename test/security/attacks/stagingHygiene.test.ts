@@ -33,10 +33,11 @@ const begin = async (s: Staging, sender: string, o: Offer): Promise<PartWriter> 
 /** Sets a file's mtime `ageMs` into the past, as if nobody had touched it since. */
 const age = (path: string, ageMs: number) => utimes(path, new Date(Date.now() - ageMs), new Date(Date.now() - ageMs));
 
-const exists = (p: string) => stat(p).then(
-  () => true,
-  () => false,
-);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 describe("per-sender quota", () => {
   test("an offer past the quota is refused naming the key, the quota and the holdings; the earlier part stays and resumes", async () => {
@@ -46,7 +47,9 @@ describe("per-sender quota", () => {
     await a.close();
     const refused = await staging.begin("s1", offer("2-2-0-0.tsfile", 50_000)).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(StagingQuotaError);
-    expect((refused as Error).message).toMatch(/^staging_quota_bytes_per_sender: root\.sg\/0\/0\/2-2-0-0\.tsfile \(tsfile\) of 50000 bytes .* quota of 100000 bytes; it already holds 60000 bytes in 1 part /);
+    expect((refused as Error).message).toMatch(
+      /^staging_quota_bytes_per_sender: root\.sg\/0\/0\/2-2-0-0\.tsfile \(tsfile\) of 50000 bytes .* quota of 100000 bytes; it already holds 60000 bytes in 1 part /,
+    );
     // Counted by announced size, not by the 10 000 bytes written: 60 000 + 40 000 fits exactly.
     await begin(staging, "s1", offer("3-3-0-0.tsfile", 40_000));
     // A resume never needs more room, even with the sender at its quota.
@@ -109,9 +112,16 @@ describe("sweep of abandoned parts", () => {
     // A restarted receiver: nothing was touched in this process yet, so only the mtimes speak.
     const later = new Staging(root, (l) => lines.push(l), { quotaBytesPerSender: 1_000_000, graceMs: grace });
     const swept = await later.hygiene.sweep();
-    expect(swept.map((s) => `${s.sender}:${s.file}`).sort()).toEqual(["gone:root.old/0/0/1-1-0-0.tsfile.part", "gone:root.old/0/0/2-2-0-0.tsfile.ready"]);
+    expect(swept.map((s) => `${s.sender}:${s.file}`).sort()).toEqual([
+      "gone:root.old/0/0/1-1-0-0.tsfile.part",
+      "gone:root.old/0/0/2-2-0-0.tsfile.ready",
+    ]);
     expect(swept.find((s) => s.file.endsWith(".part"))?.bytes).toBeGreaterThan(20_000);
-    expect(lines.some((l) => /swept an abandoned part of sender gone: root\.old\/0\/0\/1-1-0-0\.tsfile\.part \(\d+ bytes, untouched for 120 s/.test(l))).toBe(true);
+    expect(
+      lines.some((l) =>
+        /swept an abandoned part of sender gone: root\.old\/0\/0\/1-1-0-0\.tsfile\.part \(\d+ bytes, untouched for 120 s/.test(l),
+      ),
+    ).toBe(true);
     expect(await exists(join(root, "gone", "root.old"))).toBe(false);
     expect(await exists(fresh.partPath)).toBe(true);
     expect(await exists(record)).toBe(true);
@@ -137,7 +147,10 @@ describe("sweep of abandoned parts", () => {
     // Long after its last use the sender's parts are abandoned.
     await age(w.partPath, 2 * grace);
     await age(`${w.partPath}.meta`, 2 * grace);
-    expect((await staging.hygiene.sweep(Date.now() + 2 * grace)).map((s) => s.file).sort()).toEqual(["root.sg/0/0/1-1-0-0.tsfile.ready", "root.sg/0/0/2-2-0-0.tsfile.part"]);
+    expect((await staging.hygiene.sweep(Date.now() + 2 * grace)).map((s) => s.file).sort()).toEqual([
+      "root.sg/0/0/1-1-0-0.tsfile.ready",
+      "root.sg/0/0/2-2-0-0.tsfile.part",
+    ]);
     expect(await readdir(root)).toEqual([]);
   });
 
@@ -171,7 +184,12 @@ describe("keys", () => {
       expect(c.success.staging_quota_bytes_per_sender).toBeGreaterThanOrEqual(2 * c.success.max_file_size_bytes);
       expect(c.success.staging_grace_in_second).toBeGreaterThan(c.success.session_idle_timeout_in_second);
     }
-    const low = parseReceiverConfig({ staging_quota_bytes_per_sender: "1000", max_file_size_bytes: "2000" }, {}, "receiver.properties", "/srv");
+    const low = parseReceiverConfig(
+      { staging_quota_bytes_per_sender: "1000", max_file_size_bytes: "2000" },
+      {},
+      "receiver.properties",
+      "/srv",
+    );
     expect(Result.isFailure(low) && low.failure.message).toBe(
       "config error: staging_quota_bytes_per_sender (1000) is below max_file_size_bytes (2000): a sender could never send the largest files the receiver accepts",
     );
