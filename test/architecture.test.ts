@@ -55,16 +55,6 @@ test("machines read no clock and no randomness", async () => {
   }
 });
 
-// Being rewritten as this test was added: their purpose line comes with the rewrite, and then they leave this list.
-const purposeLinePending = new Set([
-  "machines/receiverSession.ts",
-  "actors/receiver/sessionHost.ts",
-  "actors/receiver/core.ts",
-  "actors/receiver/schemaSync.ts",
-  "protocol/messages.ts",
-  "protocol/status.ts",
-]);
-
 // Every module says what it is for before its imports: a `//` or `/** */` comment on its first line.
 test("every src/**/*.ts starts with a comment", async () => {
   const bare: string[] = [];
@@ -73,7 +63,7 @@ test("every src/**/*.ts starts with a comment", async () => {
     const file = join(e.parentPath, e.name);
     const first = (await readFile(file, "utf8")).trimStart();
     const name = file.slice(src.length);
-    if (!first.startsWith("//") && !first.startsWith("/*") && !purposeLinePending.has(name)) bare.push(name);
+    if (!first.startsWith("//") && !first.startsWith("/*")) bare.push(name);
   }
   expect(bare.sort()).toEqual([]);
 });

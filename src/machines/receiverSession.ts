@@ -1,3 +1,4 @@
+// The receiver's per-sender session as pure data: hello to bye, every request an event answered by the machine's reply.
 import { and, assign, not, setup } from "xstate";
 import type { Commit, Delete, Load, Offer, SchemaPiece } from "../protocol/messages.js";
 import { Code, reply, type Reply } from "../protocol/status.js";

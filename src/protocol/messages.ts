@@ -1,3 +1,4 @@
+// Every message on the wire as an Effect Schema: what senders send, what the receiver answers, decoded before use.
 import { Result, Schema } from "effect";
 import { describeBadName, describeBadTsFileName, isNumericSegment, isSegment, isToken, isTsFileName } from "./names.js";
 import { CodeSchema } from "./status.js";

@@ -1,3 +1,4 @@
+// Wire status codes and the one reply builder; what each code means to a sender lives in failures.ts.
 import { Schema } from "effect";
 
 /** Wire status codes: stable numbers with a name; the human text travels beside them in `message`. */

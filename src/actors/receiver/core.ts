@@ -1,3 +1,4 @@
+// What the session's actors do to storage: place, verify, load and delete files, each answered with a wire reply.
 import { Effect } from "effect";
 import type { FileRef, Load, PartKind } from "../../protocol/messages.js";
 import { Code, reply, type CodeValue, type Reply } from "../../protocol/status.js";

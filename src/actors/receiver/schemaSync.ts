@@ -1,3 +1,4 @@
+// Keeps each sender's IoTDB schema log (mlog) in step on the receiver, replaying only records not yet applied.
 import { createHash } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -8,7 +9,7 @@ import { SchemaPiece } from "../../protocol/messages.js";
 import { isToken } from "../../protocol/names.js";
 import { Code, reply as replyOf, type CodeValue, type Reply } from "../../protocol/status.js";
 import { SchemaHeader } from "../../protocol/subjects.js";
-import { cutSchemaRecords, schemaRecordTexts } from "../../plugins/schemaRecords.js";
+import { cutSchemaRecords, schemaRecordTexts } from "../../iotdb/schemaRecords.js";
 import type { Storage } from "../../plugins/storage.js";
 import { writeFileAtomic } from "../../files/durableFile.js";
 import type { ReceiverCore } from "./core.js";

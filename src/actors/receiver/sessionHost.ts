@@ -1,3 +1,4 @@
+// Runs one sender's session machine over NATS: decodes requests into machine events and supplies the actors that touch disk and JetStream.
 import { randomBytes } from "node:crypto";
 import { dirname } from "node:path";
 import { Effect, Result, type Schema } from "effect";
