@@ -1,5 +1,5 @@
 import { readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, test } from "vitest";
 
@@ -11,41 +11,80 @@ const importsOf = async (dir: string): Promise<Array<{ file: string; spec: strin
     if (!e.isFile() || !e.name.endsWith(".ts")) continue;
     const file = join(e.parentPath, e.name);
     const text = await readFile(file, "utf8");
-    for (const m of text.matchAll(/(?:import|export)[^"']*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g))
-      out.push({ file, spec: m[1] ?? m[2] ?? "" });
+    for (const m of text.matchAll(/(?:import|export)[^"';]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|^import\s+["']([^"']+)["']/gm))
+      out.push({ file, spec: m[1] ?? m[2] ?? m[3] ?? "" });
   }
   return out;
 };
 
-test.each(["machines", "protocol", "tsfile"])("src/%s is pure: no node:*, NATS, actors, plugins, files or cli imports", async (dir) => {
-  const bad = (await importsOf(dir)).filter(
-    ({ spec }) => spec.startsWith("node:") || spec.startsWith("@nats-io/") || /\/(actors|plugins|files|cli)\//.test(spec),
-  );
+// The import table of docs/architecture.md is the rule: read it, then check every import against it.
+interface Room {
+  readonly folder: string;
+  readonly mayImport: ReadonlySet<string> | "everything";
+  readonly mayNot: ReadonlyArray<string>;
+}
+
+const cells = (cell: string): string[] =>
+  cell
+    .split(";")[0]!
+    .split(",")
+    .map((t) => t.trim().replace(/`/g, ""))
+    .filter((t) => t !== "" && t !== "—");
+
+const rooms = async (): Promise<Room[]> => {
+  const doc = await readFile(fileURLToPath(new URL("../docs/architecture.md", import.meta.url)), "utf8");
+  return doc
+    .split("\n")
+    .filter((l) => l.startsWith("| `src/"))
+    .map((l) => {
+      const [, folder, , may, mayNot] = l.split("|").map((c) => c.trim());
+      return {
+        folder: folder!.replace(/`/g, "").replace(/^src\//, ""),
+        mayImport: may === "everything" ? "everything" : new Set(cells(may!)),
+        mayNot: cells(mayNot!),
+      };
+    });
+};
+
+/** The src folder an import lands in, or the package (`node:*`, `NATS`, a name) it names. */
+const target = (file: string, spec: string): string => {
+  if (spec.startsWith("node:")) return "node:*";
+  if (spec.startsWith("@nats-io/")) return "NATS";
+  if (!spec.startsWith(".")) return spec;
+  const landed = join(dirname(file), spec);
+  return landed.startsWith(src) ? (landed.slice(src.length).split("/")[0] ?? "") : spec;
+};
+
+test("docs/architecture.md's import table names every folder of src, and only checkable rules", async () => {
+  const table = await rooms();
+  const folders = (await readdir(src, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+  expect(table.map((r) => r.folder).sort()).toEqual(folders.sort());
+  const known = new Set([...folders, "node:*", "NATS"]);
+  expect(table.flatMap((r) => r.mayNot.filter((t) => !known.has(t)))).toEqual([]);
+});
+
+test("every import in src obeys docs/architecture.md's import table", async () => {
+  const table = await rooms();
+  const folders = new Set(table.map((r) => r.folder));
+  const bad: string[] = [];
+  for (const room of table) {
+    for (const { file, spec } of await importsOf(room.folder)) {
+      const t = target(file, spec);
+      if (t === room.folder) continue;
+      const forbidden = room.mayNot.includes(t) || (folders.has(t) && room.mayImport !== "everything" && !room.mayImport.has(t));
+      if (forbidden) bad.push(`${file.slice(src.length)} imports ${spec} (${t})`);
+    }
+  }
   expect(bad).toEqual([]);
 });
 
-// Durable file helpers sit below actors and plugins, so both can use them without plugins reaching into actors.
-test("src/files imports no actors, plugins, machines or cli", async () => {
-  const bad = (await importsOf("files")).filter(({ spec }) => /\/(actors|plugins|machines|cli)\//.test(spec));
-  expect(bad).toEqual([]);
-});
-
-// IoTDB's own formats (the schema log): below both the sender's actors and the plugins, so neither reaches into the other.
-test("src/iotdb imports nothing but src/protocol and itself", async () => {
-  const bad = (await importsOf("iotdb")).filter(({ spec }) => !(spec.startsWith("./") || /^\.\.\/protocol\//.test(spec)));
-  expect(bad).toEqual([]);
-});
-
-test("nothing imports src/cli except the cli itself", async () => {
-  const dirs = ["machines", "protocol", "tsfile", "iotdb", "actors", "plugins", "config", "files", "dashboard"];
-  const bad = (await Promise.all(dirs.map(importsOf))).flat().filter(({ spec }) => /\/cli\//.test(spec));
-  expect(bad).toEqual([]);
-});
-
-// Plugins are the contract third parties build against: they sit below the actors that drive them.
-test("src/plugins imports no actors, dashboard or cli", async () => {
-  const bad = (await importsOf("plugins")).filter(({ spec }) => /\/(actors|dashboard|cli)\//.test(spec));
-  expect(bad).toEqual([]);
+// The checker itself: an import the table forbids is reported.
+test("the import check catches a forbidden import", () => {
+  expect(target(join(src, "plugins", "x.ts"), "../actors/runtime.js")).toBe("actors");
+  expect(target(join(src, "actors", "receiver", "x.ts"), "../../cli/main.js")).toBe("cli");
+  expect(target(join(src, "actors", "receiver", "x.ts"), "../natsServer.js")).toBe("actors");
+  expect(target(join(src, "files", "x.ts"), "node:fs")).toBe("node:*");
+  expect(target(join(src, "files", "x.ts"), "@nats-io/kv")).toBe("NATS");
 });
 
 test("machines read no clock and no randomness", async () => {

@@ -7,7 +7,7 @@ import { Catalog, deviceCount, queryCatalog } from "../actors/receiver/catalog.j
 import { catalogPath } from "../actors/receiver/receiver.js";
 
 /** `tsync catalog`: what has arrived from whom, covering which devices and time. */
-export const runCatalog = async (args: string[]): Promise<number> => {
+export const runCatalog = (args: string[]): Effect.Effect<number, unknown> => {
   const { values } = parseArgs({
     args,
     options: {
@@ -17,34 +17,44 @@ export const runCatalog = async (args: string[]): Promise<number> => {
       json: { type: "boolean", default: false },
     },
   });
-  const c = await Effect.runPromise(loadReceiverConfig(values.config ?? "conf/receiver.properties"));
-  const all = await new Catalog(catalogPath(resolve(c.receiver_data_directory))).entries();
-  const entries = queryCatalog(all, { group: values.group, device: values.device });
-  // A file whose line names only its first devices may hold the device asked for among the rest.
-  const unseen =
-    values.device === undefined ? [] : queryCatalog(all, { group: values.group }).filter((e) => e.devicesTruncated && !entries.includes(e));
-  if (values.json) {
-    process.stdout.write(JSON.stringify(entries, null, 2) + "\n");
-    return 0;
-  }
-  if (entries.length === 0) process.stdout.write("nothing matches\n");
-  for (const e of entries) {
-    process.stdout.write(`${e.ref.sg}/${e.ref.vg}/${e.ref.tp}/${e.ref.name} from ${e.sender}, loaded ${e.loadedAt}\n`);
-    for (const d of e.devices) {
-      const range =
-        d.startTime === null ? "empty" : `${new Date(Number(d.startTime)).toISOString()} .. ${new Date(Number(d.endTime)).toISOString()}`;
-      process.stdout.write(`  ${d.id}: ${range}\n`);
-    }
-    if (e.devicesTruncated) {
-      process.stdout.write(
-        `  … and ${deviceCount(e) - e.devices.length} more devices (the catalog names the first ${e.devices.length} of ${deviceCount(e)})\n`,
-      );
-    }
-  }
-  for (const e of unseen) {
-    process.stdout.write(
-      `${e.ref.sg}/${e.ref.vg}/${e.ref.tp}/${e.ref.name} from ${e.sender} may hold it among devices the catalog does not name (it names ${e.devices.length} of its ${deviceCount(e)})\n`,
-    );
-  }
-  return 0;
+  return Effect.flatMap(loadReceiverConfig(values.config ?? "conf/receiver.properties"), (c) =>
+    Effect.tryPromise({
+      catch: (e) => e,
+      try: async () => {
+        const all = await new Catalog(catalogPath(resolve(c.receiver_data_directory))).entries();
+        const entries = queryCatalog(all, { group: values.group, device: values.device });
+        // A file whose line names only its first devices may hold the device asked for among the rest.
+        const unseen =
+          values.device === undefined
+            ? []
+            : queryCatalog(all, { group: values.group }).filter((e) => e.devicesTruncated && !entries.includes(e));
+        if (values.json) {
+          process.stdout.write(JSON.stringify(entries, null, 2) + "\n");
+          return 0;
+        }
+        if (entries.length === 0) process.stdout.write("nothing matches\n");
+        for (const e of entries) {
+          process.stdout.write(`${e.ref.sg}/${e.ref.vg}/${e.ref.tp}/${e.ref.name} from ${e.sender}, loaded ${e.loadedAt}\n`);
+          for (const d of e.devices) {
+            const range =
+              d.startTime === null
+                ? "empty"
+                : `${new Date(Number(d.startTime)).toISOString()} .. ${new Date(Number(d.endTime)).toISOString()}`;
+            process.stdout.write(`  ${d.id}: ${range}\n`);
+          }
+          if (e.devicesTruncated) {
+            process.stdout.write(
+              `  … and ${deviceCount(e) - e.devices.length} more devices (the catalog names the first ${e.devices.length} of ${deviceCount(e)})\n`,
+            );
+          }
+        }
+        for (const e of unseen) {
+          process.stdout.write(
+            `${e.ref.sg}/${e.ref.vg}/${e.ref.tp}/${e.ref.name} from ${e.sender} may hold it among devices the catalog does not name (it names ${e.devices.length} of its ${deviceCount(e)})\n`,
+          );
+        }
+        return 0;
+      },
+    }),
+  );
 };

@@ -1,5 +1,6 @@
 // The `tsync` command: usage and dispatch to one entry point per subcommand.
 import { parseArgs } from "node:util";
+import { Effect, type Scope } from "effect";
 import { tsyncVersion } from "../version.js";
 
 const usage = `tsync ${tsyncVersion}: ship sealed IoTDB TsFiles from edge to centre over NATS
@@ -19,48 +20,84 @@ usage:
   tsync --version
 `;
 
-const commands: Readonly<Record<string, (args: string[]) => Promise<number>>> = {
-  demo: async (args) => {
-    const { values } = parseArgs({ args, options: { dir: { type: "string" }, keep: { type: "boolean", default: false } } });
-    return (await import("./demo.js")).runDemo({ dir: values.dir, keep: values.keep ?? false });
-  },
-  sender: async (args) => {
-    const { values } = parseArgs({
-      args,
-      options: { config: { type: "string", default: "conf/sender.properties" }, once: { type: "boolean", default: false } },
-    });
-    return (await import("./runSender.js")).runSender(values.config ?? "conf/sender.properties", values.once ?? false);
-  },
-  receiver: async (args) => {
-    const { values } = parseArgs({ args, options: { config: { type: "string", default: "conf/receiver.properties" } } });
-    return (await import("./runReceiver.js")).runReceiver(values.config ?? "conf/receiver.properties");
-  },
-  senders: async (args) => (await import("./senders.js")).runSenders(args),
-  owners: async (args) => (await import("./owners.js")).runOwners(args),
-  catalog: async (args) => (await import("./catalog.js")).runCatalog(args),
-  tsfile: async (args) => (await import("./tsfileCommand.js")).runTsfileCommand(args),
-  diagrams: async (args) => (await import("./diagrams.js")).runDiagrams(args),
+/** A subcommand: an Effect run once, in a scope that releases what it acquired when it ends. */
+type Command = (args: string[]) => Effect.Effect<number, unknown, Scope.Scope>;
+
+/** Subcommand modules load on demand: `tsync --version` should not pay for the receiver. */
+const lazily =
+  <M>(load: () => Promise<M>, run: (m: M, args: string[]) => Effect.Effect<number, unknown, Scope.Scope>): Command =>
+  (args) =>
+    Effect.flatMap(Effect.promise(load), (m) => run(m, args));
+
+const promised = (work: () => Promise<number>) => Effect.tryPromise({ try: work, catch: (e) => e });
+
+const commands: Readonly<Record<string, Command>> = {
+  demo: lazily(
+    () => import("./demo.js"),
+    (m, args) => {
+      const { values } = parseArgs({ args, options: { dir: { type: "string" }, keep: { type: "boolean", default: false } } });
+      return promised(() => m.runDemo({ dir: values.dir, keep: values.keep ?? false }));
+    },
+  ),
+  sender: lazily(
+    () => import("./runSender.js"),
+    (m, args) => {
+      const { values } = parseArgs({
+        args,
+        options: { config: { type: "string", default: "conf/sender.properties" }, once: { type: "boolean", default: false } },
+      });
+      return m.runSender(values.config ?? "conf/sender.properties", values.once ?? false);
+    },
+  ),
+  receiver: lazily(
+    () => import("./runReceiver.js"),
+    (m, args) => {
+      const { values } = parseArgs({ args, options: { config: { type: "string", default: "conf/receiver.properties" } } });
+      return m.runReceiver(values.config ?? "conf/receiver.properties");
+    },
+  ),
+  senders: lazily(
+    () => import("./senders.js"),
+    (m, args) => m.runSenders(args),
+  ),
+  owners: lazily(
+    () => import("./owners.js"),
+    (m, args) => m.runOwners(args),
+  ),
+  catalog: lazily(
+    () => import("./catalog.js"),
+    (m, args) => m.runCatalog(args),
+  ),
+  tsfile: lazily(
+    () => import("./tsfileCommand.js"),
+    (m, args) => promised(() => m.runTsfileCommand(args)),
+  ),
+  diagrams: lazily(
+    () => import("./diagrams.js"),
+    (m, args) => promised(() => m.runDiagrams(args)),
+  ),
 };
 
-const main = async (argv: string[]): Promise<number> => {
+const main = (argv: string[]): Effect.Effect<number, unknown, Scope.Scope> => {
   const [name, ...rest] = argv;
   if (name === "--version" || name === "-v") {
     process.stdout.write(`${tsyncVersion}\n`);
-    return 0;
+    return Effect.succeed(0);
   }
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(usage);
-    return name === undefined ? 2 : 0;
+    return Effect.succeed(name === undefined ? 2 : 0);
   }
   const command = commands[name];
   if (!command) {
     process.stderr.write(`tsync: unknown command "${name}"\n\n${usage}`);
-    return 2;
+    return Effect.succeed(2);
   }
   return command(rest);
 };
 
-main(process.argv.slice(2)).then(
+// The process's one run: everything a command acquires is released when its scope closes, before exit.
+Effect.runPromise(Effect.scoped(main(process.argv.slice(2)))).then(
   (code) => {
     process.exitCode = code;
   },

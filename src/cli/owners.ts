@@ -1,7 +1,18 @@
 // `tsync owners`: lists storage-group owners and releases a group.
 import { parseArgs } from "node:util";
 import { OwnershipRegistry, type Owner, type PendingTransfer } from "../actors/receiver/ownership.js";
-import { withReceiverNats } from "./receiverConnection.js";
+import { Effect, type Scope } from "effect";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { loadReceiverConfig, type ReceiverConfig } from "../config/receiver.js";
+import { receiverNats } from "./receiverConnection.js";
+
+/** Runs `use` with the receiver's config and an admin connection, both released when the command ends. */
+const withReceiverNats = (configPath: string, use: (nc: NatsConnection, c: ReceiverConfig) => Promise<number>) =>
+  Effect.gen(function* () {
+    const c = yield* loadReceiverConfig(configPath);
+    const nc = yield* receiverNats(c);
+    return yield* Effect.tryPromise({ try: () => use(nc, c), catch: (e) => e });
+  });
 
 const ownerRow = (o: Owner): string =>
   `${o.sg}\t${o.senderId}\tsince ${o.since}${o.inheritsFrom.length > 0 ? `\tinherits the files of ${o.inheritsFrom.join(", ")}` : ""}\n`;
@@ -11,7 +22,7 @@ const transferRow = (t: PendingTransfer): string =>
   `${t.sg}\t-\treleased ${t.releasedAt}\tthe next owner inherits the files of ${t.filesOf.join(", ")}\n`;
 
 /** `tsync owners list` and `tsync owners release GROUP --yes [--transfer-files]`. */
-export const runOwners = async (args: string[]): Promise<number> => {
+export const runOwners = (args: string[]): Effect.Effect<number, unknown, Scope.Scope> => {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -42,7 +53,7 @@ export const runOwners = async (args: string[]): Promise<number> => {
           ? `releasing ${group} with --transfer-files lets the next sender that loads a file of it become its owner, and overwrite and delete the files its owners loaded; add --yes to do it\n`
           : `releasing ${group} lets the next sender that loads a file of it become its owner (the files already loaded stay their senders'); add --yes to do it\n`,
       );
-      return 2;
+      return Effect.succeed(2);
     }
     return withReceiverNats(config, async (nc, c) => {
       const r = await (await OwnershipRegistry.open(nc, c.receiver_group)).releaseGroup(group, { transferFiles });
@@ -67,5 +78,5 @@ export const runOwners = async (args: string[]): Promise<number> => {
     });
   }
   process.stderr.write("usage: tsync owners list [--json] | tsync owners release GROUP --yes [--transfer-files]  [--config FILE]\n");
-  return 2;
+  return Effect.succeed(2);
 };

@@ -1,5 +1,5 @@
 // `tsync sender`: runs a sender from its properties, forever or for one round.
-import { Effect } from "effect";
+import { Effect, type Scope } from "effect";
 import { loadSenderConfig } from "../config/sender.js";
 import { roundSucceeded } from "../machines/senderTypes.js";
 import { Sender } from "../actors/sender/sender.js";
@@ -8,54 +8,56 @@ import { senderDashboard, serveDashboard, withDashboard } from "../dashboard/das
 import { readFaultHooks, stateTracer, traceVariable } from "./faultHooks.js";
 import { makeLogger } from "./log.js";
 import { formatSummary } from "./summary.js";
-import { onStopSignals } from "./signals.js";
+import { stopSignal } from "./signals.js";
 
 /**
  * `tsync sender`: rounds every period, or one round with `--once` (exit 0 only if all synced, or
  * when a signal stopped it: a stop is not a failure, and the next run resumes).
  */
-export const runSender = async (configPath: string, once: boolean): Promise<number> => {
-  const config = await Effect.runPromise(loadSenderConfig(configPath));
-  const log = makeLogger("sender", config.log_level);
-  const faults = readFaultHooks(process.env, log.warn);
-  const trace = process.env[traceVariable] === "1";
-  const print = (line: string) => process.stdout.write(line + "\n");
-  const inspect = trace || faults.freezeIn ? { inspect: stateTracer(trace ? print : undefined, faults.freezeIn) } : {};
-  const dashboard = config.dashboard_port > 0 ? senderDashboard({ port: config.dashboard_port }) : undefined;
-  const sender = await Sender.open(
-    withDashboard(dashboard, {
-      config,
-      log: log.info,
-      ...inspect,
-      ...(faults.corruptChunk ? { transformChunk: faults.corruptChunk } : {}),
-    }),
-  );
-  const dashboardServer = await serveDashboard(dashboard, sender, log);
-  log.info(
-    `sender ${sender.senderId} for ${config.data_directory} → ${config.nats_url?.join(",") ?? `${config.server_ip}:${config.server_port}`} (group ${config.receiver_group})`,
-  );
-  const stop = new AbortController();
-  const release = onStopSignals(stop, log.warn);
-  try {
+export const runSender = (configPath: string, once: boolean): Effect.Effect<number, unknown, Scope.Scope> =>
+  Effect.gen(function* () {
+    const config = yield* loadSenderConfig(configPath);
+    const log = makeLogger("sender", config.log_level);
+    const stop = yield* stopSignal(log.warn);
+    const faults = readFaultHooks(process.env, log.warn);
+    const trace = process.env[traceVariable] === "1";
+    const print = (line: string) => process.stdout.write(line + "\n");
+    const inspect = trace || faults.freezeIn ? { inspect: stateTracer(trace ? print : undefined, faults.freezeIn) } : {};
+    const dashboard = config.dashboard_port > 0 ? senderDashboard({ port: config.dashboard_port }) : undefined;
+    const sender = yield* Effect.acquireRelease(
+      Sender.make(
+        withDashboard(dashboard, {
+          config,
+          log: log.info,
+          ...inspect,
+          ...(faults.corruptChunk ? { transformChunk: faults.corruptChunk } : {}),
+        }),
+      ),
+      (s) => Effect.promise(() => closeWithin(s, closeDeadlineMs, log.warn)),
+    );
+    yield* Effect.acquireRelease(
+      Effect.promise(() => serveDashboard(dashboard, sender, log)),
+      (server) => Effect.promise(async () => server?.close()),
+    );
+    log.info(
+      `sender ${sender.senderId} for ${config.data_directory} → ${config.nats_url?.join(",") ?? `${config.server_ip}:${config.server_port}`} (group ${config.receiver_group})`,
+    );
     if (once) {
-      const summary = await sender.runOnce(stop.signal);
+      const summary = yield* Effect.promise(() => sender.runOnce(stop));
       process.stdout.write(formatSummary(summary) + "\n");
       if (trace) print(`summary ${JSON.stringify(summary)}`);
-      return roundSucceeded(summary) || stop.signal.aborted ? 0 : 1;
+      return roundSucceeded(summary) || stop.aborted ? 0 : 1;
     }
     const watcher = config.sync_on_seal ? watchSealed(config.data_directory, () => sender.sealed(), log.warn) : undefined;
-    await sender.runForever(stop.signal, (s) => {
-      log.info(formatSummary(s));
-      if (trace) print(`summary ${JSON.stringify(s)}`);
-    });
+    yield* Effect.promise(() =>
+      sender.runForever(stop, (s) => {
+        log.info(formatSummary(s));
+        if (trace) print(`summary ${JSON.stringify(s)}`);
+      }),
+    );
     watcher?.close();
     return 0;
-  } finally {
-    await closeWithin(sender, closeDeadlineMs, log.warn);
-    await dashboardServer?.close();
-    release();
-  }
-};
+  });
 
 /** Within the 10 s a stop promises, leaving room for the rest of the shutdown. */
 const closeDeadlineMs = 5_000;

@@ -1,5 +1,6 @@
 // SIGTERM/SIGINT handling: the first stops gracefully, the second exits at once.
 import { constants } from "node:os";
+import { Effect, type Scope } from "effect";
 
 /**
  * First SIGTERM/SIGINT: stop gracefully (the chunks in flight finish, state is persisted). A second
@@ -26,3 +27,23 @@ export const onStopSignals = (stop: AbortController, warn: (line: string) => voi
     process.off("SIGINT", handler);
   };
 };
+
+/** Aborts at the first SIGTERM/SIGINT; the handlers stay until the scope closes, so a second signal during the stop exits at once. */
+export const stopSignal = (warn: (line: string) => void): Effect.Effect<AbortSignal, never, Scope.Scope> =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const stop = new AbortController();
+        return { stop, release: onStopSignals(stop, warn) };
+      }),
+      ({ release }) => Effect.sync(release),
+    ),
+    ({ stop }) => stop.signal,
+  );
+
+/** Waits for `signal` to abort. */
+export const untilAborted = (signal: AbortSignal): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    if (signal.aborted) return resume(Effect.void);
+    signal.addEventListener("abort", () => resume(Effect.void), { once: true });
+  });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { iotdbSource, compareTsFileNames } from "../../src/plugins/sourceIotdb.js";
 import type { SourceListing } from "../../src/plugins/source.js";
 import { scanForRound } from "../../src/actors/sender/scan.js";
+import { runEffect } from "../../src/actors/runtime.js";
 import { WorkDir } from "../../src/actors/sender/workDir.js";
 import { refKey } from "../../src/machines/senderTypes.js";
 import { removeAll, tempRoot } from "../harness/syncPair.js";
@@ -140,7 +141,7 @@ describe("iotdb source: side files", () => {
     const work = await WorkDir.open(join(d, "work"), "edge1");
     try {
       const source = iotdbSource(d);
-      const first = await scanForRound(source, work, []);
+      const first = await runEffect(scanForRound(source, work, []));
       expect(first.units.map((u) => [u.ref.name, u.parts.map((p) => p.kind)])).toEqual([
         ["1-1-0-0.tsfile", ["resource", "tsfile", "mods"]],
         ["2-2-0-0.tsfile", ["resource", "tsfile", "mods2"]],
@@ -150,11 +151,11 @@ describe("iotdb source: side files", () => {
           ref: u.ref,
           parts: u.parts.map((p) => ({ kind: p.kind, size: p.size, sha256: p.sha256 ?? "", mtimeMs: p.mtimeMs })),
         });
-      expect((await scanForRound(source, work, [])).units).toEqual([]);
+      expect((await runEffect(scanForRound(source, work, []))).units).toEqual([]);
 
       // A deletion on the edge appends to .mods: that file goes again, the other does not.
       await appendFile(join(dir, "1-1-0-0.tsfile.mods"), "another deletion");
-      const afterDelete = await scanForRound(source, work, []);
+      const afterDelete = await runEffect(scanForRound(source, work, []));
       expect(afterDelete.units.map((u) => u.ref.name)).toEqual(["1-1-0-0.tsfile"]);
       for (const u of afterDelete.units)
         await work.confirm({
@@ -165,7 +166,7 @@ describe("iotdb source: side files", () => {
       // Same size, new time (rewritten in place) also counts; a new side file too.
       await utimes(join(dir, "2-2-0-0.tsfile.mods2"), new Date(), new Date(Date.now() + 60_000));
       await writeFile(join(dir, "1-1-0-0.tsfile.mods2"), "new format deletions");
-      expect((await scanForRound(source, work, [])).units.map((u) => u.ref.name).sort()).toEqual(["1-1-0-0.tsfile", "2-2-0-0.tsfile"]);
+      expect((await runEffect(scanForRound(source, work, []))).units.map((u) => u.ref.name).sort()).toEqual(["1-1-0-0.tsfile", "2-2-0-0.tsfile"]);
     } finally {
       await work.close();
     }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Effect, Exit, Result } from "effect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { scanForRound } from "../../src/actors/sender/scan.js";
+import { runEffect } from "../../src/actors/runtime.js";
 import { Sender, SenderStartError } from "../../src/actors/sender/sender.js";
 import { WorkDir } from "../../src/actors/sender/workDir.js";
 import { parseSenderConfig, SOURCE_PLUGINS } from "../../src/config/sender.js";
@@ -91,7 +92,7 @@ describe("source_plugin", () => {
     const source = await Effect.runPromise(openSource(pluginPath, { dataDir: "/nonexistent", options: { folder } }));
     const work = await WorkDir.open(join(dir, "work"), "edge1", () => undefined);
     try {
-      const r = await scanForRound(source, work, []);
+      const r = await runEffect(scanForRound(source, work, []));
       expect(r.units.map((u) => [u.ref.sg, u.ref.name, u.parts.map((p) => p.kind)])).toEqual([
         ["root.custom", "1-1-0-0.tsfile", ["resource", "tsfile"]],
         ["root.custom", "2-2-0-0.tsfile", ["resource", "tsfile"]],

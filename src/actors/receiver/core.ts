@@ -1,5 +1,5 @@
 // What the session's actors do to storage: place, verify, load and delete files, each answered with a wire reply.
-import { Effect } from "effect";
+import { runEffect } from "../runtime.js";
 import type { FileRef, Load, PartKind } from "../../protocol/messages.js";
 import { Code, reply, type CodeValue, type Reply } from "../../protocol/status.js";
 import { sessionPrefix } from "../../protocol/subjects.js";
@@ -12,13 +12,6 @@ import type { Catalog } from "./catalog.js";
 import type { Journal } from "./journal.js";
 import type { Owner, OwnershipRegistry } from "./ownership.js";
 import type { Staging } from "./staging.js";
-
-/**
- * Runs one storage-plugin Effect for a session's promise-based step: the one place the core leaves
- * Effect. (It runs on the default runtime: the receiver builds the core inside its scope but hands
- * it no runtime, so there is nothing of the receiver's to run on without changing receiver.ts.)
- */
-const runStorage = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(effect);
 
 export type TsFileCheck = { readonly ok: true; readonly facts: TsFileFacts } | { readonly ok: false; readonly reason: string };
 
@@ -145,7 +138,7 @@ export class ReceiverCore {
 
   /** Drops `loader`'s copy of `ref`: from storage unless `keepBytes` (they share the path with the new copy), then its records. */
   private async dropCopy(loader: string, ref: FileRef, keepBytes = false): Promise<boolean> {
-    const existed = keepBytes ? false : await runStorage(this.storage.remove(loader, ref));
+    const existed = keepBytes ? false : await runEffect(this.storage.remove(loader, ref));
     await this.journal.recordDeleted(loader, ref);
     await this.catalog.deleted(loader, ref);
     return existed;
@@ -271,7 +264,7 @@ export class ReceiverCore {
     if (this.journal.loadersOf(ref).some((l) => l !== sender)) return undefined;
     const verified = await this.staging.verified(sender, ref, kind);
     if (!verified || verified.size !== size || (sha256 !== undefined && verified.sha256 !== sha256)) return undefined;
-    return (await runStorage(this.storage.has(ref, kind, verified.sha256))) ? verified : undefined;
+    return (await runEffect(this.storage.has(ref, kind, verified.sha256))) ? verified : undefined;
   }
 
   /** Catalog first, then the journal: a crash between them repeats an (idempotent) catalog line, never loses one. */
@@ -346,7 +339,7 @@ export class ReceiverCore {
         return reply(Code.notReady, `${load.name} (${part.kind}) was not received with digest ${part.sha256.slice(0, 12)}…; send it first`);
       }
       if (part.kind === "tsfile") facts = ready.facts as TsFileFacts | undefined;
-      if (await runStorage(this.storage.has(load, part.kind, part.sha256))) {
+      if (await runEffect(this.storage.has(load, part.kind, part.sha256))) {
         await this.noteLoaded(sender, load, part.kind, ready.size, ready.sha256, ready.facts as TsFileFacts | undefined);
         recovered++;
         continue;
@@ -354,7 +347,7 @@ export class ReceiverCore {
       toLoad.push({ kind: part.kind, path: ready.path, size: ready.size, sha256: ready.sha256 });
     }
     if (toLoad.length === 0) return reply(Code.have, recovered > 0 ? "already loaded (recovered)" : "already loaded");
-    await runStorage(this.storage.load({ senderId: sender, ref: load, parts: toLoad, facts }));
+    await runEffect(this.storage.load({ senderId: sender, ref: load, parts: toLoad, facts }));
     // Catalog first (idempotent), then one journal append and one fsync for the whole file.
     if (facts && toLoad.some((p) => p.kind === "tsfile")) {
       await this.catalog.loaded({

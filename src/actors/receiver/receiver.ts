@@ -1,6 +1,7 @@
 // The receiver process: its services, the hello subscription of the receiver group, and one session per admitted sender.
 import { stat } from "node:fs/promises";
 import { Context, Effect, Exit, Layer, Result, Scope } from "effect";
+import { runEffect } from "../runtime.js";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { decodeJson, encodeJson, Hello, protocolVersion } from "../../protocol/messages.js";
 import { Code } from "../../protocol/status.js";
@@ -116,7 +117,7 @@ export class Receiver {
 
   /** `make` for callers outside an Effect runtime (tests, embedding); rejects with the ReceiverStartError. */
   static start(options: ReceiverOptions): Promise<Receiver> {
-    return Effect.runPromise(Receiver.make(options));
+    return runEffect(Receiver.make(options));
   }
 
   private listen(): void {
@@ -281,6 +282,6 @@ export class Receiver {
     clearInterval(this.registryTimer);
     this.helloSub?.unsubscribe();
     for (const s of [...this.sessions.values()]) await s.stop();
-    await Effect.runPromise(Scope.close(this.scope, Exit.void));
+    await runEffect(Scope.close(this.scope, Exit.void));
   }
 }

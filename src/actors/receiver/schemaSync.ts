@@ -7,6 +7,7 @@ import { Effect, Result, Schema } from "effect";
 import type { SchemaRequest } from "../../machines/receiverSession.js";
 import { SchemaPiece } from "../../protocol/messages.js";
 import { isToken } from "../../protocol/names.js";
+import { runEffect } from "../runtime.js";
 import { Code, reply as replyOf, type CodeValue, type Reply } from "../../protocol/status.js";
 import { SchemaHeader } from "../../protocol/subjects.js";
 import { cutSchemaRecords, schemaRecordTexts } from "../../iotdb/schemaRecords.js";
@@ -111,7 +112,7 @@ export const applySchemaPiece = async (storage: Storage, stateDir: string, sende
     return reply(Code.badMessage, `${piece.file} piece at byte ${piece.offset}: byte ${at.offset} is not the start of a record`);
   const spans = cut.records.slice(first);
   const records = schemaRecordTexts(piece.file, bytes, spans);
-  const failed = await Effect.runPromise(
+  const failed = await runEffect(
     storage.applySchema(senderId, records, { format: piece.file, epoch: at.epoch, offset: at.offset, bytes: bytes.subarray(skip) }).pipe(
       Effect.as(undefined),
       Effect.catch((e) => Effect.succeed(e)),

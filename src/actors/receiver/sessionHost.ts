@@ -2,8 +2,9 @@
 import { randomBytes } from "node:crypto";
 import { dirname } from "node:path";
 import { Effect, Result, type Schema } from "effect";
+import { abortable, fromEffect } from "../runtime.js";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
-import { createActor, fromPromise, type ActorRefFrom } from "xstate";
+import { createActor, type ActorRefFrom } from "xstate";
 import {
   receiverSession,
   type Chunk,
@@ -128,27 +129,28 @@ export class SessionHost {
     };
     const storage = schemaSafeStorage(core.storage, scope);
     const schemaDir = schemaStateDir(dirname(core.staging.root));
+    // Admission and offers are interrupted when the session leaves their state; commits, loads,
+    // deletes and schema pieces change what is stored, so once begun they finish (their steps are journaled).
+    const step = <I>(operation: string, run: (input: I) => Promise<Reply>, commits: boolean) =>
+      fromEffect<Reply, I>((input) => {
+        const work = abortable(() => safely(scope, operation, run)(input));
+        return commits ? Effect.uninterruptible(work) : work;
+      });
     return receiverSession.provide({
       actors: {
-        admit: fromPromise<Reply, SessionInput>(safely(scope, "hello", async () => this.admit())),
-        acceptOffer: fromPromise(
-          safely(scope, "offer", async ({ input }: { input: { session: SessionInput; offer: Offer } }) => this.acceptOffer(input.offer)),
+        admit: step<SessionInput>("hello", () => this.admit(), false),
+        acceptOffer: step<{ session: SessionInput; offer: Offer }>("offer", (input) => this.acceptOffer(input.offer), false),
+        verify: step<{ session: SessionInput; transfer: Transfer; commit: Commit }>(
+          "commit",
+          (input) => this.verify(input.transfer, input.commit),
+          true,
         ),
-        verify: fromPromise(
-          safely(scope, "commit", async ({ input }: { input: { session: SessionInput; transfer: Transfer; commit: Commit } }) =>
-            this.verify(input.transfer, input.commit),
-          ),
-        ),
-        load: fromPromise(
-          safely(scope, "load", async ({ input }: { input: { session: SessionInput; load: Load } }) => this.load(input.load)),
-        ),
-        remove: fromPromise(
-          safely(scope, "delete", async ({ input }: { input: { session: SessionInput; ref: FileRef } }) => this.remove(input.ref)),
-        ),
-        applySchema: fromPromise(
-          safely(scope, "schema", async ({ input }: { input: { session: SessionInput; request: SchemaRequest } }) =>
-            applySchemaPiece(storage, schemaDir, input.session.senderId, input.request),
-          ),
+        load: step<{ session: SessionInput; load: Load }>("load", (input) => this.load(input.load), true),
+        remove: step<{ session: SessionInput; ref: FileRef }>("delete", (input) => this.remove(input.ref), true),
+        applySchema: step<{ session: SessionInput; request: SchemaRequest }>(
+          "schema",
+          (input) => applySchemaPiece(storage, schemaDir, input.session.senderId, input.request),
+          true,
         ),
       },
       actions: {

@@ -1,5 +1,7 @@
 // The sender's scan: lists a source, pins new or changed units for the round, and finds confirmed files gone from disk.
 import { Effect } from "effect";
+import type { SourceListing } from "../../plugins/source.js";
+import { abortable } from "../runtime.js";
 import type { FileRef } from "../../protocol/messages.js";
 import { isSideKind, partOrder, type LocalPart, type SourcePart, type SyncUnit } from "../../protocol/parts.js";
 import type { Source } from "../../plugins/source.js";
@@ -21,8 +23,10 @@ const sideFileChanged = (unit: SyncUnit<SourcePart>, work: WorkDir): boolean => 
  * The diff of a round, made after recovery: new sealed files (or files whose side files changed)
  * to send, pinned in the snapshot; and confirmed files gone from disk, to delete on the receiver.
  */
-export const scanForRound = async (source: Source, work: WorkDir, storageGroups: ReadonlyArray<string>): Promise<ScanResult> => {
-  const listing = await Effect.runPromise(source.list(storageGroups));
+export const scanForRound = (source: Source, work: WorkDir, storageGroups: ReadonlyArray<string>): Effect.Effect<ScanResult, unknown> =>
+  source.list(storageGroups).pipe(Effect.flatMap((listing) => abortable(() => diffListing(listing, work, storageGroups))));
+
+const diffListing = async (listing: SourceListing, work: WorkDir, storageGroups: ReadonlyArray<string>): Promise<ScanResult> => {
   const seen = new Set<string>(listing.notReady.map(refKey));
   const units: SyncUnit[] = [];
   let ignored = listing.ignored;

@@ -8,6 +8,7 @@ import type { RoundSummary } from "../../machines/senderTypes.js";
 import { openSource } from "../../plugins/loadSource.js";
 import type { Source } from "../../plugins/source.js";
 import { connectNats, senderConnectionName } from "../natsConnect.js";
+import { runEffect } from "../runtime.js";
 import { senderInboxPrefix } from "../../protocol/subjects.js";
 import { SenderLink } from "./link.js";
 import { bandwidthPacer } from "./pacer.js";
@@ -106,7 +107,7 @@ export class Sender {
 
   /** `make` for callers outside an Effect runtime (tests, embedding); rejects with the SenderStartError. */
   static open(options: SenderOptions): Promise<Sender> {
-    return Effect.runPromise(Sender.make(options));
+    return runEffect(Sender.make(options));
   }
 
   get senderId(): string {
@@ -178,6 +179,6 @@ export class Sender {
   }
 
   async close(): Promise<void> {
-    await Effect.runPromise(Scope.close(this.scope, Exit.void));
+    await runEffect(Scope.close(this.scope, Exit.void));
   }
 }
