@@ -2,7 +2,8 @@
 import type { AnyStateMachine } from "xstate";
 import type { Receiver, ReceiverOptions } from "../actors/receiver/receiver.js";
 import type { SessionHost } from "../actors/receiver/sessionHost.js";
-import { senderServers, type Sender, type SenderOptions } from "../actors/sender/sender.js";
+import type { Sender, SenderOptions } from "../actors/sender/sender.js";
+import { senderServers } from "../actors/sender/services.js";
 import { receiverSession } from "../machines/receiverSession.js";
 import { senderLifecycle } from "../machines/senderLifecycle.js";
 import { senderRound } from "../machines/senderRound.js";

@@ -1,19 +1,17 @@
 // The sender process: work directory, NATS connection and source in one scope, and its rounds.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Data, Effect, Exit, Scope } from "effect";
+import { Context, Effect, Exit, Layer, Scope } from "effect";
 import { createActor, toPromise, type InspectionEvent } from "xstate";
-import { senderWorkDirectory, type SenderConfig } from "../../config/sender.js";
 import { senderLifecycle } from "../../machines/senderLifecycle.js";
 import type { RoundSummary } from "../../machines/senderTypes.js";
-import { openSource } from "../../plugins/loadSource.js";
 import type { Source } from "../../plugins/source.js";
-import { connectNats, senderConnectionName } from "../natsConnect.js";
 import { runEffect } from "../runtime.js";
-import { senderInboxPrefix } from "../../protocol/subjects.js";
 import { SenderLink } from "./link.js";
 import { bandwidthPacer } from "./pacer.js";
 import { senderRoundWith } from "./roundActors.js";
-import { WorkDir } from "./workDir.js";
+import type { WorkDir } from "./workDir.js";
+import { SenderNats, SenderSource, type SenderStartError, SenderWork, senderServices } from "./services.js";
+import type { SenderConfig } from "../../config/sender.js";
 
 export interface SenderOptions {
   readonly config: SenderConfig;
@@ -24,15 +22,6 @@ export interface SenderOptions {
   /** Tests and embedding: this source instead of the one `source_plugin` names. */
   readonly source?: Source;
 }
-
-/** A sender could not start: which step, and why (the message is meant for the operator). */
-export class SenderStartError extends Data.TaggedError("SenderStartError")<{
-  readonly step: string;
-  readonly message: string;
-  readonly cause?: unknown;
-}> {}
-
-export const senderServers = (c: SenderConfig): ReadonlyArray<string> => c.nats_url ?? [`${c.server_ip}:${c.server_port}`];
 
 /** The sender process for one data directory and one receiver group. */
 export class Sender {
@@ -48,49 +37,19 @@ export class Sender {
   ) {}
 
   /**
-   * Loads the source plugin, then opens the work dir (locked) and the connection to the receiver's
-   * NATS server, in a scope of its own.
+   * Starts a sender: its services (work dir with its lock, NATS connection, source; services.ts)
+   * are acquired in a scope of its own, which `close` releases in reverse order.
    */
   static make(options: SenderOptions): Effect.Effect<Sender, SenderStartError> {
     const c = options.config;
     return Effect.gen(function* () {
-      const source =
-        options.source ??
-        (yield* openSource(c.source_plugin, {
-          dataDir: c.data_directory,
-          options: c.plugin,
-          ...(options.log ? { log: options.log } : {}),
-        }).pipe(Effect.mapError((cause) => new SenderStartError({ step: "source plugin", message: cause.message, cause }))));
       const scope = yield* Scope.make();
-      const acquire = Effect.gen(function* () {
-        const work = yield* Effect.acquireRelease(
-          Effect.tryPromise({
-            try: () => WorkDir.open(senderWorkDirectory(c), c.sender_name, options.log),
-            catch: (cause) =>
-              new SenderStartError({ step: "work directory", message: cause instanceof Error ? cause.message : String(cause), cause }),
-          }),
-          (w) => Effect.promise(() => w.close()),
-        );
-        const nc = yield* Effect.acquireRelease(
-          Effect.tryPromise({
-            // Replies come only to the sender's private inbox prefix: the receiver answers nowhere else.
-            try: () =>
-              connectNats(senderServers(c), senderConnectionName(work.senderId), c, { inboxPrefix: senderInboxPrefix(work.senderId) }),
-            catch: (cause) =>
-              new SenderStartError({
-                step: "NATS connection",
-                message: `cannot reach the receiver's NATS server at ${senderServers(c).join(", ")}: ${cause instanceof Error ? cause.message : String(cause)}`,
-                cause,
-              }),
-          }),
-          (conn) => Effect.promise(() => conn.drain().catch(() => undefined)),
-        );
-        return { work, nc };
-      }).pipe(
-        Scope.provide(scope),
+      const services = yield* Layer.buildWithScope(senderServices(c, options.log, options.source), scope).pipe(
         Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause))),
       );
-      const { work, nc } = yield* acquire;
+      const work = Context.get(services, SenderWork);
+      const nc = Context.get(services, SenderNats);
+      const source = Context.get(services, SenderSource);
       const pace = bandwidthPacer(c.max_bandwidth_bytes_per_second);
       const link = new SenderLink(nc, {
         group: c.receiver_group,
