@@ -11,7 +11,9 @@ const importsOf = async (dir: string): Promise<Array<{ file: string; spec: strin
     if (!e.isFile() || !e.name.endsWith(".ts")) continue;
     const file = join(e.parentPath, e.name);
     const text = await readFile(file, "utf8");
-    for (const m of text.matchAll(/(?:import|export)[^"';]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|^import\s+["']([^"']+)["']/gm))
+    for (const m of text.matchAll(
+      /(?:import|export)[^"';]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|^import\s+["']([^"']+)["']/gm,
+    ))
       out.push({ file, spec: m[1] ?? m[2] ?? m[3] ?? "" });
   }
   return out;

@@ -166,7 +166,10 @@ describe("iotdb source: side files", () => {
       // Same size, new time (rewritten in place) also counts; a new side file too.
       await utimes(join(dir, "2-2-0-0.tsfile.mods2"), new Date(), new Date(Date.now() + 60_000));
       await writeFile(join(dir, "1-1-0-0.tsfile.mods2"), "new format deletions");
-      expect((await runEffect(scanForRound(source, work, []))).units.map((u) => u.ref.name).sort()).toEqual(["1-1-0-0.tsfile", "2-2-0-0.tsfile"]);
+      expect((await runEffect(scanForRound(source, work, []))).units.map((u) => u.ref.name).sort()).toEqual([
+        "1-1-0-0.tsfile",
+        "2-2-0-0.tsfile",
+      ]);
     } finally {
       await work.close();
     }
