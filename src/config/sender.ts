@@ -140,6 +140,12 @@ export const senderKeys = {
     description: "Bytes per chunk: 0 = the server's max_payload, else 1024..67108864",
   }),
   window: key({ section: TRANSFER, default: "16", parse: integer(1, 1024), description: "Chunks in flight per file, 1..1024" }),
+  files_in_flight: key({
+    section: TRANSFER,
+    default: "16",
+    parse: integer(1, 256),
+    description: "Small files (one message each) in flight at once, 1..256; the receiver may allow fewer; 1 = one at a time",
+  }),
   max_bandwidth_bytes_per_second: key({
     section: TRANSFER,
     default: "0",

@@ -1,6 +1,6 @@
 // The receiver's per-sender session as pure data: hello to bye, every request an event answered by the machine's reply.
-import { and, assign, not, setup } from "xstate";
-import type { Commit, Delete, Load, Offer, SchemaPiece } from "../protocol/messages.js";
+import { and, assign, not, setup, spawnChild, stopChild } from "xstate";
+import type { Commit, Delete, Load, Offer, Put, SchemaPiece } from "../protocol/messages.js";
 import { Code, reply, type Reply } from "../protocol/status.js";
 import { needs } from "./slot.js";
 
@@ -39,7 +39,22 @@ export interface SessionInput {
   readonly idleTimeoutMs: number;
   /** The largest chunk the session takes; the receiver's max_chunk_bytes (no limit when absent). */
   readonly maxChunkBytes?: number | undefined;
+  /** Whole-file `put`s one session may have in flight; more are answered `busy` (default 32). */
+  readonly maxFilesInFlight?: number | undefined;
 }
+
+/** A whole small file: its ref and digests, and the bytes of its parts back to back. */
+export interface PutRequest {
+  readonly put: Put;
+  readonly bytes: Uint8Array;
+}
+
+export const defaultFilesInFlight = 32;
+
+/** The id of the child that stores the n-th put of a session (ids are how their answers come back). */
+const putActorId = (n: number): string => `put-${n}`;
+const putActorPrefix = "xstate.done.actor.put-";
+const putErrorPrefix = "xstate.error.actor.put-";
 
 /** What the machine starts with: the session, and who waits for the admission decision. */
 export interface SessionStart extends SessionInput {
@@ -56,6 +71,10 @@ export interface SessionContext extends SessionInput {
   readonly lastReply: Reply | undefined;
   /** How many replies the session gave. */
   readonly replies: number;
+  /** Puts being stored, by child actor id, with who waits for each answer. */
+  readonly puts: Readonly<Record<string, Respond | undefined>>;
+  /** Puts started in this session: the next put's child id. */
+  readonly putsStarted: number;
   readonly files: { readonly received: number; readonly loaded: number; readonly deleted: number; readonly rejected: number };
   readonly bytes: number;
 }
@@ -77,6 +96,7 @@ export type SessionEvent =
   | ({ type: "writeFailed"; fileId: string; reason: "closed" | "failed" } & Request)
   | ({ type: "commit"; commit: Commit } & Request)
   | ({ type: "load"; load: Load } & Request)
+  | ({ type: "put" } & PutRequest & Request)
   | ({ type: "delete"; ref: Delete } & Request)
   | ({ type: "schema"; request: SchemaRequest } & Request)
   | ({ type: "bye" } & Request);
@@ -99,6 +119,13 @@ const fileIdOf = (event: SessionEvent): string | undefined =>
     : event.type === "commit"
       ? event.commit.fileId
       : undefined;
+
+const sessionInputOf = (c: SessionContext): SessionInput => ({
+  senderId: c.senderId,
+  sessionId: c.sessionId,
+  address: c.address,
+  idleTimeoutMs: c.idleTimeoutMs,
+});
 
 const transferOf = (context: SessionContext): Transfer => {
   if (!context.transfer) throw new Error("no transfer in receiving");
@@ -125,6 +152,7 @@ export const receiverSession = setup({
     load: needs<Reply, { session: SessionInput; load: Load }>("load"),
     remove: needs<Reply, { session: SessionInput; ref: Delete }>("remove"),
     applySchema: needs<Reply, { session: SessionInput; request: SchemaRequest }>("applySchema"),
+    storeFile: needs<Reply, { session: SessionInput; request: PutRequest }>("storeFile"),
   },
   guards: {
     // A named guard sees only the machine's own event types, not an actor's done event, so a reply arrives as params.
@@ -139,6 +167,13 @@ export const receiverSession = setup({
     withinSize: ({ context, event }) => {
       const c = chunkOf(event);
       return context.transfer !== undefined && c.offset + c.data.length <= context.transfer.offer.size;
+    },
+    putSlotFree: ({ context }) => Object.keys(context.puts).length < (context.maxFilesInFlight ?? defaultFilesInFlight),
+    putsInFlight: ({ context }) => Object.keys(context.puts).length > 0,
+    // Spawned puts answer through xstate.done/error.actor.put-<n>; invoked actors' answers are their states' own.
+    isPutAnswer: ({ event }) => {
+      const type = (event as { type: string }).type;
+      return type.startsWith(putActorPrefix) || type.startsWith(putErrorPrefix);
     },
     // A request with nobody to answer is not refused: it is simply not taken.
     hasResponder: ({ event }) => "respond" in event && event.respond !== undefined,
@@ -165,6 +200,36 @@ export const receiverSession = setup({
       replies: ({ context }) => context.replies + 1,
       replyTo: undefined,
     }),
+    /** Starts storing a whole file in a child of its own: puts overlap, each answered when it is done. */
+    startPut: assign(({ context, event, spawn }) => {
+      if (event.type !== "put") return {};
+      const id = putActorId(context.putsStarted);
+      spawn("storeFile", {
+        id,
+        input: {
+          session: sessionInputOf(context),
+          request: { put: event.put, bytes: event.bytes },
+        },
+      });
+      return { puts: { ...context.puts, [id]: event.respond }, putsStarted: context.putsStarted + 1 };
+    }),
+    /** A put's child finished: its answer goes to whoever sent it, and the child is let go. */
+    answerPut: ({ context, event }) => {
+      const e = event as unknown as { actorId?: string; output?: Reply; error?: unknown; type: string };
+      const to = context.puts[e.actorId ?? ""];
+      to?.(e.type.startsWith(putActorPrefix) && e.output ? e.output : reply(Code.storageFailed, failureText(e.error)));
+    },
+    forgetPut: assign(({ context, event }) => {
+      const e = event as unknown as { actorId?: string; output?: Reply; type: string };
+      const { [e.actorId ?? ""]: _done, ...rest } = context.puts;
+      const ok = e.type.startsWith(putActorPrefix) && e.output !== undefined && answered(e.output.code);
+      return {
+        puts: rest,
+        files: ok ? { ...context.files, received: context.files.received + 1, loaded: context.files.loaded + 1 } : context.files,
+        replies: context.replies + 1,
+        lastReply: e.output ?? context.lastReply,
+      };
+    }),
     /** A request the current state cannot take: answered `notReady`, naming the state. */
     refuseNotReady: ({ event, self }) => {
       if ("respond" in event && event.respond)
@@ -187,6 +252,8 @@ export const receiverSession = setup({
     replyTo: hello,
     lastReply: undefined,
     replies: 0,
+    puts: {},
+    putsStarted: 0,
     files: { received: 0, loaded: 0, deleted: 0, rejected: 0 },
     bytes: 0,
   }),
@@ -219,6 +286,15 @@ export const receiverSession = setup({
     },
     offer: { guard: "hasResponder" as const, actions: "refuseNotReady" },
     load: { guard: "hasResponder" as const, actions: "refuseNotReady" },
+    put: { guard: "hasResponder" as const, actions: "refuseNotReady" },
+    "xstate.done.actor.*": {
+      guard: "isPutAnswer",
+      actions: ["answerPut", "forgetPut", stopChild(({ event }) => (event as unknown as { actorId: string }).actorId)],
+    },
+    "xstate.error.actor.*": {
+      guard: "isPutAnswer",
+      actions: ["answerPut", "forgetPut", stopChild(({ event }) => (event as unknown as { actorId: string }).actorId)],
+    },
     delete: { guard: "hasResponder" as const, actions: "refuseNotReady" },
     schema: { guard: "hasResponder" as const, actions: "refuseNotReady" },
     bye: { guard: "hasResponder" as const, actions: "refuseNotReady" },
@@ -260,8 +336,28 @@ export const receiverSession = setup({
       },
     },
     ready: {
-      after: { idle: "expired" },
+      // Puts in flight keep the session alive: the idle wait starts over until they are answered.
+      after: { idle: [{ guard: "putsInFlight", target: "ready", reenter: true }, { target: "expired" }] },
       on: {
+        put: [
+          { guard: "putSlotFree", target: "ready", reenter: true, actions: "startPut" },
+          {
+            guard: "hasResponder",
+            actions: [
+              {
+                type: "reply",
+                params: ({ context, event }) => ({
+                  to: event.respond,
+                  reply: reply(
+                    Code.busy,
+                    `this session has ${Object.keys(context.puts).length} files in flight, its most; send the next when one is answered`,
+                  ),
+                }),
+              },
+              "countRejected",
+            ],
+          },
+        ],
         offer: { target: "offering", actions: ["holdOffer", "holdResponder"] },
         load: { target: "loading", actions: "holdResponder" },
         delete: { target: "deleting", actions: "holdResponder" },

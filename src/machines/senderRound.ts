@@ -7,7 +7,10 @@ import { needs } from "./slot.js";
 import {
   asStepFailure,
   emptySummary,
+  fitsOneMessage,
   refKey,
+  type PutOutput,
+  type PutInput,
   type DeleteOutput,
   type RoundSummary,
   type ScanResult,
@@ -52,6 +55,8 @@ export interface SenderRoundContext {
   readonly conflicted: Readonly<Record<string, string>>;
   /** The schema log goes once per round, after the first hello; a later hello goes straight on. */
   readonly schemaDone: boolean;
+  /** Files whose put failed in a way worth retrying: they go the offer way, with its retries. */
+  readonly viaOffer: Readonly<Record<string, true>>;
   readonly summary: RoundSummary;
 }
 
@@ -61,6 +66,33 @@ const current = (c: SenderRoundContext): SyncUnit | undefined => c.units[c.index
 const currentName = (c: SenderRoundContext): string => {
   const u = current(c);
   return u ? refKey(u.ref) : "?";
+};
+
+/** Most files one `putting` hands its actor: enough to keep its window full, few enough that progress shows. */
+export const putBatchMax = 64;
+
+/**
+ * The small files from the current one on that go as puts: consecutive, each fitting one message,
+ * none of a conflicted group or already failed as a put. Empty when the receiver takes no puts.
+ */
+export const putBatch = (c: SenderRoundContext): SyncUnit[] => {
+  const s = c.session;
+  if (!s || s.filesInFlight === 0) return [];
+  const out: SyncUnit[] = [];
+  for (let i = c.index; i < c.units.length && out.length < putBatchMax; i++) {
+    const u = c.units[i]!;
+    if (c.conflicted[u.ref.sg] !== undefined || c.viaOffer[refKey(u.ref)] || !fitsOneMessage(u, s.chunkBytes)) break;
+    out.push(u);
+  }
+  return out;
+};
+
+const withSent = (summary: RoundSummary, file: string, parts: ReadonlyArray<SentPart>): RoundSummary => {
+  const bytes = parts.reduce((n, p) => n + p.bytesSent, 0);
+  const resumedFrom = parts.reduce((n, p) => n + p.resumedFrom, 0);
+  return parts.every((p) => p.had)
+    ? { ...summary, skipped: [...summary.skipped, { file, reason: "receiver already has it" }] }
+    : { ...summary, bytesSent: summary.bytesSent + bytes, sent: [...summary.sent, { file, bytes, resumedFrom }] };
 };
 
 /**
@@ -90,6 +122,7 @@ export const senderRound = setup({
     scan: needs<ScanResult, void>("scan"),
     handshake: needs<SessionInfo, void>("handshake"),
     syncSchema: needs<SchemaSyncOutput | undefined, { session: SessionInfo }>("syncSchema"),
+    putFiles: needs<PutOutput, PutInput>("putFiles"),
     transfer: needs<SentPart, TransferInput>("transfer"),
     verify: needs<void, VerifyInput>("verify"),
     load: needs<void, LoadInput>("load"),
@@ -112,6 +145,9 @@ export const senderRound = setup({
     lastPartHad: ({ context }) => context.parts[context.parts.length - 1]?.had === true,
     morePartsToSend: ({ context }) => context.partIndex < (current(context)?.parts.length ?? 0),
     sessionLost: ({ context }) => context.lastFailure?.kind === "sessionLost",
+    putsNext: ({ context }) => putBatch(context).length > 0,
+    // A named guard sees only the machine's own events, so the put actor's output arrives as params.
+    putRefused: (_, output: PutOutput) => output.results.some((r) => r.failure?.kind === "refused"),
     canHandshakeAgain: ({ context }) => context.handshakes < context.maxHandshakes && context.lastFailure?.kind !== "refused",
   },
   delays: roundDelays(),
@@ -151,19 +187,52 @@ export const senderRound = setup({
       }),
     }),
     countAttempt: assign({ attempts: ({ context }) => context.attempts + 1 }),
-    recordSent: assign({
-      summary: ({ context }) => {
-        const bytes = context.parts.reduce((n, p) => n + p.bytesSent, 0);
-        const resumedFrom = context.parts.reduce((n, p) => n + p.resumedFrom, 0);
-        const allHad = context.parts.every((p) => p.had);
-        return allHad
-          ? { ...context.summary, skipped: [...context.summary.skipped, { file: currentName(context), reason: "receiver already has it" }] }
-          : {
-              ...context.summary,
-              bytesSent: context.summary.bytesSent + bytes,
-              sent: [...context.summary.sent, { file: currentName(context), bytes, resumedFrom }],
-            };
-      },
+    recordSent: assign({ summary: ({ context }) => withSent(context.summary, currentName(context), context.parts) }),
+    /**
+     * What the puts did, file by file: sent or already there; a conflict marks its group; a fatal
+     * failure quarantines the file; any other failure sends it again later the offer way, with retries.
+     */
+    recordPuts: assign(({ context }, output: PutOutput) => {
+      let { summary } = context;
+      const conflicted = { ...context.conflicted };
+      const viaOffer = { ...context.viaOffer };
+      const again: SyncUnit[] = [];
+      for (const r of output.results) {
+        const file = refKey(r.unit.ref);
+        if (r.failure === undefined) {
+          summary = withSent(summary, file, r.parts);
+          continue;
+        }
+        const reason = r.failure.message;
+        if (r.failure.kind === "conflict") {
+          const sg = r.unit.ref.sg;
+          if (conflicted[sg] === undefined) summary = { ...summary, conflicts: [...summary.conflicts, { sg, message: reason }] };
+          conflicted[sg] ??= reason;
+          summary = { ...summary, skipped: [...summary.skipped, { file, reason }] };
+        } else if (r.failure.kind === "fatal") {
+          summary = { ...summary, failed: [...summary.failed, { file, reason, attempts: 1 }] };
+        } else if (r.failure.kind !== "refused") {
+          viaOffer[file] = true;
+          again.push(r.unit);
+        }
+      }
+      return {
+        summary,
+        conflicted,
+        viaOffer,
+        units: [...context.units, ...again],
+        index: context.index + putBatch(context).length,
+        attempts: 0,
+        partIndex: 0,
+        parts: [],
+      };
+    }),
+    /** The put actor itself failed: its files go the offer way. */
+    deferPuts: assign(({ context }) => {
+      const batch = putBatch(context);
+      const viaOffer = { ...context.viaOffer };
+      for (const u of batch) viaOffer[refKey(u.ref)] = true;
+      return { viaOffer, units: [...context.units, ...batch], index: context.index + batch.length };
     }),
     recordSchema: assign({
       summary: ({ context }, out: SchemaSyncOutput | undefined) => {
@@ -208,6 +277,7 @@ export const senderRound = setup({
     lastFailure: undefined,
     conflicted: {},
     schemaDone: false,
+    viaOffer: {},
     summary: emptySummary,
   }),
   on: { stop: ".stopped" },
@@ -267,8 +337,34 @@ export const senderRound = setup({
         { guard: "allFilesDoneDeletionsPending", target: "deleting" },
         { guard: "allFilesDone", target: "closing" },
         { guard: "groupConflicted", target: "nextFile", reenter: true, actions: ["skipConflicted", "advance"] },
+        { guard: "putsNext", target: "putting" },
         { target: "transferring", actions: "countAttempt" },
       ],
+    },
+    // Small files, one message each and several at once: put, verified, loaded and confirmed.
+    putting: {
+      invoke: {
+        src: "putFiles",
+        input: ({ context }) => ({ session: context.session!, units: putBatch(context) }),
+        onDone: [
+          {
+            guard: { type: "putRefused", params: ({ event }) => event.output },
+            target: "failed",
+            actions: [
+              { type: "recordPuts", params: ({ event }) => event.output },
+              {
+                type: "recordFailure",
+                params: ({ event }) => event.output.results.find((r) => r.failure?.kind === "refused")!.failure!,
+              },
+            ],
+          },
+          { target: "nextFile", actions: { type: "recordPuts", params: ({ event }) => event.output } },
+        ],
+        onError: {
+          target: "nextFile",
+          actions: [{ type: "recordFailure", params: ({ event }) => asStepFailure(event.error) }, "deferPuts"],
+        },
+      },
     },
     transferring: {
       invoke: {

@@ -14,6 +14,11 @@ export interface SessionInfo {
   readonly prefix: string;
   readonly sessionId: string;
   readonly chunkBytes: number;
+  /**
+   * Small files that may be `put` at once in this session (the lesser of the sender's
+   * files_in_flight and the receiver's limit); 0 when the receiver takes no puts.
+   */
+  readonly filesInFlight: number;
 }
 
 /** One part after its transfer: what the receiver must verify and then load. */
@@ -46,6 +51,24 @@ export interface LoadInput {
   readonly unit: SyncUnit;
   readonly parts: ReadonlyArray<SentPart>;
 }
+
+/** Small files put one message each, several at once. */
+export interface PutInput {
+  readonly session: SessionInfo;
+  readonly units: ReadonlyArray<SyncUnit>;
+}
+
+/** What became of each put file: loaded and confirmed (or already there), or how it failed. */
+export type PutResult =
+  | { readonly unit: SyncUnit; readonly parts: ReadonlyArray<SentPart>; readonly failure?: undefined }
+  | { readonly unit: SyncUnit; readonly parts?: undefined; readonly failure: StepFailure };
+
+export interface PutOutput {
+  readonly results: ReadonlyArray<PutResult>;
+}
+
+/** Whether a unit goes in one message of `chunkBytes`: all its parts together. */
+export const fitsOneMessage = (unit: SyncUnit, chunkBytes: number): boolean => unit.parts.reduce((n, p) => n + p.size, 0) <= chunkBytes;
 
 export interface DeleteOutput {
   readonly deleted: ReadonlyArray<FileRef>;

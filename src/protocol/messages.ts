@@ -47,6 +47,15 @@ export type PartDigest = typeof PartDigest.Type;
 export const Load = Schema.Struct({ ...FileRef.fields, parts: Schema.Array(PartDigest) });
 export type Load = typeof Load.Type;
 
+/**
+ * A whole small file in one request: its parts' digests travel in the `Tsync-Put` header (this
+ * schema), their bytes back to back in the body, in the order listed; the receiver stores,
+ * verifies and loads it, and answers as it answers a load. `held` names parts the sender knows
+ * were loaded before (a TsFile whose .mods changed): listed with their digests, not carried.
+ */
+export const Put = Schema.Struct({ ...Load.fields, held: Schema.optional(Schema.Array(PartKind)) });
+export type Put = typeof Put.Type;
+
 export const Delete = FileRef;
 export type Delete = FileRef;
 
@@ -74,6 +83,10 @@ export const HelloReply = Schema.Struct({
   /** The sender's address as the NATS server saw it, and its enrolled key: told back at admission. */
   address: Schema.optional(Schema.String),
   user: Schema.optional(Schema.String),
+  /** What this receiver takes beyond protocol 1's requests (`put`); an older one sends none. */
+  features: Schema.optional(Schema.Array(Schema.String)),
+  /** With `put`: how many files one session may have in flight at once. */
+  maxFilesInFlight: Schema.optional(Schema.Int),
 });
 export type HelloReply = typeof HelloReply.Type;
 

@@ -22,12 +22,18 @@ export const isSenderInbox = (reply: string, senderId: string): boolean => {
 export const sessionPrefix = (group: string, instance: string, senderId: string, sessionId: string): string =>
   `tsync.${group}.s.${instance}.${senderId}.${sessionId}`;
 
-export type SessionOp = "offer" | "chunk" | "commit" | "load" | "delete" | "schema" | "bye";
+export type SessionOp = "offer" | "chunk" | "commit" | "load" | "put" | "delete" | "schema" | "bye";
 
 export const sessionSubject = (prefix: string, op: SessionOp): string => `${prefix}.${op}`;
 
 /** Headers of a chunk message; the payload is the raw file bytes. */
 export const ChunkHeader = { file: "Tsync-File", offset: "Tsync-Offset" } as const;
+
+/** The header of a `put` request that carries its file's ref and part digests as JSON (a `Put`). */
+export const PutHeader = "Tsync-Put";
+
+/** Receiver features a hello reply may list. */
+export const Feature = { put: "put" } as const;
 
 /**
  * Headers of a schema piece; the payload is whole records of the sender's schema log, raw. An

@@ -36,6 +36,7 @@ describe("defaults", () => {
       work_directory: undefined,
       chunk_size_bytes: 0,
       window: 16,
+      files_in_flight: 16,
       max_bandwidth_bytes_per_second: 0,
       dashboard_port: 0,
       nats_user: undefined,

@@ -24,7 +24,7 @@ const roundWithStandIns = () =>
     actors: {
       recover: fromPromise<void, void>(async () => undefined),
       scan: fromPromise<ScanResult, void>(async () => ({ units: [{ ref, parts }], deletions: [], ignored: 0 })),
-      handshake: fromPromise<SessionInfo, void>(async () => ({ prefix: "p", sessionId: "sess-1", chunkBytes: 1024 })),
+      handshake: fromPromise<SessionInfo, void>(async () => ({ prefix: "p", sessionId: "sess-1", chunkBytes: 1024, filesInFlight: 0 })),
       syncSchema: fromPromise<SchemaSyncOutput | undefined, { session: SessionInfo }>(async () => undefined),
       transfer: fromPromise<SentPart, TransferInput>(async ({ input }) => {
         const p = input.unit.parts[input.partIndex]!;

@@ -5,6 +5,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { PutHeader } from "../../src/protocol/subjects.js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { buildSampleDataDir, type SampleFile } from "../../src/actors/sampleDataDir.js";
 import { OwnershipRegistry } from "../../src/actors/receiver/ownership.js";
@@ -47,13 +48,19 @@ const edgeOf = async (name: string, groups: ReadonlyArray<string>): Promise<{ di
 const openFor = (group: string, id: string, dir: string) =>
   Sender.open({ config: senderConfig({ data_directory: dir, nats_url: server.url, receiver_group: group, sender_name: id }) });
 
-/** Counts the offers a sender makes, per storage group, as the server carries them. */
+/** Counts the offers and puts (a small file's one request) a sender makes, per storage group, as the server carries them. */
 const offerTap = async (group: string, id: string): Promise<{ perGroup: () => Record<string, number>; close: () => Promise<void> }> => {
   const nc: NatsConnection = await rawClient(server.url, `tap-${id}`);
   const counts: Record<string, number> = {};
   nc.subscribe(`tsync.${group}.s.*.${id}.*.offer`, {
     callback: (_e, m) => {
       const sg = m.json<{ sg: string }>().sg;
+      counts[sg] = (counts[sg] ?? 0) + 1;
+    },
+  });
+  nc.subscribe(`tsync.${group}.s.*.${id}.*.put`, {
+    callback: (_e, m) => {
+      const sg = (JSON.parse(m.headers?.get(PutHeader) ?? "{}") as { sg: string }).sg;
       counts[sg] = (counts[sg] ?? 0) + 1;
     },
   });
@@ -104,7 +111,7 @@ describe("two senders, one shared storage group", () => {
           s.conflicts[0]?.message,
         ]);
         expect(s.failed).toEqual([]);
-        // One offer per round: the first part of the first file; the rest of the group is skipped.
+        // One request per round: the first file's put (or its first part's offer); the rest of the group is skipped.
         expect(tap.perGroup()["root.shared"], `round ${round}`).toBe(round);
       }
       const bOwn = b.files.filter((f) => f.sg === "root.b");

@@ -23,7 +23,7 @@ const unit = (sg: string, n: number): SyncUnit => ({
     { kind: "tsfile", path: `/t${n}`, size: 100, mtimeMs: 0 },
   ],
 });
-const session: SessionInfo = { prefix: "p", sessionId: "s", chunkBytes: 1024 };
+const session: SessionInfo = { prefix: "p", sessionId: "s", chunkBytes: 1024, filesInFlight: 0 };
 // The receiver's answer of each behaviour; the code is any of that behaviour's (the machine reads only `kind`).
 const fail = (kind: StepFailure["kind"], message: string = kind, owner?: string): StepFailure =>
   replyFailure(kind, { code: kind === "conflict" ? Code.conflict : Code.internal, message, owner });

@@ -7,7 +7,7 @@ import type { SyncUnit } from "../../src/protocol/parts.js";
 import { replyFailure } from "../../src/protocol/failures.js";
 import { Code } from "../../src/protocol/status.js";
 
-const session: SessionInfo = { prefix: "p", sessionId: "s", chunkBytes: 1024 };
+const session: SessionInfo = { prefix: "p", sessionId: "s", chunkBytes: 1024, filesInFlight: 0 };
 const unit = (name: string): SyncUnit => ({
   ref: { sg: "root.sg1", vg: "0", tp: "0", name },
   parts: [{ kind: "tsfile", path: `/x/${name}`, size: 10, mtimeMs: 0 }],

@@ -52,7 +52,7 @@ const fixture = async (chunkBytes: number) => {
   const dir = join(root, String(n++));
   await mkdir(join(dir, "work"), { recursive: true });
   const prefix = `t.s.i.edge1.${n}`;
-  const session: SessionInfo = { prefix, sessionId: String(n), chunkBytes };
+  const session: SessionInfo = { prefix, sessionId: String(n), chunkBytes, filesInFlight: 0 };
   return {
     dir,
     session,

@@ -7,7 +7,9 @@ import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node"
 import { createActor, type ActorRefFrom } from "xstate";
 import {
   receiverSession,
+  defaultFilesInFlight,
   type Chunk,
+  type PutRequest,
   type Respond,
   type SchemaRequest,
   type SessionEvent,
@@ -25,6 +27,7 @@ import {
   Offer,
   OfferReply,
   PlainReply,
+  Put,
   SchemaAck,
   type FileRef,
   type ReplySchema,
@@ -32,7 +35,7 @@ import {
 import { describeBadName, describeBadTsFileName, isNumericSegment, isSegment, isTsFileName } from "../../protocol/names.js";
 import { partOrder } from "../../protocol/parts.js";
 import { Code, reply, type Reply } from "../../protocol/status.js";
-import { ChunkHeader, isSenderInbox } from "../../protocol/subjects.js";
+import { ChunkHeader, Feature, isSenderInbox, PutHeader } from "../../protocol/subjects.js";
 import type { ReceiverCore } from "./core.js";
 import { applySchemaPiece, decodeSchemaRequest, schemaStateDir } from "./schemaSync.js";
 import { safely, schemaSafeStorage, type SafeFailureScope } from "./safeFailure.js";
@@ -49,6 +52,7 @@ const replySchemaOf: Readonly<Record<string, ReplySchema>> = {
   chunk: ChunkAck,
   commit: PlainReply,
   load: PlainReply,
+  put: PlainReply,
   delete: PlainReply,
   schema: SchemaAck,
   bye: PlainReply,
@@ -78,18 +82,45 @@ const badNameIn = (data: Uint8Array): Reply | undefined => {
 };
 
 /**
+ * A `put` as its headers and body say: the ref and digests (JSON in the `Tsync-Put` header), each
+ * kind once, sizes that add up to the body, all within one message.
+ */
+const decodePut = (m: Msg, maxBytes: number): Result.Result<PutRequest, Reply> => {
+  const header = m.headers?.get(PutHeader) ?? "";
+  if (header === "") return Result.fail(reply(Code.badMessage, `a put carries its file's ref and part digests in the ${PutHeader} header`));
+  const decoded = decodeJson(Put)(new TextEncoder().encode(header));
+  if (Result.isFailure(decoded))
+    return Result.fail(badNameIn(new TextEncoder().encode(header)) ?? reply(Code.badMessage, `${PutHeader}: ${decoded.failure}`));
+  const put = decoded.success;
+  const kinds = put.parts.map((p) => p.kind);
+  if (kinds.length === 0 || new Set(kinds).size !== kinds.length)
+    return Result.fail(
+      reply(Code.badMessage, `a put names each of its parts once (got ${JSON.stringify(kinds)}; parts are ${partOrder.join(", ")})`),
+    );
+  const held = new Set(put.held ?? []);
+  if ([...held].some((k) => !kinds.includes(k)))
+    return Result.fail(reply(Code.badMessage, `a put holds back only parts it lists (held ${JSON.stringify(put.held)})`));
+  const total = put.parts.reduce((n, p) => n + (held.has(p.kind) ? 0 : p.size), 0);
+  if (total > maxBytes) return Result.fail(reply(Code.tooLarge, `a put of ${total} bytes exceeds ${maxBytes}; offer the file instead`));
+  if (total !== m.data.length)
+    return Result.fail(reply(Code.sizeMismatch, `${put.name}: the parts add up to ${total} bytes, the put carries ${m.data.length}`));
+  return Result.succeed({ put, bytes: m.data });
+};
+
+/**
  * One connected sender: a receiverSession actor fed by the session's subscription. Each request
  * goes to the machine as an event carrying its responder; the machine decides every reply. The
  * host takes the next request once the machine answered this one, so requests (and the chunks of
- * a file, and their writes) are handled one at a time in arrival order.
+ * a file, and their writes) are handled one at a time in arrival order; whole-file `put`s are the
+ * exception: each is handed over and answered when done, so a session stores several at once.
  */
 export class SessionHost {
   readonly actor: ActorRefFrom<typeof receiverSession>;
   private readonly writers = new Map<string, PartWriter>();
   private readonly owned = new Set<string>();
   private sub: Subscription | undefined;
-  /** Ends the wait for the reply to the request (or hello) the machine is handling. */
-  private pending: Respond | undefined;
+  /** Ends the waits for the replies to the requests (or hello) the machine is handling. */
+  private readonly pending = new Set<Respond>();
   /** The hello's responder: the machine answers admission to it. */
   private admission: Respond | undefined;
   readonly prefix: string;
@@ -147,6 +178,7 @@ export class SessionHost {
         ),
         load: step<{ session: SessionInput; load: Load }>("load", (input) => this.load(input.load), true),
         remove: step<{ session: SessionInput; ref: FileRef }>("delete", (input) => this.remove(input.ref), true),
+        storeFile: step<{ session: SessionInput; request: PutRequest }>("put", (input) => this.store(input.request), true),
         applySchema: step<{ session: SessionInput; request: SchemaRequest }>(
           "schema",
           (input) => applySchemaPiece(storage, schemaDir, input.session.senderId, input.request),
@@ -167,11 +199,11 @@ export class SessionHost {
     let respond!: Respond;
     const answered = new Promise<Reply>((resolve) => {
       respond = (r) => {
-        if (this.pending === respond) this.pending = undefined;
+        this.pending.delete(respond);
         resolve(r);
       };
     });
-    this.pending = respond;
+    this.pending.add(respond);
     return { respond, answered };
   }
 
@@ -199,6 +231,8 @@ export class SessionHost {
       sessionId: this.input.sessionId,
       maxChunkBytes: this.core.maxChunkBytes,
       idleTimeoutMs: this.input.idleTimeoutMs,
+      features: [Feature.put],
+      maxFilesInFlight: defaultFilesInFlight,
     });
     return true;
   }
@@ -247,7 +281,8 @@ export class SessionHost {
         }
         const { respond, answered } = this.answer();
         this.actor.send({ ...event, respond } as SessionEvent);
-        this.send(m, schema, await answered);
+        if (event.type === "put") void answered.then((r) => this.send(m, schema, r));
+        else this.send(m, schema, await answered);
       } catch (e) {
         this.core.log(`session ${this.input.sessionId}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
         this.send(m, PlainReply, reply(Code.internal, "internal error; see the receiver log"));
@@ -295,6 +330,10 @@ export class SessionHost {
             ),
           );
         return Result.succeed({ type: "load", load: r.success });
+      }
+      case "put": {
+        const r = decodePut(m, this.core.maxChunkBytes);
+        return Result.isFailure(r) ? Result.fail(this.rejectBad(r.failure)) : Result.succeed({ type: "put", ...r.success });
       }
       case "delete": {
         const r = this.decode(Delete, m);
@@ -393,8 +432,8 @@ export class SessionHost {
     });
   }
 
-  private async verify(transfer: Transfer, commit: Commit): Promise<Reply> {
-    const writer = this.writers.get(transfer.fileId);
+  private async verify(transfer: Transfer, commit: Commit, given?: PartWriter): Promise<Reply> {
+    const writer = given ?? this.writers.get(transfer.fileId);
     if (!writer) return reply(Code.unknownFile, `file ${transfer.fileId} is closed`);
     this.writers.delete(transfer.fileId);
     const offer = transfer.offer;
@@ -434,6 +473,56 @@ export class SessionHost {
     return r;
   }
 
+  /**
+   * A whole file in one request: each part is checked as an offer would be, written to staging,
+   * verified as a commit would be, then the file is loaded. Parts already here are not written again.
+   */
+  private async store({ put, bytes }: PutRequest): Promise<Reply> {
+    const sender = this.input.senderId;
+    const held = new Set(put.held ?? []);
+    let at = 0;
+    for (const part of put.parts) {
+      const carried = !held.has(part.kind);
+      const data = carried ? bytes.subarray(at, at + part.size) : undefined;
+      if (carried) at += part.size;
+      const offer: Offer = { sg: put.sg, vg: put.vg, tp: put.tp, name: put.name, kind: part.kind, size: part.size, sha256: part.sha256 };
+      const conflict = await this.claim(offer);
+      if (conflict) return conflict;
+      const loaded = this.core.journal.find(sender, offer, part.kind);
+      if (loaded && loaded.size === part.size && loaded.sha256 === part.sha256) continue;
+      if (await this.core.staging.ready(sender, offer, part.kind, part.sha256)) continue;
+      if (data === undefined)
+        return reply(Code.notReady, `${put.name} (${part.kind}) is not here with digest ${part.sha256.slice(0, 12)}…; send it`);
+      const r = await this.stage(offer, data);
+      if (r.code !== Code.ok) return r;
+    }
+    return this.load({ sg: put.sg, vg: put.vg, tp: put.tp, name: put.name, parts: put.parts });
+  }
+
+  /** One part of a put into staging: written from where a partial copy ends, digest and TsFile checked, sealed. */
+  private async stage(offer: Offer, data: Uint8Array): Promise<Reply> {
+    let writer: PartWriter;
+    try {
+      writer = await this.core.staging.begin(this.input.senderId, offer);
+    } catch (e) {
+      if (e instanceof StagingFullError) return reply(Code.storageFailed, e.message);
+      if (e instanceof StagingQuotaError) return reply(Code.tooLarge, e.message);
+      throw e;
+    }
+    try {
+      if (writer.received < data.length) await writer.write(data.subarray(writer.received), writer.received);
+      this.core.stats.bytes += data.length;
+    } catch (e) {
+      await writer.close();
+      throw e;
+    }
+    return this.verify(
+      { fileId: "", offer, received: writer.received },
+      { fileId: "", size: data.length, sha256: offer.sha256 ?? "" },
+      writer,
+    );
+  }
+
   private async remove(ref: FileRef): Promise<Reply> {
     const r = await this.core.remove(this.input.senderId, ref);
     if (r["owner"] !== undefined) this.owned.delete(ref.sg);
@@ -450,7 +539,8 @@ export class SessionHost {
     if (this.ended) return;
     this.ended = true;
     // A request (or the hello) the machine will not answer any more: told to say hello again.
-    this.pending?.(this.admission === this.pending ? reply(Code.internal, "session ended before admission") : closedReply);
+    for (const waiting of [...this.pending])
+      waiting(this.admission === waiting ? reply(Code.internal, "session ended before admission") : closedReply);
     // Drain, not unsubscribe: requests already delivered are still answered (unknownSession, so
     // the sender says hello again at once) instead of being dropped to wait out their timeout.
     void this.sub?.drain().catch(() => undefined);

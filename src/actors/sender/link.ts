@@ -14,11 +14,12 @@ import {
   type FileRef,
   type Offer,
   type PartDigest,
+  type PartKind,
 } from "../../protocol/messages.js";
 import { failureFor, Retryable, Stopped, Unsendable } from "../../protocol/failures.js";
 import { Code } from "../../protocol/status.js";
-import { ChunkHeader, chunkSizeFor, helloSubject, sessionSubject, type SessionOp } from "../../protocol/subjects.js";
-import type { LocalPart } from "../../protocol/parts.js";
+import { ChunkHeader, chunkSizeFor, Feature, helloSubject, PutHeader, sessionSubject, type SessionOp } from "../../protocol/subjects.js";
+import { isSideKind, type LocalPart } from "../../protocol/parts.js";
 import { asStepFailure, type SentPart, type SessionInfo, type StepFailure } from "../../machines/senderTypes.js";
 import { tsyncVersion } from "../../version.js";
 import { hashFilePrefix } from "../../files/fileDigest.js";
@@ -30,6 +31,8 @@ export interface LinkOptions {
   readonly senderName?: string | undefined;
   /** Chunks in flight: enough to cover the link's bandwidth-delay product. */
   readonly window: number;
+  /** Small files put at once (`files_in_flight`), when the receiver takes puts. */
+  readonly filesInFlight?: number;
   /** 0 = from the server's max_payload. */
   readonly chunkBytes: number;
   readonly requestTimeoutMs?: number;
@@ -86,10 +89,12 @@ export class SenderLink {
     );
     if (r.code !== Code.ok || !r.sessionPrefix || !r.sessionId) throw failureFor(r);
     const maxPayload = this.nc.info?.max_payload ?? 1 << 20;
+    const takesPuts = r.features?.includes(Feature.put) === true;
     return {
       prefix: r.sessionPrefix,
       sessionId: r.sessionId,
       chunkBytes: chunkSizeFor(Math.min(maxPayload, r.maxChunkBytes ?? maxPayload), this.options.chunkBytes),
+      filesInFlight: takesPuts ? Math.max(0, Math.min(this.options.filesInFlight ?? 1, r.maxFilesInFlight ?? 1)) : 0,
     };
   }
 
@@ -187,6 +192,59 @@ export class SenderLink {
     if (firstError) throw firstError;
     if (stopped()) throw new Stopped({ message: "stopped" });
     return pos - from;
+  }
+
+  /**
+   * A whole small file in one request: every part read, hashed and sent together; the receiver
+   * stores, verifies and loads it and answers as a load does. A part that changed size since the
+   * scan is not sent (the next round sees it anew).
+   */
+  async put(session: SessionInfo, ref: FileRef, parts: ReadonlyArray<LocalPart>, holdBack = true): Promise<SentPart[]> {
+    const bodies: Buffer[] = [];
+    const digests: PartDigest[] = [];
+    const held: PartKind[] = [];
+    for (const part of parts) {
+      // A TsFile or .resource never changes under its name: a digest known from its confirmation
+      // means the receiver loaded these very bytes (only a side file changed).
+      if (holdBack && part.sha256 !== undefined && !isSideKind(part.kind)) {
+        held.push(part.kind);
+        digests.push({ kind: part.kind, size: part.size, sha256: part.sha256 });
+        continue;
+      }
+      const data = Buffer.allocUnsafe(part.size);
+      const file = await open(part.path, "r");
+      try {
+        const { bytesRead } = await file.read(data, 0, part.size, 0);
+        if (bytesRead !== part.size)
+          throw new Unsendable({ message: `${ref.name} (${part.kind}) shrank since the scan: read ${bytesRead} of ${part.size} bytes` });
+      } finally {
+        await file.close();
+      }
+      bodies.push(data);
+      digests.push({ kind: part.kind, size: part.size, sha256: createHash("sha256").update(data).digest("hex") });
+    }
+    const h = headers();
+    h.set(PutHeader, JSON.stringify({ ...ref, parts: digests, ...(held.length > 0 ? { held } : {}) }));
+    let bytes: Uint8Array;
+    try {
+      bytes = (
+        await this.nc.request(this.subject(session, "put"), Buffer.concat(bodies), { headers: h, timeout: Math.max(this.timeout, 120_000) })
+      ).data;
+    } catch (e) {
+      throw natsFailure("put", e);
+    }
+    const decoded = decodeJson(PlainReply)(bytes);
+    if (Result.isFailure(decoded))
+      throw new Retryable({ code: Code.badMessage, message: `receiver sent a bad put reply: ${decoded.failure}` });
+    const r = decoded.success;
+    // The receiver lost what was held back (its data directory restored, say): send it all.
+    if (r.code === Code.notReady && held.length > 0) return this.put(session, ref, parts, false);
+    if (r.code !== Code.ok && r.code !== Code.have) throw failureFor(r);
+    const had = r.code === Code.have;
+    return digests.map((d) => {
+      const sent = !had && !held.includes(d.kind);
+      return { ...d, fileId: undefined, had: !sent, bytesSent: sent ? d.size : 0, resumedFrom: 0 };
+    });
   }
 
   async commit(session: SessionInfo, part: SentPart): Promise<void> {

@@ -56,6 +56,7 @@ export class Sender {
         senderId: work.senderId,
         senderName: c.sender_name,
         window: c.window,
+        filesInFlight: c.files_in_flight,
         chunkBytes: c.chunk_size_bytes,
         ...(pace ? { pace } : {}),
         ...(options.transformChunk ? { transformChunk: options.transformChunk } : {}),
