@@ -2,6 +2,7 @@
 // random bytes, unknown operations and sessions), named attacks on names, offsets and digests,
 // and floods of handshakes. Each gets a clear status; nothing lands outside the receiver's data
 // directory; a well-behaved sender keeps syncing all along.
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { parse as parsePath, join } from "node:path";
 import { tmpdir } from "node:os";
@@ -14,7 +15,7 @@ import { Sender } from "../../src/actors/sender/sender.js";
 import { roundSucceeded, type RoundSummary } from "../../src/machines/senderTypes.js";
 import { encodeJson } from "../../src/protocol/messages.js";
 import { Code } from "../../src/protocol/status.js";
-import { ChunkHeader, helloSubject, senderInboxPrefix } from "../../src/protocol/subjects.js";
+import { ChunkHeader, helloSubject, PutHeader, senderInboxPrefix } from "../../src/protocol/subjects.js";
 import { senderConfig } from "../harness/configs.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
 import { removeAll, startReceiver, tempRoot } from "../harness/syncPair.js";
@@ -198,14 +199,24 @@ const body = fc.oneof(
     .map(([c, n]) => Object.assign(new TextEncoder().encode(c.repeat(n)), { [fc.toStringMethod]: () => `${JSON.stringify(c)} x ${n}` })),
 );
 const headerText = fc.stringMatching(/^[\x20-\x7e]{0,24}$/);
+// A put's header: a load-like ref and parts as JSON (printable ASCII, as NATS headers carry it), or junk.
+const putHeader = fc.oneof(
+  loadLike.map((l) => JSON.stringify(l)).filter((t) => /^[\x20-\x7e]*$/.test(t)),
+  loadLike.map((l) => JSON.stringify({ ...l, held: ["tsfile"] })).filter((t) => /^[\x20-\x7e]*$/.test(t)),
+  headerText,
+);
 const chunkHeaders = fc.option(
   fc.record(
-    { file: headerText, offset: fc.oneof(fc.nat().map(String), fc.constantFrom("-1", "1e3", "99999999999999999999", ""), headerText) },
+    {
+      file: headerText,
+      offset: fc.oneof(fc.nat().map(String), fc.constantFrom("-1", "1e3", "99999999999999999999", ""), headerText),
+      put: putHeader,
+    },
     { requiredKeys: [] },
   ),
   { nil: undefined },
 );
-const knownOp = fc.constantFrom("offer", "chunk", "commit", "load", "delete", "bye", "schema");
+const knownOp = fc.constantFrom("offer", "chunk", "commit", "load", "put", "delete", "bye", "schema");
 const anyOp = fc.oneof(knownOp, knownOp, fc.stringMatching(/^[a-z]{1,10}(\.[a-z0-9]{1,5})?$/));
 
 const decodesAsJson = (b: Uint8Array): boolean => {
@@ -269,15 +280,18 @@ describe("fuzzed", () => {
               h = headers();
               if (hdr.file !== undefined) h.set(ChunkHeader.file, hdr.file);
               if (hdr.offset !== undefined) h.set(ChunkHeader.offset, hdr.offset);
+              if (hdr.put !== undefined) h.set(PutHeader, hdr.put);
             }
             const r = await client.ask(op, data, h);
             expectStatus(r);
-            if (!["offer", "chunk", "commit", "load", "delete", "bye", "schema"].includes(op)) {
+            if (!["offer", "chunk", "commit", "load", "put", "delete", "bye", "schema"].includes(op)) {
               expect(r.code).toBe(Code.badMessage);
               expect(r.message).toBe(`unknown operation ${JSON.stringify(op)}`);
             }
             if (["offer", "commit", "load", "delete"].includes(op) && !decodesAsJson(data)) expect(r.code).toBe(Code.badMessage);
             if (op === "chunk") expect([Code.unknownFile, Code.badMessage, Code.outOfOrder, Code.tooLarge, Code.ok]).toContain(r.code);
+            // Random bytes never match a digest, so no put of them is ever stored.
+            if (op === "put") expect(r.code, r.message).not.toBe(Code.ok);
           }),
           { numRuns: 300 },
         );
@@ -324,6 +338,11 @@ describe("named cases", () => {
 
   const offer = (o: Record<string, unknown>) =>
     client.ask("offer", encodeJson({ sg: "root.named", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 10, ...o }));
+  const put = (header: Record<string, unknown> | undefined, bytes: Uint8Array) => {
+    const h = headers();
+    if (header) h.set(PutHeader, JSON.stringify(header));
+    return client.ask("put", bytes, h);
+  };
   const chunk = (fileId: unknown, offset: number | string, bytes: Uint8Array) => {
     const h = headers();
     h.set(ChunkHeader.file, String(fileId));
@@ -360,6 +379,9 @@ describe("named cases", () => {
       expect(r.code, `${op}: ${r.message}`).toBe(Code.badName);
       expect(r.message).toMatch(message);
     }
+    const r = await put({ ...ref, parts: [{ kind: "tsfile", size: 10, sha256: "0".repeat(64) }] }, new Uint8Array(10));
+    expect(r.code, `put: ${r.message}`).toBe(Code.badName);
+    expect(r.message).toMatch(message);
   });
 
   test("offsets past the announced size, duplicate and out-of-order chunks, more bytes than announced", async () => {
@@ -402,6 +424,31 @@ describe("named cases", () => {
     expect(await client.ask("load", encodeJson({ ...ref, parts: [part] }))).toMatchObject({ code: Code.notReady });
     expect(await client.ask("load", encodeJson({ ...ref, parts: [part, part] }))).toMatchObject({ code: Code.badMessage });
     expect(await client.ask("load", encodeJson({ ...ref, parts: [] }))).toMatchObject({ code: Code.badMessage });
+  });
+
+  test("puts: no header, parts that do not add up, too large, a part named twice, a held part that is not held, a wrong digest, a corrupt TsFile", async () => {
+    const ref = { sg: "root.named", vg: "0", tp: "0", name: "5-5-0-0.tsfile" };
+    const bytes = new Uint8Array([1, 2, 3, 4]);
+    const digest = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+    const part = { kind: "tsfile", size: 4, sha256: digest(bytes) };
+    expect(await put(undefined, bytes)).toMatchObject({ code: Code.badMessage, message: expect.stringContaining(PutHeader) });
+    expect(await put({ ...ref, parts: [part] }, new Uint8Array(3))).toMatchObject({
+      code: Code.sizeMismatch,
+      message: "5-5-0-0.tsfile: the parts add up to 4 bytes, the put carries 3",
+    });
+    expect(await put({ ...ref, parts: [{ ...part, size: 2 ** 40 }] }, bytes)).toMatchObject({ code: Code.tooLarge });
+    expect(await put({ ...ref, parts: [part, part] }, new Uint8Array(8))).toMatchObject({ code: Code.badMessage });
+    expect(await put({ ...ref, parts: [part], held: ["resource"] }, bytes)).toMatchObject({ code: Code.badMessage });
+    expect(await put({ ...ref, parts: [part], held: ["tsfile"] }, new Uint8Array(0))).toMatchObject({ code: Code.notReady });
+    const wrong = await put({ ...ref, parts: [{ ...part, sha256: "0".repeat(64) }] }, bytes);
+    expect(wrong.code).toBe(Code.digestMismatch);
+    expect(wrong.message).toMatch(/SHA-256 of the received bytes is [0-9a-f]{64}, the sender's is 0{64}/);
+    expect(await put({ ...ref, parts: [part] }, bytes)).toMatchObject({
+      code: Code.badTsFile,
+      message: expect.stringContaining("5-5-0-0.tsfile is not a sound TsFile"),
+    });
+    // None of it waits in staging: a load of it finds nothing.
+    expect(await client.ask("load", encodeJson({ ...ref, parts: [part] }))).toMatchObject({ code: Code.notReady });
   });
 
   test("after all of it the receiver holds nothing of these sessions in storage, and the good sender still syncs", async () => {

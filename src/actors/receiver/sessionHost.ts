@@ -1,5 +1,5 @@
 // Runs one sender's session machine over NATS: decodes requests into machine events and supplies the actors that touch disk and JetStream.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { dirname } from "node:path";
 import { Effect, Result, type Schema } from "effect";
 import { abortable, fromEffect } from "../runtime.js";
@@ -432,8 +432,8 @@ export class SessionHost {
     });
   }
 
-  private async verify(transfer: Transfer, commit: Commit, given?: PartWriter): Promise<Reply> {
-    const writer = given ?? this.writers.get(transfer.fileId);
+  private async verify(transfer: Transfer, commit: Commit): Promise<Reply> {
+    const writer = this.writers.get(transfer.fileId);
     if (!writer) return reply(Code.unknownFile, `file ${transfer.fileId} is closed`);
     this.writers.delete(transfer.fileId);
     const offer = transfer.offer;
@@ -486,6 +486,8 @@ export class SessionHost {
       const data = carried ? bytes.subarray(at, at + part.size) : undefined;
       if (carried) at += part.size;
       const offer: Offer = { sg: put.sg, vg: put.vg, tp: put.tp, name: put.name, kind: part.kind, size: part.size, sha256: part.sha256 };
+      if (part.size > this.core.maxFileBytes)
+        return reply(Code.tooLarge, `${put.name} (${part.kind}) is ${part.size} bytes; the receiver accepts at most ${this.core.maxFileBytes}`);
       const conflict = await this.claim(offer);
       if (conflict) return conflict;
       const loaded = this.core.journal.find(sender, offer, part.kind);
@@ -499,28 +501,31 @@ export class SessionHost {
     return this.load({ sg: put.sg, vg: put.vg, tp: put.tp, name: put.name, parts: put.parts });
   }
 
-  /** One part of a put into staging: written from where a partial copy ends, digest and TsFile checked, sealed. */
+  /** One part of a put into staging: its digest checked in memory, a TsFile checked as a commit checks it, then sealed. */
   private async stage(offer: Offer, data: Uint8Array): Promise<Reply> {
-    let writer: PartWriter;
+    const digest = createHash("sha256").update(data).digest("hex");
+    if (digest !== offer.sha256) {
+      this.core.stats.digestMismatches++;
+      return reply(
+        Code.digestMismatch,
+        `${offer.name} (${offer.kind}): SHA-256 of the received bytes is ${digest}, the sender's is ${offer.sha256 ?? "missing"}`,
+      );
+    }
+    let staged: { readonly ok: true } | { readonly ok: false; readonly reason: string };
     try {
-      writer = await this.core.staging.begin(this.input.senderId, offer);
+      staged = await this.core.staging.whole(this.input.senderId, offer, offer.kind, data, digest, async (path) => {
+        if (offer.kind !== "tsfile") return { ok: true };
+        const check = await this.core.validateTsFile(path);
+        return check.ok ? { ok: true, facts: check.facts } : check;
+      });
     } catch (e) {
       if (e instanceof StagingFullError) return reply(Code.storageFailed, e.message);
       if (e instanceof StagingQuotaError) return reply(Code.tooLarge, e.message);
       throw e;
     }
-    try {
-      if (writer.received < data.length) await writer.write(data.subarray(writer.received), writer.received);
-      this.core.stats.bytes += data.length;
-    } catch (e) {
-      await writer.close();
-      throw e;
-    }
-    return this.verify(
-      { fileId: "", offer, received: writer.received },
-      { fileId: "", size: data.length, sha256: offer.sha256 ?? "" },
-      writer,
-    );
+    if (!staged.ok) return reply(Code.badTsFile, `${offer.name} is not a sound TsFile: ${staged.reason}`);
+    this.core.stats.bytes += data.length;
+    return reply(Code.ok, "verified");
   }
 
   private async remove(ref: FileRef): Promise<Reply> {

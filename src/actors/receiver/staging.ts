@@ -1,7 +1,7 @@
 // The receiver's staging area: partial and verified parts per sender, with positional writes, quotas and resumes.
 import { createHash, type Hash } from "node:crypto";
 import { writeSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile, type FileHandle } from "node:fs/promises";
 import { uptime } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
 import type { FileRef, Offer, PartKind } from "../../protocol/messages.js";
@@ -227,6 +227,59 @@ export class Staging {
     } catch (e) {
       await handle.close();
       throw e;
+    }
+  }
+
+  /**
+   * A part that arrived whole, in one message (a put): written once, checked by `check` (which sees
+   * the bytes on disk and may refuse them), synced, and moved to `.ready` as a sealed part would be.
+   * Nothing of it is resumable, so it keeps no `.part.meta` and pays no durable points on the way.
+   */
+  async whole(
+    sender: string,
+    ref: FileRef,
+    kind: PartKind,
+    data: Uint8Array,
+    sha256: string,
+    check: (path: string) => Promise<{ readonly ok: true; readonly facts?: unknown } | { readonly ok: false; readonly reason: string }>,
+  ): Promise<{ readonly ok: true } | { readonly ok: false; readonly reason: string }> {
+    const label = partLabel(ref, kind);
+    const base = this.base(sender, ref, kind);
+    const key = `${this.keyOf(base)}.part`;
+    const undo = await this.hygiene.reserve(sender, key, data.length, label);
+    const released = this.hygiene.opened(sender, key);
+    const partPath = `${base}.part`;
+    try {
+      await mkdir(dirname(partPath), { recursive: true });
+      const handle = await open(partPath, "w");
+      try {
+        for (let done = 0; done < data.length; ) done += writeSync(handle.fd, data, done, data.length - done, done);
+        const verdict = await check(partPath);
+        if (!verdict.ok) {
+          await handle.close();
+          await rm(partPath, { force: true });
+          released("dropped");
+          return verdict;
+        }
+        await handle.datasync();
+        // The bytes are synced; the meta is a hint (lost, the part is simply sent again).
+        await writeFile(
+          `${base}.ready.meta`,
+          JSON.stringify({ size: data.length, durable: data.length, sha256, facts: verdict.facts } satisfies PartMeta),
+        );
+      } finally {
+        await handle.close().catch(() => undefined);
+      }
+      await rename(partPath, `${base}.ready`);
+      await rm(`${partPath}.meta`, { force: true });
+      released("sealed");
+      return { ok: true };
+    } catch (e) {
+      released("dropped");
+      undo();
+      await rm(partPath, { force: true }).catch(() => undefined);
+      if (isNoSpace(e)) throw new StagingFullError(`the receiver's staging disk is full: ${label} needs ${data.length} bytes`);
+      throw this.failed(label, e);
     }
   }
 
