@@ -300,12 +300,17 @@ export class ReceiverCore {
     const before = await this.owners.state(load.sg);
     if (before.owner && before.owner.senderId !== sender) return this.groupConflict(before.owner);
     const fresh = load.parts.filter((p) => this.journal.find(sender, load, p.kind)?.sha256 !== p.sha256);
+    // Each staged part is looked up once: the checks below and the load itself share the answer.
+    const staged = new Map<string, Awaited<ReturnType<Staging["ready"]>>>();
+    const readyOf = async (kind: PartKind, sha256: string) => {
+      if (!staged.has(kind)) staged.set(kind, await this.staging.ready(sender, load, kind, sha256));
+      return staged.get(kind);
+    };
     if (fresh.length > 0) {
       // Only a load that will place a file claims the group, so everything it needs is checked
       // first: every part is here, and no other sender's copy lies where it goes.
       for (const p of fresh) {
-        const here =
-          (await this.staging.ready(sender, load, p.kind, p.sha256)) ?? (await this.placedBefore(sender, load, p.kind, p.size, p.sha256));
+        const here = (await readyOf(p.kind, p.sha256)) ?? (await this.placedBefore(sender, load, p.kind, p.size, p.sha256));
         if (!here)
           return reply(Code.notReady, `${load.name} (${p.kind}) was not received with digest ${p.sha256.slice(0, 12)}…; send it first`);
       }
@@ -330,7 +335,7 @@ export class ReceiverCore {
         await this.staging.discard(sender, load, part.kind);
         continue;
       }
-      const ready = await this.staging.ready(sender, load, part.kind, part.sha256);
+      const ready = await readyOf(part.kind, part.sha256);
       if (!ready) {
         if (await this.recoverPlaced(sender, load, part.kind, part.size, part.sha256)) {
           recovered++;

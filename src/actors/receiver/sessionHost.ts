@@ -487,12 +487,16 @@ export class SessionHost {
       if (carried) at += part.size;
       const offer: Offer = { sg: put.sg, vg: put.vg, tp: put.tp, name: put.name, kind: part.kind, size: part.size, sha256: part.sha256 };
       if (part.size > this.core.maxFileBytes)
-        return reply(Code.tooLarge, `${put.name} (${part.kind}) is ${part.size} bytes; the receiver accepts at most ${this.core.maxFileBytes}`);
+        return reply(
+          Code.tooLarge,
+          `${put.name} (${part.kind}) is ${part.size} bytes; the receiver accepts at most ${this.core.maxFileBytes}`,
+        );
       const conflict = await this.claim(offer);
       if (conflict) return conflict;
       const loaded = this.core.journal.find(sender, offer, part.kind);
       if (loaded && loaded.size === part.size && loaded.sha256 === part.sha256) continue;
-      if (await this.core.staging.ready(sender, offer, part.kind, part.sha256)) continue;
+      // Carried bytes are written whatever waits in staging (one write costs less than asking); a held part must be here.
+      if (data === undefined && (await this.core.staging.ready(sender, offer, part.kind, part.sha256))) continue;
       if (data === undefined)
         return reply(Code.notReady, `${put.name} (${part.kind}) is not here with digest ${part.sha256.slice(0, 12)}…; send it`);
       const r = await this.stage(offer, data);
