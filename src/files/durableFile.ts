@@ -20,6 +20,55 @@ export const fsyncDir = async (dir: string): Promise<void> => {
   }
 };
 
+/**
+ * Group commit: `run` shared among callers. Each caller's promise settles with a run that started
+ * after the call (so it covers what the caller did before calling); callers that arrive while a run
+ * is going share the one after it. `onIdle` is called when no run is going or waiting.
+ */
+export const sharedRuns = (run: () => Promise<void>, onIdle: () => void = () => undefined): (() => Promise<void>) => {
+  let running: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const p = run().finally(() => {
+      if (running === p) running = undefined;
+      if (running === undefined && next === undefined) onIdle();
+    });
+    running = p;
+    return p;
+  };
+  return () => {
+    if (running === undefined) return start();
+    next ??= running
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .then(() => {
+        next = undefined;
+        return start();
+      });
+    return next;
+  };
+};
+
+const dirSyncs = new Map<string, () => Promise<void>>();
+
+/**
+ * An fsync of `dir` covering every rename made in it before the call, shared with the callers of
+ * the same moment: a hundred files placed at once in one directory pay two directory fsyncs.
+ */
+export const fsyncDirShared = (dir: string): Promise<void> => {
+  let shared = dirSyncs.get(dir);
+  if (shared === undefined) {
+    shared = sharedRuns(
+      () => fsyncDir(dir),
+      () => dirSyncs.delete(dir),
+    );
+    dirSyncs.set(dir, shared);
+  }
+  return shared();
+};
+
 /** Replaces `path` with `data` so that readers see the old file or the new one, never a mix. */
 export const writeFileAtomic = async (path: string, data: string | Uint8Array): Promise<void> => {
   const tmp = tempFor(path);

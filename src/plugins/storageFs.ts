@@ -5,7 +5,7 @@ import { Effect } from "effect";
 import type { FileRef, PartKind } from "../protocol/messages.js";
 import { partFileName, partOrder, placeOrder } from "../protocol/parts.js";
 import { isToken } from "../protocol/names.js";
-import { fsyncDir } from "../files/durableFile.js";
+import { fsyncDir, fsyncDirShared } from "../files/durableFile.js";
 import { fsFailure } from "../files/fsFailure.js";
 import { sha256OfFile } from "../files/fileDigest.js";
 import { StorageError, type SchemaBatch, type Storage, type StorageFactory } from "./storage.js";
@@ -107,7 +107,8 @@ export const fsStorage = (dataDir: string, log?: (line: string) => void): Storag
             await rename(tmp, dest);
           }
         }
-        await fsyncDir(dir);
+        // Files loaded at once into one directory share its fsync.
+        await fsyncDirShared(dir);
       }),
     remove: (_sender, ref) =>
       attempt("remove", named(ref), async () => {
