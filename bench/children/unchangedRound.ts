@@ -1,12 +1,15 @@
 // The cost of a round that finds nothing new.
-// `unchangedRound.ts prime PORT DATADIR` records every sealed file of DATADIR as confirmed in the
-// sender's work directory, as a finished earlier round would have (sending 100,000 files first
-// would take most of the bench's time). `unchangedRound.ts rounds PORT DATADIR N` then times N
-// rounds of an open sender, in a process of its own so its memory is the sender's alone; prints
-// one JSON line.
+// `unchangedRound.ts prime PORT CREDENTIALS DATADIR` records every sealed file of DATADIR as
+// confirmed in the sender's work directory, as a finished earlier round would have (sending
+// 100,000 files first would take most of the bench's time). `unchangedRound.ts rounds PORT
+// CREDENTIALS DATADIR N` then times N rounds of an open sender, in a process of its own so its
+// memory is the sender's alone; prints one JSON line: each round's time, and the process's RSS
+// with its modules loaded (before the work directory is opened) and after the open.
+import { readFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Effect, Result } from "effect";
+import { appendToLog } from "../../src/files/appendLog.js";
 import { sha256OfFile } from "../../src/files/fileDigest.js";
 import { Sender } from "../../src/actors/sender/sender.js";
 import { WorkDir } from "../../src/actors/sender/workDir.js";
@@ -16,7 +19,7 @@ import { iotdbSource } from "../../src/plugins/sourceIotdb.js";
 
 const [mode, portText, credentialsDir, dataDir, roundsText] = process.argv.slice(2);
 if ((mode !== "prime" && mode !== "rounds") || !portText || !dataDir)
-  throw new Error("usage: unchangedRound.ts prime|rounds PORT DATADIR [N]");
+  throw new Error("usage: unchangedRound.ts prime|rounds PORT CREDENTIALS DATADIR [N]");
 const parsed = parseSenderConfig(
   {
     data_directory: dataDir,
@@ -31,26 +34,45 @@ const parsed = parseSenderConfig(
 if (Result.isFailure(parsed)) throw new Error(parsed.failure.message);
 const config = parsed.success;
 
+/** Resident bytes now. */
+const rss = (): number => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? NaN) * 1024;
+
 if (mode === "prime") {
+  // The work directory made as the sender makes it (lock, identity), then its journal written a
+  // partition at a time in the records the sender appends on each confirmation: a million
+  // appends one by one would take minutes.
   const work = await WorkDir.open(senderWorkDirectory(config), config.sender_name);
-  const listing = await Effect.runPromise(iotdbSource(dataDir).list([]));
+  await work.close();
+  const journal = join(senderWorkDirectory(config), "confirmed.jsonl");
+  const byPartition = iotdbSource(dataDir).byPartition;
+  if (!byPartition) throw new Error("the iotdb source lists by partition");
   // Hard links of a few templates: one digest per distinct inode is enough.
   const digests = new Map<string, string>();
-  for (const unit of listing.units) {
-    const parts = [];
-    for (const p of unit.parts) {
-      const s = await stat(p.path);
-      const key = `${s.dev}:${s.ino}`;
-      let sha256 = digests.get(key);
-      if (!sha256) digests.set(key, (sha256 = await sha256OfFile(p.path)));
-      parts.push({ kind: p.kind, size: s.size, sha256, mtimeMs: s.mtimeMs });
+  let files = 0;
+  // A partition at a time, so a million files never sit in memory at once.
+  for (const p of await Effect.runPromise(byPartition.stamps([]))) {
+    const listing = await Effect.runPromise(byPartition.list(p));
+    const stats = await Promise.all(listing.units.map((u) => Promise.all(u.parts.map((part) => stat(part.path)))));
+    const records = [];
+    for (const [i, unit] of listing.units.entries()) {
+      const parts = [];
+      for (const [j, part] of unit.parts.entries()) {
+        const s = stats[i]![j]!;
+        const key = `${s.dev}:${s.ino}`;
+        let sha256 = digests.get(key);
+        if (!sha256) digests.set(key, (sha256 = await sha256OfFile(part.path)));
+        parts.push({ kind: part.kind, size: s.size, sha256, mtimeMs: s.mtimeMs });
+      }
+      records.push({ op: "add", unit: { ref: unit.ref, parts } });
     }
-    await work.confirm({ ref: unit.ref, parts });
+    await appendToLog(journal, records);
+    files += listing.units.length;
   }
-  await work.close();
-  process.stdout.write(`${JSON.stringify({ files: listing.units.length })}\n`);
+  process.stdout.write(`${JSON.stringify({ files })}\n`);
 } else {
+  const rssLoaded = rss();
   const sender = await Sender.open({ config });
+  const rssOpened = rss();
   process.stdout.write("ready\n");
   const rounds: number[] = [];
   for (let i = 0; i < Number(roundsText ?? 3); i++) {
@@ -60,6 +82,6 @@ if (mode === "prime") {
     if (!roundSucceeded(summary) || summary.sent.length > 0)
       throw new Error(`round ${i} was not a no-op: ${JSON.stringify({ sent: summary.sent.length, err: summary.roundError })}`);
   }
-  process.stdout.write(`${JSON.stringify({ rounds })}\n`);
+  process.stdout.write(`${JSON.stringify({ rounds, rssLoaded, rssOpened, rssEnd: rss() })}\n`);
   await sender.close();
 }

@@ -80,30 +80,35 @@ const tornTailOf = (bytes: Buffer): (TornTail & { readonly start: number }) | un
   return start === undefined ? undefined : { start, line: countLines(bytes, start) + 1, bytes: bytes.length - start };
 };
 
+/** One line's record; undefined for a blank line. A line that is not JSON or not a record rejects, naming its number. */
+const parseLine = <A>(file: string, text: string, line: number, decodeLine: (json: unknown) => Result.Result<A, string>): A | undefined => {
+  if (text.trim() === "") return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new AppendLogError({
+      file,
+      line,
+      message: `${file}, line ${line}: not a JSON record (${e instanceof Error ? e.message : String(e)}); a log damaged before its end is not replayed`,
+      cause: e,
+    });
+  }
+  const decoded = decodeLine(json);
+  if (Result.isFailure(decoded))
+    throw new AppendLogError({ file, line, message: `${file}, line ${line}: not a record of this log: ${decoded.failure}` });
+  return decoded.success;
+};
+
 /** Decodes every line of `bytes` before `end`; a line that is not JSON or not a record rejects, naming its number. */
 const parse = <A>(file: string, bytes: Buffer, end: number, decode: LineDecoder<A>): ReadonlyArray<A> => {
   const decodeLine = decoderOf(decode);
   const records: A[] = [];
   for (let start = 0, line = 1; start < end; line++) {
     const stop = bytes.indexOf(lineFeed, start);
-    const text = bytes.toString("utf8", start, stop);
+    const record = parseLine(file, bytes.toString("utf8", start, stop), line, decodeLine);
     start = stop + 1;
-    if (text.trim() === "") continue;
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new AppendLogError({
-        file,
-        line,
-        message: `${file}, line ${line}: not a JSON record (${e instanceof Error ? e.message : String(e)}); a log damaged before its end is not replayed`,
-        cause: e,
-      });
-    }
-    const decoded = decodeLine(json);
-    if (Result.isFailure(decoded))
-      throw new AppendLogError({ file, line, message: `${file}, line ${line}: not a record of this log: ${decoded.failure}` });
-    records.push(decoded.success);
+    if (record !== undefined) records.push(record);
   }
   return records;
 };
@@ -137,11 +142,95 @@ export const repairLog = async <A>(file: string, decode: LineDecoder<A>, log: (l
   const torn = tornTailOf(bytes);
   const records = parse(file, bytes, torn?.start ?? bytes.length, decode);
   await cutTornTail(file, torn, log);
+  await removeTemps(file);
+  return records;
+};
+
+const removeTemps = async (file: string): Promise<void> => {
   const entries = await readdir(dirname(file)).catch((e: NodeJS.ErrnoException) => {
     if (e.code === "ENOENT") return [];
     throw e;
   });
   await Promise.all(entries.filter((e) => isTempOf(file, e)).map((e) => rm(join(dirname(file), e), { force: true })));
+};
+
+const foldChunkBytes = 1 << 20;
+
+const cannotRead = (file: string, e: unknown): AppendLogError =>
+  new AppendLogError({ file, message: `cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`, cause: e });
+
+/**
+ * `repairLog` for a log too large to hold as records (the sender's confirmed journal, a line per
+ * file): read a chunk at a time, each record handed to `onRecord` as its line is read and not
+ * kept. The same torn tail is cut and the same damage rejects (a bad line is known not to be the
+ * last only once the next one is read, so each line is handled one line late). Resolves to the
+ * number of records.
+ */
+export const foldLog = async <A>(
+  file: string,
+  decode: LineDecoder<A>,
+  log: (line: string) => void,
+  onRecord: (record: A) => void,
+): Promise<number> => {
+  const decodeLine = decoderOf(decode);
+  let records = 0;
+  const handle = (text: string, line: number) => {
+    const record = parseLine(file, text, line, decodeLine);
+    if (record === undefined) return;
+    onRecord(record);
+    records++;
+  };
+  let h: FileHandle | undefined;
+  try {
+    h = await open(file, "r");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw cannotRead(file, e);
+  }
+  let torn: (TornTail & { readonly start: number }) | undefined;
+  if (h) {
+    try {
+      const chunk = Buffer.allocUnsafe(foldChunkBytes);
+      let carry = Buffer.alloc(0);
+      let carryAt = 0; // file offset of carry[0]
+      let lines = 0;
+      let pending: { text: string; line: number; start: number } | undefined;
+      for (;;) {
+        const { bytesRead } = await h.read(chunk, 0, chunk.length, carryAt + carry.length).catch((e: unknown) => {
+          throw cannotRead(file, e);
+        });
+        if (bytesRead === 0) break;
+        const bytes = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+        let start = 0;
+        for (let stop = bytes.indexOf(lineFeed); stop !== -1; stop = bytes.indexOf(lineFeed, start)) {
+          if (pending) handle(pending.text, pending.line);
+          pending = { text: bytes.toString("utf8", start, stop), line: ++lines, start: carryAt + start };
+          start = stop + 1;
+        }
+        carry = Buffer.from(bytes.subarray(start));
+        carryAt += start;
+      }
+      const size = carryAt + carry.length;
+      if (carry.length > 0) {
+        // A last line without its "\n": that append never finished.
+        if (pending) handle(pending.text, pending.line);
+        torn = { start: carryAt, line: lines + 1, bytes: carry.length };
+      } else if (pending) {
+        const last = pending;
+        let json = true;
+        try {
+          JSON.parse(last.text);
+        } catch {
+          json = last.text.trim() === "";
+        }
+        if (json) handle(last.text, last.line);
+        else torn = { start: last.start, line: last.line, bytes: size - last.start };
+      }
+    } finally {
+      await h.close();
+    }
+  }
+  await cutTornTail(file, torn, log);
+  await removeTemps(file);
   return records;
 };
 
@@ -203,6 +292,17 @@ export class AppendLog<A> {
     log: (line: string) => void,
   ): Promise<{ readonly log: AppendLog<A>; readonly records: ReadonlyArray<A> }> {
     const records = await repairLog(file, decode, log);
+    return { log: new AppendLog<A>(file, await open(file, "a")), records };
+  }
+
+  /** `open` through `foldLog`: each record goes to `onRecord` as it is read, none kept. */
+  static async openFolding<A>(
+    file: string,
+    decode: LineDecoder<A>,
+    log: (line: string) => void,
+    onRecord: (record: A) => void,
+  ): Promise<{ readonly log: AppendLog<A>; readonly records: number }> {
+    const records = await foldLog(file, decode, log, onRecord);
     return { log: new AppendLog<A>(file, await open(file, "a")), records };
   }
 

@@ -2,7 +2,7 @@
 import { Cause, Effect } from "effect";
 import { partOrder } from "../protocol/parts.js";
 import { describeFailure, importPluginFactory } from "./loadModule.js";
-import { SourceError, type Source, type SourceContext, type SourceFactory, type SourceListing } from "./source.js";
+import { SourceError, type Source, type SourceContext, type SourceFactory, type SourceListing, type SourcePartition } from "./source.js";
 import { createIotdbSource } from "./sourceIotdb.js";
 
 const builtIns: Readonly<Record<string, () => Promise<SourceFactory>>> = {
@@ -66,9 +66,46 @@ export const listingProblem = (l: unknown): string | undefined => {
   return undefined;
 };
 
+/** What is wrong with a partition's stamps, if anything: each partition once, by its names and a string stamp. */
+export const stampsProblem = (ps: unknown): string | undefined => {
+  if (!Array.isArray(ps)) return "partition stamps are an array of { sg, vg, tp, stamp }";
+  const seen = new Set<string>();
+  for (const p of ps as unknown[]) {
+    if (
+      !isRecord(p) ||
+      !["sg", "vg", "tp"].every((k) => typeof p[k] === "string") ||
+      !(p.stamp === undefined || typeof p.stamp === "string")
+    )
+      return "a partition is { sg, vg, tp: string, stamp: string | undefined }";
+    const key = `${String(p.sg)}/${String(p.vg)}/${String(p.tp)}`;
+    if (seen.has(key)) return `partition ${key} reported twice`;
+    seen.add(key);
+  }
+  return undefined;
+};
+
+/** What is wrong with one partition's listing, if anything: as `listingProblem`, every file in that partition. */
+export const partitionListingProblem = (p: SourcePartition, l: unknown): string | undefined => {
+  const problem = listingProblem(l);
+  if (problem !== undefined) return problem;
+  const listing = l as SourceListing;
+  const outside = [...listing.units.map((u) => u.ref), ...listing.notReady].find((r) => r.sg !== p.sg || r.vg !== p.vg || r.tp !== p.tp);
+  return outside && `partition ${p.sg}/${p.vg}/${p.tp} lists ${outside.name} of another partition`;
+};
+
 /** The source with every failure a SourceError naming the plugin, and its listings checked. */
 export const guardSource = (s: Source): Source => {
   const name = typeof s.name === "string" ? s.name : "source";
+  // The same check for the listings by partition (`byPartition`), when the source has them.
+  const checked =
+    <A>(problemOf: (a: A) => string | undefined) =>
+    (a: A): Effect.Effect<A, SourceError> => {
+      const problem = problemOf(a);
+      return problem === undefined
+        ? Effect.succeed(a)
+        : Effect.fail(new SourceError({ message: `source ${name} listed something tsync cannot send: ${problem}` }));
+    };
+  const byPartition = isRecord(s.byPartition) ? s.byPartition : undefined;
   return {
     name,
     list: (storageGroups) =>
@@ -80,6 +117,20 @@ export const guardSource = (s: Source): Source => {
             : Effect.fail(new SourceError({ message: `source ${name} listed something tsync cannot send: ${problem}` }));
         }),
       ),
+    ...(byPartition && typeof byPartition.stamps === "function" && typeof byPartition.list === "function"
+      ? {
+          byPartition: {
+            stamps: (storageGroups) =>
+              guarded(name, "list", () => byPartition.stamps(storageGroups)).pipe(
+                Effect.flatMap(checked<ReadonlyArray<SourcePartition>>(stampsProblem)),
+              ),
+            list: (p) =>
+              guarded(name, "list", () => byPartition.list(p)).pipe(
+                Effect.flatMap(checked<SourceListing>((l) => partitionListingProblem(p, l))),
+              ),
+          },
+        }
+      : {}),
   };
 };
 

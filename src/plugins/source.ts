@@ -14,12 +14,43 @@ export interface SourceListing {
   readonly ignored: number;
 }
 
+/** A time partition as a source reports it: `sg`, `vg`, `tp` as in the FileRefs of its files. */
+export interface SourcePartition {
+  readonly sg: string;
+  readonly vg: string;
+  readonly tp: string;
+  /**
+   * Changes whenever the set of files in the partition changes (for a directory: its mtime and
+   * ctime). undefined when the source cannot vouch for it, e.g. a directory changed too recently to
+   * tell a later change in the same clock tick apart: the sender then lists it every round.
+   */
+  readonly stamp: string | undefined;
+}
+
+/**
+ * A source's files by time partition: the stamps of all first, then the files of the partitions
+ * the sender does not already hold at that stamp, one partition at a time. An unchanged tree then
+ * costs what the stamps cost (the built-in source: a stat per directory), and a first listing
+ * holds one partition in memory at a time, not the whole tree.
+ */
+export interface SourcePartitions {
+  /** Every partition present, of the groups asked for, once each: a confirmed partition not reported is gone. */
+  readonly stamps: (storageGroups: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<SourcePartition>, SourceError>;
+  /**
+   * The files of a partition, given as `stamps` returned it. Side files (`stat` set) may change
+   * without changing the stamp: the sender stats the ones listed and asks again when one changed.
+   */
+  readonly list: (partition: SourcePartition) => Effect.Effect<SourceListing, SourceError>;
+}
+
 export class SourceError extends Data.TaggedError("SourceError")<{ readonly message: string; readonly cause?: unknown }> {}
 
 /** Finds sealed files. Built-in: IoTDB data directories; third parties may add others. */
 export interface Source {
   readonly name: string;
   readonly list: (storageGroups: ReadonlyArray<string>) => Effect.Effect<SourceListing, SourceError>;
+  /** Optional: the same files by time partition, so a sender can skip those it holds unchanged. */
+  readonly byPartition?: SourcePartitions;
 }
 
 export interface SourceContext {

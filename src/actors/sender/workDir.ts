@@ -7,19 +7,9 @@ import { FileRef, PartKind } from "../../protocol/messages.js";
 import { fileKey, isSideKind, partFileName } from "../../protocol/parts.js";
 import { writeFileAtomic } from "../../files/durableFile.js";
 import { AppendLog } from "../../files/appendLog.js";
+import { ConfirmedSet, type ConfirmedUnit, type ConfirmedView } from "./confirmedSet.js";
 
-/** What the receiver confirmed it loaded, per part: the sender's memory of "already there". */
-export interface ConfirmedPart {
-  readonly kind: PartKind;
-  readonly size: number;
-  readonly sha256: string;
-  readonly mtimeMs: number;
-}
-
-export interface ConfirmedUnit {
-  readonly ref: FileRef;
-  readonly parts: ReadonlyArray<ConfirmedPart>;
-}
+export type { ConfirmedPart, ConfirmedUnit } from "./confirmedSet.js";
 
 const JournalRecord = Schema.Union([
   Schema.Struct({
@@ -33,6 +23,12 @@ const JournalRecord = Schema.Union([
   Schema.Struct({ op: Schema.Literal("del"), key: Schema.String }),
 ]);
 type JournalRecord = typeof JournalRecord.Type;
+
+/**
+ * Compaction on open rewrites the whole journal from memory, which costs the journal's size again
+ * in memory for a moment: worth it once the log is mostly dead records, not at every start.
+ */
+const worthCompacting = (records: number, live: number): boolean => records - live > Math.max(1000, live);
 
 export class SenderLockedError extends Error {
   constructor(
@@ -65,13 +61,14 @@ export class WorkDir {
   private constructor(
     readonly dir: string,
     readonly senderId: string,
-    private readonly confirmed: Map<string, ConfirmedUnit>,
+    private readonly confirmedSet: ConfirmedSet,
     private readonly journal: AppendLog<JournalRecord>,
   ) {}
 
   /**
    * Takes the lock and replays the confirmed journal; an unreadable or damaged journal rejects
-   * (AppendLogError, naming the file) rather than forgetting what was confirmed.
+   * (AppendLogError, naming the file) rather than forgetting what was confirmed. The journal is
+   * read a chunk at a time, each record folded into the compact set as its line is read.
    */
   static async open(
     dir: string,
@@ -82,9 +79,13 @@ export class WorkDir {
     await WorkDir.lock(dir);
     try {
       const senderId = configuredName ?? (await WorkDir.identity(dir));
-      const opened = await AppendLog.open(join(dir, "confirmed.jsonl"), JournalRecord, log);
-      const confirmed = WorkDir.replay(opened.records);
-      await opened.log.compact([...confirmed.values()].map((unit) => ({ op: "add", unit })));
+      const confirmed = new ConfirmedSet();
+      const opened = await AppendLog.openFolding(join(dir, "confirmed.jsonl"), JournalRecord, log, (rec) => {
+        if (rec.op === "add") confirmed.add(rec.unit);
+        else confirmed.deleteKey(rec.key);
+      });
+      if (worthCompacting(opened.records, confirmed.size))
+        await opened.log.compact(Array.from(confirmed.units(), (unit): JournalRecord => ({ op: "add", unit })));
       return new WorkDir(dir, senderId, confirmed, opened.log);
     } catch (e) {
       await rm(join(dir, "lock"), { force: true });
@@ -120,17 +121,9 @@ export class WorkDir {
     return id;
   }
 
-  private static replay(records: ReadonlyArray<JournalRecord>): Map<string, ConfirmedUnit> {
-    const map = new Map<string, ConfirmedUnit>();
-    for (const rec of records) {
-      if (rec.op === "add") map.set(fileKey(rec.unit.ref), rec.unit);
-      else map.delete(rec.key);
-    }
-    return map;
-  }
-
-  get confirmedUnits(): ReadonlyMap<string, ConfirmedUnit> {
-    return this.confirmed;
+  /** What the receiver confirmed, by time partition; changed only through `confirm` and `forget`. */
+  get confirmed(): ConfirmedView {
+    return this.confirmedSet;
   }
 
   /**
@@ -138,12 +131,12 @@ export class WorkDir {
    * own journal answers "have" for anything this list forgot, so nothing is loaded twice.
    */
   async confirm(unit: ConfirmedUnit): Promise<void> {
-    this.confirmed.set(fileKey(unit.ref), unit);
+    this.confirmedSet.add(unit);
     await this.journal.write([{ op: "add", unit }]);
   }
 
   async forget(ref: FileRef): Promise<void> {
-    this.confirmed.delete(fileKey(ref));
+    this.confirmedSet.deleteKey(fileKey(ref));
     await this.journal.write([{ op: "del", key: fileKey(ref) }]);
   }
 
