@@ -73,7 +73,7 @@ export const runBench = async (o: BenchOptions): Promise<BenchResult> => {
   const tsync = "entry" in bundle ? { bin: bundle.entry } : {};
   const entry =
     "entry" in bundle
-      ? "tsync processes ran JavaScript compiled from `src/cli/main.ts` at the start of the run (bench/bundle.ts: esbuild, packages external), as an installed tsync runs dist/"
+      ? "tsync processes ran JavaScript compiled from `src/cli/main.ts` at the start of the run (bench/bundle.ts: esbuild with bin/esbuildOptions.mjs, `effect` bundled), as an installed tsync runs dist/"
       : `tsync processes ran bin/tsync.js (${bundle.error})`;
   const machine = await describeMachine(scratch);
   const ctx: Context = { plan: o.plan, scratch, rsync, tsync, log };

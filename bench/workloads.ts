@@ -1,5 +1,6 @@
 // Each workload generates its data, runs tsync and the peers on it, removes what it wrote and
 // returns table rows. Sizes come from the plan (smoke, quick, full).
+import { esbuildOptions } from "../bin/esbuildOptions.mjs";
 import { execFile } from "node:child_process";
 import { link, mkdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -433,8 +434,8 @@ export const fanIn = async (ctx: Context): Promise<Outcome> => {
 };
 
 /**
- * The unchanged-round child as an installed sender runs: compiled like bin/build.mjs (esbuild,
- * packages external) when the run uses a build, from its sources through tsx under `--tsx`.
+ * The unchanged-round child as an installed sender runs: compiled like bin/build.mjs
+ * (bin/esbuildOptions.mjs) when the run uses a build, from its sources through tsx under `--tsx`.
  */
 const unchangedChild = async (
   ctx: Context,
@@ -443,16 +444,7 @@ const unchangedChild = async (
   if (ctx.tsync.bin === undefined) return { args: (rest) => tsxArgs(script, rest), how: "through tsx", dispose: async () => undefined };
   const dir = join(repoRoot, "bench", "out", `unchanged-${process.pid}`);
   const esbuild = await import("esbuild");
-  await esbuild.build({
-    entryPoints: [script],
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    packages: "external",
-    outfile: join(dir, "unchangedRound.mjs"),
-    logLevel: "silent",
-  });
+  await esbuild.build({ ...esbuildOptions([script]), outfile: join(dir, "unchangedRound.mjs"), logLevel: "silent" });
   return {
     args: (rest) => [join(dir, "unchangedRound.mjs"), ...rest],
     how: "compiled",
