@@ -33,7 +33,8 @@ export const runSender = (configPath: string, once: boolean): Effect.Effect<numb
           ...(faults.corruptChunk ? { transformChunk: faults.corruptChunk } : {}),
         }),
       ),
-      (s) => Effect.promise(() => closeWithin(s, closeDeadlineMs, log.warn)),
+      // Closing drains the connection within a deadline (services.ts), so a stop never hangs on a lost server.
+      (s) => Effect.promise(() => s.close()),
     );
     yield* Effect.acquireRelease(
       Effect.promise(() => serveDashboard(dashboard, sender, log)),
@@ -58,25 +59,3 @@ export const runSender = (configPath: string, once: boolean): Effect.Effect<numb
     watcher?.close();
     return 0;
   });
-
-/** Within the 10 s a stop promises, leaving room for the rest of the shutdown. */
-const closeDeadlineMs = 5_000;
-
-/**
- * Drains the connection and closes the work dir. Draining needs the server: when it is unreachable
- * (the drain fails, or hangs) the connection is closed without it, which only drops replies nobody
- * waits for any more; a connection left reconnecting would keep the process alive.
- */
-const closeWithin = async (sender: Sender, ms: number, warn: (line: string) => void): Promise<void> => {
-  const closing = sender.close();
-  let timer: NodeJS.Timeout | undefined;
-  const late = await Promise.race([
-    closing.then(() => false),
-    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms))),
-  ]);
-  clearTimeout(timer);
-  if (sender.nc.isClosed()) return;
-  warn(`the NATS connection did not drain${late ? ` in ${ms / 1000} s` : ""} (server unreachable?); closing it without draining`);
-  await sender.nc.close();
-  await closing;
-};

@@ -60,6 +60,26 @@ export class SenderWork extends Context.Service<SenderWork, WorkDir>()("tsync/se
   );
 }
 
+/** Within the 10 s a stop promises, leaving room for the rest of the shutdown. */
+const drainDeadlineMs = 5_000;
+
+/**
+ * Drains the connection, or closes it: a drain begun while the client reconnects waits for a
+ * server that may never take it back (a revoked credential ends in the client closing itself,
+ * which a pending drain does not notice), so the drain ends at the connection's close or at the
+ * deadline, whichever comes first.
+ */
+const drainWithin = async (conn: NatsConnection, ms: number): Promise<void> => {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    conn.drain().catch(() => undefined),
+    conn.closed().then(() => undefined),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
+  clearTimeout(timer);
+  if (!conn.isClosed()) await conn.close().catch(() => undefined);
+};
+
 /** The connection to the receiver's NATS server, drained when the sender stops. */
 export class SenderNats extends Context.Service<SenderNats, NatsConnection>()("tsync/sender/Nats") {
   static layer = Layer.effect(
@@ -79,7 +99,7 @@ export class SenderNats extends Context.Service<SenderNats, NatsConnection>()("t
               cause,
             }),
         }),
-        (conn) => Effect.promise(() => conn.drain().catch(() => undefined)),
+        (conn) => Effect.promise(() => drainWithin(conn, drainDeadlineMs)),
       );
     }),
   );
