@@ -80,37 +80,56 @@ const netemPath = async (link: { delayMs: number; rate: number }): Promise<LinkP
   };
 };
 
+/** A running instance of the user-space link emulator, relaying to a target port on loopback. */
+export interface LinkRelay {
+  /** The port to dial instead of the target's. */
+  readonly port: number;
+  readonly proc: Running;
+  stop(): Promise<void>;
+}
+
+/** Starts children/slowLink.ts in front of `targetPort`: the client's bytes held `delayMs`, let out at `rate` bytes/s. */
+export const startLinkRelay = async (link: { delayMs: number; rate: number }, targetPort: number): Promise<LinkRelay> => {
+  const proc = start(
+    process.execPath,
+    tsxArgs(join(repoRoot, "bench", "children", "slowLink.ts"), [
+      "127.0.0.1",
+      String(targetPort),
+      String(link.delayMs),
+      String(link.rate),
+      "1500000",
+    ]),
+    { role: "link emulator" },
+  );
+  try {
+    const { match } = await proc.line(/listening (\d+)/);
+    return { port: Number(match[1]), proc, stop: () => proc.stop() };
+  } catch (e) {
+    await proc.stop();
+    throw e;
+  }
+};
+
+/** What the emulator models, for the report's notes. */
+export const emulatorText = (link: { delayMs: number; rate: number }): string =>
+  `a TCP relay on loopback that delays the sender's bytes by ${link.delayMs} ms and lets them out at ${((link.rate * 8) / 1e6).toFixed(0)} Mbit/s ` +
+  "through a bounded queue. It models the delay and the rate, not packet loss or TCP's own windows.";
+
 /** The user-space emulator: a relay per run, between the sender and the receiver's server. */
 const emulatedPath = (link: { delayMs: number; rate: number }, why: string): LinkPath => {
-  const relays: Running[] = [];
+  const relays: LinkRelay[] = [];
   return {
     kind: "emulated",
-    note:
-      `Long thin link: ${why}, so the bench ran it over a user-space link emulator (bench/children/slowLink.ts): ` +
-      `a TCP relay on loopback that delays the sender's bytes by ${link.delayMs} ms and lets them out at ${((link.rate * 8) / 1e6).toFixed(0)} Mbit/s ` +
-      "through a bounded queue. It models the delay and the rate, not packet loss or TCP's own windows.",
+    note: `Long thin link: ${why}, so the bench ran it over a user-space link emulator (bench/children/slowLink.ts): ${emulatorText(link)}`,
     run: (f) =>
       f({
         receiver: {},
         sender: {},
         senderProps: {},
         senderPort: async (receiverPort) => {
-          const relay = start(
-            process.execPath,
-            tsxArgs(join(repoRoot, "bench", "children", "slowLink.ts"), [
-              "127.0.0.1",
-              String(receiverPort),
-              String(link.delayMs),
-              String(link.rate),
-              "1500000",
-            ]),
-            {
-              role: "link emulator",
-            },
-          );
+          const relay = await startLinkRelay(link, receiverPort);
           relays.push(relay);
-          const { match } = await relay.line(/listening (\d+)/);
-          return Number(match[1]);
+          return relay.port;
         },
       }),
     close: async () => {

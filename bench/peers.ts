@@ -97,8 +97,12 @@ export const rsyncAvailable = async (): Promise<boolean> =>
     () => false,
   );
 
-/** rsync -a of `root` to an rsync daemon on loopback (it checksums every file it transfers; it does not fsync). */
-export const rsync = async (scratch: string, root: string): Promise<Measured> => {
+/**
+ * rsync -a of `root` to an rsync daemon on loopback (it checksums every file it transfers; it does
+ * not fsync). `via`, given the daemon's port, returns the port the client dials instead (a link
+ * emulator in front of the daemon), started before the clock.
+ */
+export const rsync = async (scratch: string, root: string, via?: (daemonPort: number) => Promise<number>): Promise<Measured> => {
   const dir = join(scratch, "rsync");
   const dest = join(dir, "dest");
   await mkdir(dest, { recursive: true });
@@ -125,7 +129,8 @@ export const rsync = async (scratch: string, root: string): Promise<Measured> =>
       if (i > 100) throw new Error(`rsync daemon did not start:\n${daemon.output()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    const r = await run("rsync", ["-a", `${root}/`, `rsync://127.0.0.1:${port}/bench/`], { role: "rsync client" });
+    const dial = via ? await via(port) : port;
+    const r = await run("rsync", ["-a", `${root}/`, `rsync://127.0.0.1:${dial}/bench/`], { role: "rsync client" });
     // Every forked daemon process is labelled "rsync": the largest one is the daemon side's peak.
     const daemonRss = await daemon.rss.stop();
     return {

@@ -9,15 +9,26 @@ import { promisify } from "node:util";
 import { senderKeys } from "../src/config/sender.js";
 import { chunkSizeFor } from "../src/protocol/subjects.js";
 import { bigFileTree, partitionDir, smallFilesTree, tsFileName, writeSealed, type Tree } from "./data.js";
-import { longLinkPath, type LinkHow, type LinkPath } from "./longLink.js";
+import { emulatorText, longLinkPath, startLinkRelay, type LinkHow, type LinkPath, type LinkRelay } from "./longLink.js";
 import { cp, find, objectStore, rawNats, rsync, type Measured } from "./peers.js";
 import { start, tsxArgs, tsxLoader, type PeakRss } from "./procs.js";
 import { repoRoot, senderOnce, startReceiver, startSender, writeSenderConf, type SpawnHow } from "./tsyncProcs.js";
 
 const MiB = 1024 * 1024;
 
-export type WorkloadId = "big" | "small" | "fanin" | "unchanged" | "memory" | "longlink" | "bandwidth" | "seal";
-export const workloadIds: ReadonlyArray<WorkloadId> = ["big", "small", "fanin", "unchanged", "memory", "longlink", "bandwidth", "seal"];
+export type WorkloadId = "big" | "small" | "tiny" | "fanin" | "unchanged" | "memory" | "longlink" | "smalllink" | "bandwidth" | "seal";
+export const workloadIds: ReadonlyArray<WorkloadId> = [
+  "big",
+  "small",
+  "tiny",
+  "fanin",
+  "unchanged",
+  "memory",
+  "longlink",
+  "smalllink",
+  "bandwidth",
+  "seal",
+];
 
 export interface Plan {
   readonly name: "smoke" | "quick" | "full";
@@ -25,11 +36,18 @@ export interface Plan {
   readonly reps: number;
   readonly big: number;
   readonly small: { readonly count: number; readonly bytes: number };
+  /**
+   * Many more, much smaller files: what a file costs apart from its bytes. `reps` (default: the
+   * plan's) runs of each tool: at 20,000 files one run takes minutes and already averages over them.
+   */
+  readonly tiny: { readonly count: number; readonly bytes: number; readonly reps?: number };
   readonly fanIn: { readonly senders: number; readonly files: number; readonly bytes: number };
   /** Rounds include the first of the process, reported apart; `large`: a second, sparse tree (hard links). */
   readonly unchanged: { readonly files: number; readonly rounds: number; readonly large?: number };
   readonly memory: number;
   readonly longLink: { readonly bytes: number };
+  /** Small files over the same emulated link, tsync against rsync. */
+  readonly smallLink: { readonly count: number; readonly bytes: number };
   readonly bandwidth: { readonly bytes: number; readonly limit: number };
   readonly seal: { readonly samples: number };
   readonly workloads: ReadonlyArray<WorkloadId>;
@@ -41,23 +59,28 @@ export const plans: Readonly<Record<Plan["name"], Plan>> = {
     reps: 1,
     big: 8 * MiB,
     small: { count: 10, bytes: 64 * 1024 },
+    tiny: { count: 20, bytes: 16 * 1024 },
     fanIn: { senders: 2, files: 2, bytes: 64 * 1024 },
     unchanged: { files: 200, rounds: 2 },
     memory: 8 * MiB,
     longLink: { bytes: 4 * MiB },
+    smallLink: { count: 5, bytes: 64 * 1024 },
     bandwidth: { bytes: 4 * MiB, limit: 4_000_000 },
     seal: { samples: 1 },
-    workloads: ["big"],
+    // The test suite runs this plan: the big file through every tool, and the emulated link's relays for both tools.
+    workloads: ["big", "smalllink"],
   },
   quick: {
     name: "quick",
     reps: 1,
     big: 64 * MiB,
     small: { count: 100, bytes: 256 * 1024 },
+    tiny: { count: 1_000, bytes: 16 * 1024 },
     fanIn: { senders: 5, files: 4, bytes: 256 * 1024 },
     unchanged: { files: 2_000, rounds: 3 },
     memory: 128 * MiB,
     longLink: { bytes: 16 * MiB },
+    smallLink: { count: 50, bytes: 64 * 1024 },
     bandwidth: { bytes: 16 * MiB, limit: 8_000_000 },
     seal: { samples: 2 },
     workloads: workloadIds,
@@ -67,10 +90,12 @@ export const plans: Readonly<Record<Plan["name"], Plan>> = {
     reps: 3,
     big: 1024 * MiB,
     small: { count: 2_000, bytes: 256 * 1024 },
+    tiny: { count: 20_000, bytes: 16 * 1024, reps: 1 },
     fanIn: { senders: 50, files: 20, bytes: 256 * 1024 },
     unchanged: { files: 100_000, rounds: 4, large: 1_000_000 },
     memory: 4096 * MiB,
     longLink: { bytes: 256 * MiB },
+    smallLink: { count: 500, bytes: 64 * 1024 },
     bandwidth: { bytes: 256 * MiB, limit: 25_000_000 },
     seal: { samples: 5 },
     workloads: workloadIds,
@@ -293,11 +318,11 @@ export const bigFile = async (ctx: Context): Promise<Outcome> => {
   }
 };
 
-/** 2. Many small files with their .resource: files/s. */
-export const smallFiles = async (ctx: Context): Promise<Outcome> => {
-  const { count: n, bytes } = ctx.plan.small;
+/** Many small files with their .resource, tsync against the object store, rsync and cp: files/s. */
+const manyFiles = async (ctx: Context, n: number, bytes: number, dir: string, withRsyncTarget: boolean): Promise<Outcome> => {
   const label = `${n.toLocaleString("en-US")} × ${bytes / 1024} KiB files`;
-  const tree = await smallFilesTree(ctx.scratch, join(ctx.scratch, "small-edge"), { count: n, bytes });
+  const base = join(ctx.scratch, dir);
+  const tree = await smallFilesTree(base, join(base, "edge"), { count: n, bytes });
   try {
     const count = { bytes: tree.bytes, files: n };
     ctx.log(`${label}: tsync`);
@@ -306,28 +331,42 @@ export const smallFiles = async (ctx: Context): Promise<Outcome> => {
     const t = filesPerSecond(rows[0]!);
     const put = measuredRow(rows, "NATS object store put");
     const rs = measuredRow(rows, "rsync");
-    return {
-      rows,
-      targets: [
-        ratioTarget(
-          `${label}: tsync files/s ≥ 3 × object store put`,
-          put ? t / filesPerSecond(put) : NaN,
-          3,
-          `${fmt(t, 0)} vs ${put ? fmt(filesPerSecond(put), 0) : "n/a"} files/s`,
-        ),
+    const targets = [
+      ratioTarget(
+        `${label}: tsync files/s ≥ 3 × object store put`,
+        put ? t / filesPerSecond(put) : NaN,
+        3,
+        `${fmt(t, 0)} vs ${put ? fmt(filesPerSecond(put), 0) : "n/a"} files/s`,
+      ),
+    ];
+    if (withRsyncTarget)
+      targets.push(
         ratioTarget(
           `${label}: tsync ≥ 0.5 × rsync (aim)`,
           rs ? t / filesPerSecond(rs) : NaN,
           0.5,
           `${fmt(t, 0)} vs ${rs ? fmt(filesPerSecond(rs), 0) : "n/a"} files/s`,
         ),
-      ],
-      notes: [],
-    };
+      );
+    return { rows, targets, notes: [] };
   } finally {
-    await rm(join(ctx.scratch, "small-edge"), { recursive: true, force: true });
-    await rm(join(ctx.scratch, "templates"), { recursive: true, force: true });
+    await rm(base, { recursive: true, force: true });
   }
+};
+
+/** 2. Many small files with their .resource: files/s. */
+export const smallFiles = (ctx: Context): Promise<Outcome> => manyFiles(ctx, ctx.plan.small.count, ctx.plan.small.bytes, "small", true);
+
+/** 2b. Many more, much smaller files (20,000 × 16 KiB in the full plan): what a file costs apart from its bytes. */
+export const tinyFiles = async (ctx: Context): Promise<Outcome> => {
+  const { count, bytes, reps = ctx.plan.reps } = ctx.plan.tiny;
+  const out = await manyFiles({ ...ctx, plan: { ...ctx.plan, reps } }, count, bytes, "tiny", false);
+  if (reps !== ctx.plan.reps)
+    out.notes.push(
+      `${count.toLocaleString("en-US")} × ${bytes / 1024} KiB files: ${reps === 1 ? "one run" : `the median of ${reps} runs`} of each tool ` +
+        `(the other throughput figures: the median of ${ctx.plan.reps}); a run takes minutes at this count and averages over every file.`,
+    );
+  return out;
 };
 
 /** Senders in one process (see children/senders.ts) into one receiver process. */
@@ -638,6 +677,76 @@ export const longLink = async (ctx: Context): Promise<Outcome> => {
   }
 };
 
+/**
+ * 6b. Small files over the same 50 ms, 100 Mbit/s link, tsync against rsync: always through the
+ * user-space emulator, one relay per run in front of the receiver's nats-server for tsync and in
+ * front of the rsync daemon for rsync, so both cross the same kind of link.
+ */
+export const smallLink = async (ctx: Context): Promise<Outcome> => {
+  const { count: n, bytes } = ctx.plan.smallLink;
+  const link = { delayMs: 50, rate: 12_500_000 };
+  const label = `small files over a 50 ms, 100 Mbit/s link: ${n.toLocaleString("en-US")} × ${bytes / 1024} KiB files`;
+  const base = join(ctx.scratch, "smalllink");
+  /** Runs `f` with a fresh relay in front of whatever port it dials; the relay is stopped afterwards. */
+  const overLink = async (f: (via: (port: number) => Promise<number>) => Promise<Measured>): Promise<Measured> => {
+    const relays: LinkRelay[] = [];
+    try {
+      return await f(async (port) => {
+        const relay = await startLinkRelay(link, port);
+        relays.push(relay);
+        return relay.port;
+      });
+    } finally {
+      for (const r of relays) await r.stop();
+    }
+  };
+  try {
+    const tree = await smallFilesTree(base, join(base, "edge"), { count: n, bytes });
+    const count = { bytes: tree.bytes, files: n };
+    ctx.log(`${label}: tsync over the link emulator`);
+    const rows: Row[] = [
+      row(
+        label,
+        "tsync over the link emulator",
+        count,
+        await repeat(ctx.plan.reps, () => overLink((via) => tsyncRound(ctx, tree, {}, { senderPort: via }))),
+      ),
+    ];
+    const rsyncTool = "rsync -a to rsync daemon over the link emulator";
+    if (ctx.rsync) {
+      ctx.log(`${label}: rsync over the link emulator`);
+      rows.push(
+        row(
+          label,
+          rsyncTool,
+          count,
+          await repeat(ctx.plan.reps, () => overLink((via) => rsync(ctx.scratch, tree.dataDir, via))),
+          "files/s",
+          "no fsync; its time includes the daemon handshake over the link",
+        ),
+      );
+    } else {
+      rows.push({ workload: label, tool: rsyncTool, rss: {}, note: "skipped: rsync is not installed" });
+    }
+    const t = filesPerSecond(rows[0]!);
+    const rs = measuredRow(rows, "rsync");
+    return {
+      rows,
+      targets: [
+        ratioTarget(
+          `small files over the 50 ms link: tsync ≥ 0.5 × rsync over the same relay`,
+          rs ? t / filesPerSecond(rs) : NaN,
+          0.5,
+          `${fmt(t, 0)} vs ${rs ? fmt(filesPerSecond(rs), 0) : "n/a"} files/s, ${n.toLocaleString("en-US")} × ${bytes / 1024} KiB`,
+        ),
+      ],
+      notes: [`Small files over the link: both tools through bench/children/slowLink.ts, ${emulatorText(link)}`],
+    };
+  } finally {
+    await rm(base, { recursive: true, force: true });
+  }
+};
+
 /** 7. max_bandwidth_bytes_per_second: the measured rate against the limit. */
 export const bandwidth = async (ctx: Context): Promise<Outcome> => {
   const { bytes, limit } = ctx.plan.bandwidth;
@@ -737,10 +846,12 @@ export const sealLatency = async (ctx: Context): Promise<Outcome> => {
 export const workloads: Readonly<Record<WorkloadId, (ctx: Context) => Promise<Outcome>>> = {
   big: bigFile,
   small: smallFiles,
+  tiny: tinyFiles,
   fanin: fanIn,
   unchanged,
   memory,
   longlink: longLink,
+  smalllink: smallLink,
   bandwidth,
   seal: sealLatency,
 };

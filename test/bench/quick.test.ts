@@ -34,11 +34,23 @@ test("the bench's smallest variant measures every tool and prints one well-forme
   }
   // tsync's own process memory is on its row, and every peer carries its ratio to tsync.
   expect(byTool("tsync")![5]).toMatch(/sender \d+, receiver \d+/);
-  for (const r of rows.filter((r) => r[1] !== "tsync" && r[4] !== "")) expect(r[6]).toMatch(/^\d+\.\d\d \(MB\/s\)$/);
+  for (const r of rows.filter((r) => r[0] === "8 MiB file" && r[1] !== "tsync" && r[4] !== ""))
+    expect(r[6]).toMatch(/^\d+\.\d\d \(MB\/s\)$/);
   // rsync runs where it is installed; elsewhere its row says why it was skipped.
   const rsync = byTool("rsync")!;
   expect(rsync[4] !== "" || /skipped: rsync is not installed/.test(rsync[7]!)).toBe(true);
 
   // The targets of this workload are judged, one line each.
   expect(result.markdown).toMatch(/\| 8 MiB file: tsync ≥ 0\.8 × raw NATS request\/reply \| \d+\.\d\d× .* \| (yes|\*\*no\*\*) \|/);
+
+  // Small files over the emulated link: tsync, then rsync through a relay of its own, compared in files/s.
+  const link = rows.filter((r) => r[0]!.startsWith("small files over a 50 ms, 100 Mbit/s link: "));
+  expect(link.map((r) => r[1])).toEqual(["tsync over the link emulator", "rsync -a to rsync daemon over the link emulator"]);
+  expect(Number(link[0]![3]), "tsync files/s over the link").toBeGreaterThan(0);
+  expect(link[0]![5]).toMatch(/sender \d+, receiver \d+/);
+  if (link[1]![4] !== "") expect(link[1]![6]).toMatch(/^\d+\.\d\d \(files\/s\)$/);
+  else expect(link[1]![7]).toMatch(/skipped: rsync is not installed/);
+  expect(result.markdown).toMatch(
+    /\| small files over the 50 ms link: tsync ≥ 0\.5 × rsync over the same relay \| .* \| (yes|\*\*no\*\*|not measured) \|/,
+  );
 });
