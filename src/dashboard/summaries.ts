@@ -22,6 +22,8 @@ export interface ReceiverSessionDetails {
   /** The address the NATS server saw, once admission has established it. */
   readonly address: string;
   readonly file: { readonly name: string; readonly part: string; readonly received: number; readonly size: number } | undefined;
+  /** Small files being stored at once (puts), each in a child actor of the session. */
+  readonly putsInFlight: number;
   readonly bytes: number;
   readonly files: { readonly received: number; readonly loaded: number; readonly deleted: number; readonly rejected: number };
   readonly lastReply: { readonly code: number; readonly message: string } | undefined;
@@ -83,6 +85,8 @@ const receiverSession = (c: SessionContext, before: ActorDetails | undefined): R
     sessionId: c.sessionId,
     address: c.address || known || (typeof replyAddress === "string" ? replyAddress : ""),
     file: t ? { name: refKey(t.offer), part: t.offer.kind, received: t.received, size: t.offer.size } : undefined,
+    // Contexts recorded before puts existed (a saved board, a test fixture) have none.
+    putsInFlight: Object.keys(c.puts ?? {}).length,
     bytes: c.bytes,
     files: c.files,
     lastReply: c.lastReply ? { code: c.lastReply.code, message: c.lastReply.message } : undefined,

@@ -2,6 +2,7 @@
 // receiver session's put children, driven with scripted actors (no server).
 import { describe, expect, test } from "vitest";
 import { createActor, fromPromise, waitFor } from "xstate";
+import { detailsOf } from "../../src/dashboard/summaries.js";
 import { receiverSession, type PutRequest, type SessionInput } from "../../src/machines/receiverSession.js";
 import { senderRound, type SchemaSyncOutput } from "../../src/machines/senderRound.js";
 import type {
@@ -184,6 +185,8 @@ describe("receiver session: puts", () => {
     put("2-2-0-0.tsfile");
     await waitFor(actor, () => waiting.size === 2);
     expect(Object.keys(actor.getSnapshot().context.puts)).toHaveLength(2);
+    // The dashboard shows them.
+    expect(detailsOf("receiverSession", actor.getSnapshot().context, undefined)).toMatchObject({ putsInFlight: 2 });
     waiting.get("2-2-0-0.tsfile")!.done(reply(Code.ok, "loaded tsfile"));
     await waitFor(actor, () => answers.length === 1);
     waiting.get("1-1-0-0.tsfile")!.fail(new Error("disk on fire"));

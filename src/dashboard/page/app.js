@@ -115,6 +115,7 @@ const label = (a) => {
 const workingOn = (a) => {
   const d = a.details;
   if (d.kind === "receiverSession" && d.file) return `${d.file.name} (${d.file.part})`;
+  if (d.kind === "receiverSession" && d.putsInFlight > 0) return `${d.putsInFlight} small file${d.putsInFlight === 1 ? "" : "s"} in flight`;
   if (d.kind === "senderRound" && d.file)
     return `file ${Math.min(d.fileNumber, d.files)}/${d.files}: ${d.file.name} (${d.file.part} ${d.file.partNumber}/${d.file.parts})`;
   if (d.kind === "senderRound" && d.files > 0 && d.fileNumber > d.files)
@@ -157,6 +158,7 @@ const factsOf = (a) => {
   if (d.kind === "receiverSession") {
     rows.push(["sender", d.senderId], ["address", d.address || "(not yet known)"], ["session", d.sessionId]);
     if (d.file) rows.push(["receiving", `${d.file.name} (${d.file.part}) ${bytes(d.file.received)} of ${bytes(d.file.size)}`]);
+    if (d.putsInFlight > 0) rows.push(["in flight", `${d.putsInFlight} small files (puts), each in a child actor`]);
     rows.push([
       "received",
       `${bytes(d.bytes)} in ${d.files.received} parts; ${d.files.loaded} loaded, ${d.files.deleted} deleted, ${d.files.rejected} rejected`,
