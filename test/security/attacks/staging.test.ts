@@ -291,9 +291,9 @@ describe("abandoned parts", () => {
       // Not before the grace since its session let go of it.
       expect(Date.now() - at).toBeGreaterThanOrEqual(1_500);
       expect(await exists(`${p}.part.meta`)).toBe(false);
-      expect(lines.find((l) => l.includes("swept an abandoned part of sender slow"))).toMatch(
-        /root\.slow\/0\/0\/1-1-0-0\.tsfile\.resource\.part \(2\d{4} bytes, untouched for \d+ s/,
-      );
+      // The sweep logs right after it removes the files: wait for the line, not just the removal.
+      const swept = await eventually("the sweep's log line", () => lines.find((l) => l.includes("swept an abandoned part of sender slow")));
+      expect(swept).toMatch(/root\.slow\/0\/0\/1-1-0-0\.tsfile\.resource\.part \(2\d{4} bytes, untouched for \d+ s/);
     } finally {
       await receiver.stop();
     }
