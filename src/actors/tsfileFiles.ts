@@ -62,12 +62,22 @@ export async function withTsFileSource<T>(path: string, use: (source: TsFileSour
   }
 }
 
+/** A TsFile already in memory (a small file that arrived in one message). */
+export const bytesTsFileSource = (bytes: Uint8Array): TsFileSource => ({
+  size: bytes.length,
+  read: async (offset, length) => {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > bytes.length)
+      throw new RangeError(`read [${offset}, ${offset + length}) outside the received bytes (size ${bytes.length})`);
+    return bytes.subarray(offset, offset + length);
+  },
+});
+
 /**
- * Validates the file and lists its devices; rejects with TsFileFormatError when it is not a usable TsFile, or
- * (a TsFileLimitError) when it is over one of the options' limits.
+ * Validates the file (at a path, or its bytes) and lists its devices; rejects with TsFileFormatError when it is
+ * not a usable TsFile, or (a TsFileLimitError) when it is over one of the options' limits.
  */
-export const inspectTsFile = (path: string, options: ReadTsFileOptions = {}): Promise<TsFileInfo> =>
-  withTsFileSource(path, (source) => readTsFile(source, options));
+export const inspectTsFile = (file: string | Uint8Array, options: ReadTsFileOptions = {}): Promise<TsFileInfo> =>
+  typeof file === "string" ? withTsFileSource(file, (source) => readTsFile(source, options)) : readTsFile(bytesTsFileSource(file), options);
 
 async function writeFully(handle: FileHandle, bytes: Uint8Array): Promise<void> {
   let written = 0;

@@ -2,7 +2,7 @@
 import { Cause, Effect } from "effect";
 import { describeFailure as describe, importPluginFactory } from "./loadModule.js";
 import { createFsStorage } from "./storageFs.js";
-import { StorageError, type Storage, type StorageContext, type StorageFactory } from "./storage.js";
+import { StorageError, type BytesLoadRequest, type Storage, type StorageContext, type StorageFactory } from "./storage.js";
 
 const builtIns: Readonly<Record<string, () => Promise<StorageFactory>>> = {
   fs: async () => createFsStorage,
@@ -52,11 +52,17 @@ const guarded = <A>(plugin: string, op: string, run: () => Effect.Effect<A, unkn
     }),
   );
 
+const loadBytesOf = (s: Storage, req: BytesLoadRequest) =>
+  s.loadBytes ? s.loadBytes(req) : Effect.fail(new StorageError({ op: "load", message: `${s.name} cannot load bytes` }));
+
 export const guardStorage = (s: Storage, log?: (line: string) => void): Storage => {
   const name = typeof s.name === "string" ? s.name : "storage";
   return {
     name,
     load: (req) => guarded(name, "load", () => s.load(req)),
+    ...(typeof s.loadBytes === "function"
+      ? { loadBytes: (req: BytesLoadRequest) => guarded(name, "load", () => loadBytesOf(s, req)) }
+      : {}),
     remove: (sender, ref) => guarded(name, "remove", () => s.remove(sender, ref)),
     has: (ref, kind, sha256) => guarded(name, "has", () => s.has(ref, kind, sha256)),
     applySchema: (sender, records, batch) => guarded(name, "applySchema", () => s.applySchema(sender, records, batch)),

@@ -26,6 +26,21 @@ export interface LoadRequest {
   readonly facts: TsFileFacts | undefined;
 }
 
+/** A part that arrived whole in one message (a small file) and passed its checks in memory. */
+export interface CarriedPart {
+  readonly kind: PartKind;
+  readonly bytes: Uint8Array;
+  readonly size: number;
+  readonly sha256: string;
+}
+
+export interface BytesLoadRequest {
+  readonly senderId: string;
+  readonly ref: FileRef;
+  readonly parts: ReadonlyArray<CarriedPart>;
+  readonly facts: TsFileFacts | undefined;
+}
+
 /**
  * One piece of a sender's schema log as it travelled: whole records, byte for byte as in the
  * sender's `mlog.bin` (IoTDB 0.12+) or `mlog.txt` (0.10/0.11). `splitSchemaRecords` in
@@ -54,6 +69,12 @@ export class StorageError extends Data.TaggedError("StorageError")<{
 export interface Storage {
   readonly name: string;
   readonly load: (req: LoadRequest) => Effect.Effect<void, StorageError>;
+  /**
+   * Optional: places parts that arrived whole in memory, with `load`'s contract (durable when it
+   * succeeds, all-or-nothing per part, safe to repeat). Without it the receiver writes such parts to
+   * staging first and calls `load`; with it a small file costs the storage one write instead of two.
+   */
+  readonly loadBytes?: (req: BytesLoadRequest) => Effect.Effect<void, StorageError>;
   /** Removes the TsFile and its side files; answers whether anything was there. */
   readonly remove: (senderId: string, ref: FileRef) => Effect.Effect<boolean, StorageError>;
   /** "Do you hold this part with this digest?" Used by recovery so nothing is loaded twice. */

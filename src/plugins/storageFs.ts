@@ -1,4 +1,5 @@
 // The built-in `fs` storage: an IoTDB-style sequence folder on the receiver's disk.
+import { renameSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { Effect } from "effect";
@@ -7,6 +8,7 @@ import { partFileName, partOrder, placeOrder } from "../protocol/parts.js";
 import { isToken } from "../protocol/names.js";
 import { fsyncDir, fsyncDirShared } from "../files/durableFile.js";
 import { fsFailure } from "../files/fsFailure.js";
+import { creatingParent, writeSynced } from "../files/optimistic.js";
 import { sha256OfFile } from "../files/fileDigest.js";
 import { StorageError, type SchemaBatch, type Storage, type StorageFactory } from "./storage.js";
 
@@ -88,7 +90,6 @@ export const fsStorage = (dataDir: string, log?: (line: string) => void): Storag
     load: (req) =>
       attempt("load", named(req.ref), async () => {
         const dir = dirname(target(req.ref, "tsfile"));
-        await mkdir(dir, { recursive: true });
         for (const kind of placeOrder) {
           const part = req.parts.find((p) => p.kind === kind);
           if (!part) continue;
@@ -96,9 +97,10 @@ export const fsStorage = (dataDir: string, log?: (line: string) => void): Storag
           // The staged file is already fsynced and on the same disk: one rename puts it in place
           // atomically, with no copy. From another filesystem it is copied, synced and renamed.
           try {
-            await rename(part.path, dest);
+            creatingParent(dest, () => renameSync(part.path, dest));
           } catch (e) {
             if ((e as NodeJS.ErrnoException).code !== "EXDEV") throw e;
+            await mkdir(dir, { recursive: true });
             const tmp = join(dir, `.${partFileName(req.ref.name, kind)}.tsync-tmp`);
             await copyFile(part.path, tmp);
             const h = await open(tmp, "r+");
@@ -108,6 +110,16 @@ export const fsStorage = (dataDir: string, log?: (line: string) => void): Storag
           }
         }
         // Files loaded at once into one directory share its fsync.
+        await fsyncDirShared(dir);
+      }),
+    loadBytes: (req) =>
+      attempt("load", named(req.ref), async () => {
+        const dir = dirname(target(req.ref, "tsfile"));
+        const temp = (kind: PartKind) => join(dir, `.${partFileName(req.ref.name, kind)}.tsync-tmp`);
+        // Every part durable under a temporary name first (their syncs overlap), then each renamed
+        // into place, the .resource last.
+        await Promise.all(req.parts.map((p) => writeSynced(temp(p.kind), p.bytes)));
+        for (const kind of placeOrder) if (req.parts.some((p) => p.kind === kind)) renameSync(temp(kind), target(req.ref, kind));
         await fsyncDirShared(dir);
       }),
     remove: (_sender, ref) =>

@@ -1,5 +1,6 @@
 import { appendFile } from "node:fs/promises";
 import { Effect } from "effect";
+import type { FileRef } from "../../src/protocol/messages.js";
 import type { StorageFactory } from "../../src/plugins/storage.js";
 import { createFsStorage } from "../../src/plugins/storageFs.js";
 
@@ -25,21 +26,21 @@ export const createStorage: StorageFactory = (ctx) =>
     if (!countFile) throw new Error("counting storage needs plugin.count_file");
     const freezeAfter = Number(process.env[freezeAfterLoadVariable] ?? "0");
     let loads = 0;
+    const count = (req: { senderId: string; ref: FileRef; parts: ReadonlyArray<{ kind: string; sha256: string }> }) =>
+      Effect.promise(async () => {
+        const key = `${req.ref.sg}/${req.ref.vg}/${req.ref.tp}/${req.ref.name}`;
+        const lines = req.parts.map(
+          (p) => JSON.stringify({ sender: req.senderId, key, kind: p.kind, sha256: p.sha256 } satisfies CountedLoad) + "\n",
+        );
+        await appendFile(countFile, lines.join(""));
+        if (++loads === freezeAfter) process.kill(process.pid, "SIGSTOP");
+      });
+    const { loadBytes } = inner;
+    // Small files arrive whole and are placed from memory: they count the same as staged ones.
     return {
       ...inner,
       name: "counting-fs",
-      load: (req) =>
-        inner.load(req).pipe(
-          Effect.flatMap(() =>
-            Effect.promise(async () => {
-              const key = `${req.ref.sg}/${req.ref.vg}/${req.ref.tp}/${req.ref.name}`;
-              const lines = req.parts.map(
-                (p) => JSON.stringify({ sender: req.senderId, key, kind: p.kind, sha256: p.sha256 } satisfies CountedLoad) + "\n",
-              );
-              await appendFile(countFile, lines.join(""));
-              if (++loads === freezeAfter) process.kill(process.pid, "SIGSTOP");
-            }),
-          ),
-        ),
+      load: (req) => inner.load(req).pipe(Effect.flatMap(() => count(req))),
+      ...(loadBytes ? { loadBytes: (req) => loadBytes(req).pipe(Effect.flatMap(() => count(req))) } : {}),
     };
   });

@@ -1,7 +1,7 @@
 // The storage contract every storage passes, built-in or third-party (after rclone's fstests):
 // each plugin's test file calls `storageContract` with a way to open it as the receiver does.
 import { createHash } from "node:crypto";
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Effect, Exit } from "effect";
@@ -129,6 +129,31 @@ export const storageContract = (name: string, open: (dataDir: string) => Promise
           );
         expect(await s.read("edge1", r, "tsfile")).toEqual(new Uint8Array(tsfile));
         expect(await run(s.storage.has(r, "tsfile", sha256(tsfile)))).toBe(true);
+      });
+    });
+
+    test("loadBytes, where offered, holds the parts byte for byte, takes a repeat (and a mix with load) as one copy, and leaves no temporary file", async (ctx) => {
+      await withStorage(async (s, dataDir) => {
+        const loadBytes = s.storage.loadBytes;
+        if (!loadBytes) return ctx.skip(`${name} has no loadBytes: the receiver stages carried parts and calls load`);
+        const r = ref({ name: "1700000000000-7-0-0.tsfile" });
+        const carried = (kind: PartKind, bytes: Uint8Array) => ({ kind, bytes, size: bytes.length, sha256: sha256(bytes) });
+        for (let i = 0; i < 2; i++)
+          await run(
+            loadBytes({
+              senderId: "edge1",
+              ref: r,
+              parts: [carried("tsfile", tsfile), carried("resource", resource)],
+              facts: contractFacts,
+            }),
+          );
+        await run(s.storage.load({ senderId: "edge1", ref: r, parts: [await stage("tsfile", tsfile)], facts: contractFacts }));
+        expect(await s.read("edge1", r, "tsfile")).toEqual(new Uint8Array(tsfile));
+        expect(await s.read("edge1", r, "resource")).toEqual(new Uint8Array(resource));
+        expect(await run(s.storage.has(r, "tsfile", sha256(tsfile)))).toBe(true);
+        expect(await run(s.storage.has(r, "resource", sha256(resource)))).toBe(true);
+        const leftovers = (await readdir(dataDir, { recursive: true })).filter((f) => String(f).includes("tsync-tmp"));
+        expect(leftovers).toEqual([]);
       });
     });
 

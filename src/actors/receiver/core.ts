@@ -5,13 +5,19 @@ import { Code, reply, type CodeValue, type Reply } from "../../protocol/status.j
 import { sessionPrefix } from "../../protocol/subjects.js";
 import { isAllowed, type IpWhiteList } from "../../config/ipWhiteList.js";
 import { formatIpWhiteList } from "../../config/ipWhiteList.js";
-import type { StagedPart, Storage, TsFileFacts } from "../../plugins/storage.js";
+import type { CarriedPart, StagedPart, Storage, TsFileFacts } from "../../plugins/storage.js";
 import { senderConnectionName } from "../natsConnect.js";
 import type { AddressBook, InboxOwner } from "./addressOf.js";
 import type { Catalog } from "./catalog.js";
 import type { Journal } from "./journal.js";
 import type { Owner, OwnershipRegistry } from "./ownership.js";
-import type { Staging } from "./staging.js";
+import type { ReadyPart, Staging } from "./staging.js";
+
+/** A put's part, checked in memory (digest, TsFile format) and not yet on disk. */
+export type Carried = CarriedPart & { readonly facts: unknown };
+
+/** A part here to be loaded: waiting in staging, or carried in a put's message. */
+type Received = ReadyPart | Carried;
 
 export type TsFileCheck = { readonly ok: true; readonly facts: TsFileFacts } | { readonly ok: false; readonly reason: string };
 
@@ -67,7 +73,7 @@ export class ReceiverCore {
     readonly staging: Staging,
     readonly storage: Storage,
     private readonly owners: OwnershipRegistry,
-    readonly validateTsFile: (path: string) => Promise<TsFileCheck>,
+    readonly validateTsFile: (file: string | Uint8Array) => Promise<TsFileCheck>,
     readonly log: (line: string) => void,
     readonly inspectOption: (sessionId: string) => { inspect?: (e: unknown) => void },
     readonly catalog: Catalog,
@@ -227,6 +233,13 @@ export class ReceiverCore {
         Code.addressNotAllowed,
         `sender address ${conn.ip} is not in ip_white_list (${formatIpWhiteList(this.settings.whiteList) || "empty: nobody"})`,
       );
+    // Behind a leaf node the hub sees the leaf's connection, not the sender's: nothing there proves
+    // which sender asked, so such a hello is refused until leaf identities are pinned.
+    if (conn.leaf)
+      return refuse(
+        Code.unauthorized,
+        `sender ${senderId} asked through the leaf node connection from ${conn.ip}: senders behind leaf nodes are not admitted (connect them to the hub directly)`,
+      );
     if (conn.name !== senderConnectionName(senderId))
       return refuse(
         Code.unauthorized,
@@ -290,21 +303,51 @@ export class ReceiverCore {
   }
 
   /**
+   * Hands parts to the storage: carried bytes straight to a storage that takes them, else through
+   * staging (written and synced there first) like parts that came in chunks.
+   */
+  private async place(
+    sender: string,
+    ref: FileRef,
+    parts: ReadonlyArray<Received & { readonly kind: PartKind }>,
+    facts: TsFileFacts | undefined,
+  ): Promise<void> {
+    const carried = parts.filter((p): p is Carried => "bytes" in p);
+    if (this.storage.loadBytes && carried.length === parts.length) {
+      await runEffect(this.storage.loadBytes({ senderId: sender, ref, parts: carried, facts }));
+      return;
+    }
+    const staged: StagedPart[] = [];
+    for (const p of parts) {
+      if (!("bytes" in p)) {
+        staged.push({ kind: p.kind, path: p.path, size: p.size, sha256: p.sha256 });
+        continue;
+      }
+      const r = await this.staging.whole(sender, ref, p.kind, p.bytes, p.sha256, async () => ({ ok: true, facts: p.facts }));
+      if (!r.ok) throw new Error(`${ref.name} (${p.kind}) could not be staged: ${r.reason}`);
+      staged.push({ kind: p.kind, path: r.ready.path, size: p.size, sha256: p.sha256 });
+    }
+    await runEffect(this.storage.load({ senderId: sender, ref, parts: staged, facts }));
+  }
+
+  /**
    * Loads the parts of one TsFile that are not yet loaded. A part already journaled is skipped; a
    * part the storage already holds with the same digest (a crash between placing it and journaling
-   * it) is journaled without loading it again.
+   * it) is journaled without loading it again. `carried`: parts of a put, verified in memory and not
+   * yet on disk; they count as received.
    */
-  async load(sender: string, load: Load): Promise<Reply> {
+  async load(sender: string, load: Load, carried: ReadonlyMap<PartKind, Carried> = new Map()): Promise<Reply> {
     const ref: FileRef = { sg: load.sg, vg: load.vg, tp: load.tp, name: load.name };
     // Fresh from the registry: a group released and claimed by another mid-session is not written.
     const before = await this.owners.state(load.sg);
     if (before.owner && before.owner.senderId !== sender) return this.groupConflict(before.owner);
     const fresh = load.parts.filter((p) => this.journal.find(sender, load, p.kind)?.sha256 !== p.sha256);
     // Each staged part is looked up once: the checks below and the load itself share the answer.
-    const staged = new Map<string, Awaited<ReturnType<Staging["ready"]>>>();
+    const known = new Map<PartKind, Received | undefined>(carried);
     const readyOf = async (kind: PartKind, sha256: string) => {
-      if (!staged.has(kind)) staged.set(kind, await this.staging.ready(sender, load, kind, sha256));
-      return staged.get(kind);
+      const here = known.has(kind) ? known.get(kind) : await this.staging.ready(sender, load, kind, sha256);
+      known.set(kind, here);
+      return here?.sha256 === sha256 ? here : undefined;
     };
     if (fresh.length > 0) {
       // Only a load that will place a file claims the group, so everything it needs is checked
@@ -326,7 +369,7 @@ export class ReceiverCore {
       const mineToo = this.journal.loadersOf(ref).includes(sender);
       for (const previous of this.journal.loadersOf(ref)) if (previous !== sender) await this.dropCopy(previous, ref, mineToo);
     }
-    const toLoad: StagedPart[] = [];
+    const toLoad: (Received & { readonly kind: PartKind })[] = [];
     let facts: TsFileFacts | undefined;
     let recovered = 0;
     for (const part of load.parts) {
@@ -349,10 +392,10 @@ export class ReceiverCore {
         recovered++;
         continue;
       }
-      toLoad.push({ kind: part.kind, path: ready.path, size: ready.size, sha256: ready.sha256 });
+      toLoad.push({ ...ready, kind: part.kind });
     }
     if (toLoad.length === 0) return reply(Code.have, recovered > 0 ? "already loaded (recovered)" : "already loaded");
-    await runEffect(this.storage.load({ senderId: sender, ref: load, parts: toLoad, facts }));
+    await this.place(sender, load, toLoad, facts);
     // Catalog first (idempotent), then one journal append and one fsync for the whole file.
     if (facts && toLoad.some((p) => p.kind === "tsfile")) {
       await this.catalog.loaded({
@@ -372,7 +415,7 @@ export class ReceiverCore {
         sha256: p.sha256,
       })),
     );
-    for (const p of toLoad) await this.staging.discard(sender, load, p.kind);
+    for (const p of toLoad) if (!("bytes" in p)) await this.staging.discard(sender, load, p.kind);
     this.stats.loads++;
     return reply(Code.ok, `loaded ${toLoad.map((p) => p.kind).join(", ")}`);
   }

@@ -17,7 +17,7 @@ import { newId, SessionHost } from "./sessionHost.js";
 export interface ReceiverOptions {
   readonly config: ReceiverConfig;
   readonly log?: (line: string) => void;
-  readonly validateTsFile: (path: string) => Promise<TsFileCheck>;
+  readonly validateTsFile: (file: string | Uint8Array) => Promise<TsFileCheck>;
   /** Receives every session's inspection events (the dashboard). */
   readonly inspect?: (sessionId: string, event: unknown) => void;
   readonly onSession?: (host: SessionHost, event: "open" | "end") => void;

@@ -30,13 +30,14 @@ import {
   Put,
   SchemaAck,
   type FileRef,
+  type PartKind,
   type ReplySchema,
 } from "../../protocol/messages.js";
 import { describeBadName, describeBadTsFileName, isNumericSegment, isSegment, isTsFileName } from "../../protocol/names.js";
 import { partOrder } from "../../protocol/parts.js";
 import { Code, reply, type Reply } from "../../protocol/status.js";
 import { ChunkHeader, Feature, isSenderInbox, PutHeader } from "../../protocol/subjects.js";
-import type { ReceiverCore } from "./core.js";
+import type { Carried, ReceiverCore } from "./core.js";
 import { applySchemaPiece, decodeSchemaRequest, schemaStateDir } from "./schemaSync.js";
 import { safely, schemaSafeStorage, type SafeFailureScope } from "./safeFailure.js";
 import { StagingFullError, type PartWriter } from "./staging.js";
@@ -466,25 +467,25 @@ export class SessionHost {
     return reply(Code.ok, "verified");
   }
 
-  private async load(load: Load): Promise<Reply> {
-    const r = await this.core.load(this.input.senderId, load);
+  private async load(load: Load, carried?: ReadonlyMap<PartKind, Carried>): Promise<Reply> {
+    const r = await this.core.load(this.input.senderId, load, carried);
     if (r.code === Code.ok) this.owned.add(load.sg);
     else if (r["owner"] !== undefined) this.owned.delete(load.sg);
     return r;
   }
 
   /**
-   * A whole file in one request: each part is checked as an offer would be, written to staging,
-   * verified as a commit would be, then the file is loaded. Parts already here are not written again.
+   * A whole file in one request: each part is checked as an offer would be and verified in memory as
+   * a commit would be, then the file is loaded. Parts already here are not sent again.
    */
   private async store({ put, bytes }: PutRequest): Promise<Reply> {
     const sender = this.input.senderId;
     const held = new Set(put.held ?? []);
+    const carried = new Map<PartKind, Carried>();
     let at = 0;
     for (const part of put.parts) {
-      const carried = !held.has(part.kind);
-      const data = carried ? bytes.subarray(at, at + part.size) : undefined;
-      if (carried) at += part.size;
+      const data = held.has(part.kind) ? undefined : bytes.subarray(at, at + part.size);
+      if (data) at += part.size;
       const offer: Offer = { sg: put.sg, vg: put.vg, tp: put.tp, name: put.name, kind: part.kind, size: part.size, sha256: part.sha256 };
       if (part.size > this.core.maxFileBytes)
         return reply(
@@ -495,18 +496,27 @@ export class SessionHost {
       if (conflict) return conflict;
       const loaded = this.core.journal.find(sender, offer, part.kind);
       if (loaded && loaded.size === part.size && loaded.sha256 === part.sha256) continue;
-      // Carried bytes are written whatever waits in staging (one write costs less than asking); a held part must be here.
-      if (data === undefined && (await this.core.staging.ready(sender, offer, part.kind, part.sha256))) continue;
-      if (data === undefined)
+      if (data === undefined) {
+        // A held part must be here already.
+        if (await this.core.staging.ready(sender, offer, part.kind, part.sha256)) continue;
         return reply(Code.notReady, `${put.name} (${part.kind}) is not here with digest ${part.sha256.slice(0, 12)}…; send it`);
-      const r = await this.stage(offer, data);
-      if (r.code !== Code.ok) return r;
+      }
+      const verified = await this.verifyCarried(offer, data);
+      if ("code" in verified) return verified;
+      carried.set(part.kind, verified);
     }
-    return this.load({ sg: put.sg, vg: put.vg, tp: put.tp, name: put.name, parts: put.parts });
+    try {
+      return await this.load({ sg: put.sg, vg: put.vg, tp: put.tp, name: put.name, parts: put.parts }, carried);
+    } catch (e) {
+      // A storage that takes no bytes gets them through staging, which has its limits.
+      if (e instanceof StagingFullError) return reply(Code.storageFailed, e.message);
+      if (e instanceof StagingQuotaError) return reply(Code.tooLarge, e.message);
+      throw e;
+    }
   }
 
-  /** One part of a put into staging: its digest checked in memory, a TsFile checked as a commit checks it, then sealed. */
-  private async stage(offer: Offer, data: Uint8Array): Promise<Reply> {
+  /** One part of a put, checked in memory: its digest and, for a TsFile, its format. */
+  private async verifyCarried(offer: Offer, data: Uint8Array): Promise<Reply | Carried> {
     const digest = createHash("sha256").update(data).digest("hex");
     if (digest !== offer.sha256) {
       this.core.stats.digestMismatches++;
@@ -515,21 +525,14 @@ export class SessionHost {
         `${offer.name} (${offer.kind}): SHA-256 of the received bytes is ${digest}, the sender's is ${offer.sha256 ?? "missing"}`,
       );
     }
-    let staged: { readonly ok: true } | { readonly ok: false; readonly reason: string };
-    try {
-      staged = await this.core.staging.whole(this.input.senderId, offer, offer.kind, data, digest, async (path) => {
-        if (offer.kind !== "tsfile") return { ok: true };
-        const check = await this.core.validateTsFile(path);
-        return check.ok ? { ok: true, facts: check.facts } : check;
-      });
-    } catch (e) {
-      if (e instanceof StagingFullError) return reply(Code.storageFailed, e.message);
-      if (e instanceof StagingQuotaError) return reply(Code.tooLarge, e.message);
-      throw e;
+    let facts: unknown;
+    if (offer.kind === "tsfile") {
+      const check = await this.core.validateTsFile(data);
+      if (!check.ok) return reply(Code.badTsFile, `${offer.name} is not a sound TsFile: ${check.reason}`);
+      facts = check.facts;
     }
-    if (!staged.ok) return reply(Code.badTsFile, `${offer.name} is not a sound TsFile: ${staged.reason}`);
     this.core.stats.bytes += data.length;
-    return reply(Code.ok, "verified");
+    return { kind: offer.kind, bytes: data, size: data.length, sha256: digest, facts };
   }
 
   private async remove(ref: FileRef): Promise<Reply> {

@@ -1,6 +1,6 @@
 // The receiver's staging area: partial and verified parts per sender, with positional writes, quotas and resumes.
 import { createHash, type Hash } from "node:crypto";
-import { writeSync } from "node:fs";
+import { renameSync, writeFileSync, writeSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat, statfs, writeFile, type FileHandle } from "node:fs/promises";
 import { uptime } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
@@ -9,6 +9,7 @@ import { partFileName } from "../../protocol/parts.js";
 import { replaceFile, writeFileAtomic } from "../../files/durableFile.js";
 import { fsFailure } from "../../files/fsFailure.js";
 import { hashFilePrefix } from "../../files/fileDigest.js";
+import { removeFile, writeSynced } from "../../files/optimistic.js";
 import { StagingHygiene, type PartOutcome, type StagingLimits } from "./stagingHygiene.js";
 
 /** Bytes between two fsyncs of a partial file; what a reboot (not a killed process) can cost a resume. */
@@ -22,6 +23,14 @@ export interface PartMeta {
   readonly boot?: string;
   readonly sha256?: string;
   readonly facts?: unknown;
+}
+
+/** A verified part in staging, waiting to be loaded. */
+export interface ReadyPart {
+  readonly path: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly facts: unknown;
 }
 
 export class OutsideDataDirError extends Error {}
@@ -139,12 +148,7 @@ export class Staging {
   }
 
   /** A verified part waiting to be loaded, if its digest is the one asked for. */
-  async ready(
-    sender: string,
-    ref: FileRef,
-    kind: PartKind,
-    sha256?: string,
-  ): Promise<{ path: string; size: number; sha256: string; facts: unknown } | undefined> {
+  async ready(sender: string, ref: FileRef, kind: PartKind, sha256?: string): Promise<ReadyPart | undefined> {
     this.hygiene.touch(sender);
     const path = this.readyPath(sender, ref, kind);
     const m = await this.meta(path);
@@ -231,9 +235,10 @@ export class Staging {
   }
 
   /**
-   * A part that arrived whole, in one message (a put): written once, checked by `check` (which sees
-   * the bytes on disk and may refuse them), synced, and moved to `.ready` as a sealed part would be.
-   * Nothing of it is resumable, so it keeps no `.part.meta` and pays no durable points on the way.
+   * A part that arrived whole, in one message (a put): checked in memory by `check` (which may
+   * refuse it), written once, synced, and moved to `.ready` as a sealed part would be. Nothing of it
+   * is resumable, so it keeps no `.part.meta` and pays no durable points on the way. Resolves to the
+   * staged part, for a load that follows at once.
    */
   async whole(
     sender: string,
@@ -241,43 +246,36 @@ export class Staging {
     kind: PartKind,
     data: Uint8Array,
     sha256: string,
-    check: (path: string) => Promise<{ readonly ok: true; readonly facts?: unknown } | { readonly ok: false; readonly reason: string }>,
-  ): Promise<{ readonly ok: true } | { readonly ok: false; readonly reason: string }> {
+    check: (data: Uint8Array) => Promise<{ readonly ok: true; readonly facts?: unknown } | { readonly ok: false; readonly reason: string }>,
+  ): Promise<{ readonly ok: true; readonly ready: ReadyPart } | { readonly ok: false; readonly reason: string }> {
     const label = partLabel(ref, kind);
+    const verdict = await check(data);
+    if (!verdict.ok) return verdict;
     const base = this.base(sender, ref, kind);
     const key = `${this.keyOf(base)}.part`;
     const undo = await this.hygiene.reserve(sender, key, data.length, label);
     const released = this.hygiene.opened(sender, key);
     const partPath = `${base}.part`;
     try {
-      await mkdir(dirname(partPath), { recursive: true });
-      const handle = await open(partPath, "w");
-      try {
-        for (let done = 0; done < data.length; ) done += writeSync(handle.fd, data, done, data.length - done, done);
-        const verdict = await check(partPath);
-        if (!verdict.ok) {
-          await handle.close();
-          await rm(partPath, { force: true });
-          released("dropped");
-          return verdict;
-        }
-        await handle.datasync();
-        // The bytes are synced; the meta is a hint (lost, the part is simply sent again).
-        await writeFile(
-          `${base}.ready.meta`,
-          JSON.stringify({ size: data.length, durable: data.length, sha256, facts: verdict.facts } satisfies PartMeta),
-        );
-      } finally {
-        await handle.close().catch(() => undefined);
-      }
-      await rename(partPath, `${base}.ready`);
-      await rm(`${partPath}.meta`, { force: true });
+      await writeSynced(partPath, data);
+      // The bytes are synced; the meta is a hint (lost, the part is simply sent again).
+      writeFileSync(
+        `${base}.ready.meta`,
+        JSON.stringify({ size: data.length, durable: data.length, sha256, facts: verdict.facts } satisfies PartMeta),
+      );
+      renameSync(partPath, `${base}.ready`);
+      // Left by an earlier chunked offer of the same part, if any.
+      removeFile(`${partPath}.meta`);
       released("sealed");
-      return { ok: true };
+      return { ok: true, ready: { path: `${base}.ready`, size: data.length, sha256, facts: verdict.facts } };
     } catch (e) {
       released("dropped");
       undo();
-      await rm(partPath, { force: true }).catch(() => undefined);
+      try {
+        removeFile(partPath);
+      } catch {
+        // The part is dropped either way: the sweep removes what this could not.
+      }
       if (isNoSpace(e)) throw new StagingFullError(`the receiver's staging disk is full: ${label} needs ${data.length} bytes`);
       throw this.failed(label, e);
     }
@@ -285,11 +283,11 @@ export class Staging {
 
   async discard(sender: string, ref: FileRef, kind: PartKind): Promise<void> {
     const base = this.base(sender, ref, kind);
-    await Promise.all(
-      [`${base}.part`, `${base}.part.meta`, `${base}.ready`, `${base}.ready.meta`].map((p) => rm(p, { force: true })),
-    ).catch((e: unknown) => {
+    try {
+      for (const p of [`${base}.part`, `${base}.part.meta`, `${base}.ready`, `${base}.ready.meta`]) removeFile(p);
+    } catch (e) {
       throw this.failed(partLabel(ref, kind), e);
-    });
+    }
     this.hygiene.forget(sender, [`${this.keyOf(base)}.part`, `${this.keyOf(base)}.ready`]);
   }
 
@@ -408,7 +406,7 @@ export class PartWriter {
     // The bytes are synced above; the meta is a hint (lost, the part is simply offered again).
     await replaceFile(`${ready}.meta`, JSON.stringify({ size: this.size, durable: this.size, sha256, facts } satisfies PartMeta));
     await rename(this.partPath, ready);
-    await rm(`${this.partPath}.meta`, { force: true });
+    removeFile(`${this.partPath}.meta`);
     return ready;
   }
 
@@ -418,7 +416,8 @@ export class PartWriter {
     this.released = undefined;
     try {
       await this.close();
-      await Promise.all([rm(this.partPath, { force: true }), rm(`${this.partPath}.meta`, { force: true })]);
+      removeFile(this.partPath);
+      removeFile(`${this.partPath}.meta`);
     } finally {
       released?.("dropped");
     }

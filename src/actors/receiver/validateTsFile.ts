@@ -57,11 +57,11 @@ export const tsfileCheckLimits = (c: ReceiverConfig): TsFileCheckLimits => ({
  * The verify step's format check: header and tail magic, version 3 or 4, and an index that parses
  * to devices and time ranges (read from the end of the file, never the whole of it), within `limits`.
  */
-export const validateTsFile = async (path: string, limits: TsFileCheckLimits = {}): Promise<TsFileCheck> => {
+export const validateTsFile = async (file: string | Uint8Array, limits: TsFileCheckLimits = {}): Promise<TsFileCheck> => {
   // Only the facts are kept of each device, as it is read: they are what the receiver stages and loads.
   const devices: { id: string; startTime: string | null; endTime: string | null }[] = [];
   try {
-    const info = await inspectTsFile(path, {
+    const info = await inspectTsFile(file, {
       ...defaultTsFileCheckLimits,
       ...limits,
       measurements: false,
@@ -84,5 +84,5 @@ export const validateTsFile = async (path: string, limits: TsFileCheckLimits = {
 /** `ReceiverOptions.validateTsFile` with the limits of the receiver's configuration. */
 export const validateTsFileWithin =
   (c: ReceiverConfig) =>
-  (path: string): Promise<TsFileCheck> =>
-    validateTsFile(path, tsfileCheckLimits(c));
+  (file: string | Uint8Array): Promise<TsFileCheck> =>
+    validateTsFile(file, tsfileCheckLimits(c));

@@ -1,5 +1,6 @@
 // The sender's side of the protocol over NATS: hello, offer, chunks, commit, load and delete.
 import { createHash, type Hash } from "node:crypto";
+import { closeSync, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { Result, type Schema } from "effect";
@@ -200,36 +201,38 @@ export class SenderLink {
    * scan is not sent (the next round sees it anew).
    */
   async put(session: SessionInfo, ref: FileRef, parts: ReadonlyArray<LocalPart>, holdBack = true): Promise<SentPart[]> {
-    const bodies: Buffer[] = [];
+    // A TsFile or .resource never changes under its name: a digest known from its confirmation
+    // means the receiver loaded these very bytes (only a side file changed).
+    const heldDigest = (part: LocalPart) => (holdBack && !isSideKind(part.kind) ? part.sha256 : undefined);
+    const body = Buffer.allocUnsafe(parts.reduce((n, p) => n + (heldDigest(p) === undefined ? p.size : 0), 0));
     const digests: PartDigest[] = [];
     const held: PartKind[] = [];
+    let at = 0;
     for (const part of parts) {
-      // A TsFile or .resource never changes under its name: a digest known from its confirmation
-      // means the receiver loaded these very bytes (only a side file changed).
-      if (holdBack && part.sha256 !== undefined && !isSideKind(part.kind)) {
+      const known = heldDigest(part);
+      if (known !== undefined) {
         held.push(part.kind);
-        digests.push({ kind: part.kind, size: part.size, sha256: part.sha256 });
+        digests.push({ kind: part.kind, size: part.size, sha256: known });
         continue;
       }
-      const data = Buffer.allocUnsafe(part.size);
-      const file = await open(part.path, "r");
+      const data = body.subarray(at, at + part.size);
+      at += part.size;
+      // Synchronous: a small file from the page cache, read faster than its promise form is set up.
+      const fd = openSync(part.path, "r");
       try {
-        const { bytesRead } = await file.read(data, 0, part.size, 0);
+        const bytesRead = readSync(fd, data, 0, part.size, 0);
         if (bytesRead !== part.size)
           throw new Unsendable({ message: `${ref.name} (${part.kind}) shrank since the scan: read ${bytesRead} of ${part.size} bytes` });
       } finally {
-        await file.close();
+        closeSync(fd);
       }
-      bodies.push(data);
       digests.push({ kind: part.kind, size: part.size, sha256: createHash("sha256").update(data).digest("hex") });
     }
     const h = headers();
     h.set(PutHeader, JSON.stringify({ ...ref, parts: digests, ...(held.length > 0 ? { held } : {}) }));
     let bytes: Uint8Array;
     try {
-      bytes = (
-        await this.nc.request(this.subject(session, "put"), Buffer.concat(bodies), { headers: h, timeout: Math.max(this.timeout, 120_000) })
-      ).data;
+      bytes = (await this.nc.request(this.subject(session, "put"), body, { headers: h, timeout: Math.max(this.timeout, 120_000) })).data;
     } catch (e) {
       throw natsFailure("put", e);
     }

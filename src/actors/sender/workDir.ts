@@ -1,11 +1,13 @@
 // The sender's work directory: its lock, identity, confirmed journal and the round's pinned snapshot.
 import { randomUUID } from "node:crypto";
-import { link, mkdir, open, readFile, rm, stat, copyFile } from "node:fs/promises";
+import { copyFileSync, linkSync, statSync } from "node:fs";
+import { mkdir, open, readFile, rm, stat, copyFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Schema } from "effect";
 import { FileRef, PartKind } from "../../protocol/messages.js";
 import { fileKey, isSideKind, partFileName } from "../../protocol/parts.js";
 import { writeFileAtomic } from "../../files/durableFile.js";
+import { creatingParent, removeFile } from "../../files/optimistic.js";
 import { AppendLog } from "../../files/appendLog.js";
 import { ConfirmedSet, type ConfirmedUnit, type ConfirmedView } from "./confirmedSet.js";
 
@@ -154,22 +156,26 @@ export class WorkDir {
    */
   async pin(ref: FileRef, kind: PartKind, source: string): Promise<{ path: string; size: number; mtimeMs: number }> {
     const target = this.snapshotPath(ref, kind);
-    await mkdir(dirname(target), { recursive: true });
-    await rm(target, { force: true });
-    const s = await stat(source);
-    if (!isSideKind(kind)) {
-      await link(source, target).catch(async (e: NodeJS.ErrnoException) => {
-        if (e.code === "EXDEV" || e.code === "EPERM") await copyFile(source, target);
-        else throw e;
-      });
-    } else {
-      await copyFile(source, target);
+    // Synchronous: a few metadata calls per file, cheaper than their promise forms (see files/optimistic.ts).
+    const s = statSync(source);
+    if (isSideKind(kind)) {
+      creatingParent(target, () => copyFileSync(source, target));
+      return { path: target, size: statSync(target).size, mtimeMs: s.mtimeMs };
     }
-    return { path: target, size: (await stat(target)).size, mtimeMs: s.mtimeMs };
+    try {
+      creatingParent(target, () => linkOver(source, target));
+      // A hard link is the same inode: its size is the one just read.
+      return { path: target, size: s.size, mtimeMs: s.mtimeMs };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "EXDEV" && code !== "EPERM") throw e;
+      await copyFile(source, target);
+      return { path: target, size: (await stat(target)).size, mtimeMs: s.mtimeMs };
+    }
   }
 
   async unpin(ref: FileRef, kinds: ReadonlyArray<PartKind>): Promise<void> {
-    await Promise.all(kinds.map((k) => rm(this.snapshotPath(ref, k), { force: true })));
+    for (const k of kinds) removeFile(this.snapshotPath(ref, k));
   }
 
   /** Recovery before the diff: snapshots of an interrupted round are made again by the next scan. */
@@ -184,3 +190,14 @@ export class WorkDir {
     await rm(join(this.dir, "lock"), { force: true });
   }
 }
+
+/** Hard-links `source` at `target`, replacing a snapshot an interrupted round left there. */
+const linkOver = (source: string, target: string): void => {
+  try {
+    linkSync(source, target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    removeFile(target);
+    linkSync(source, target);
+  }
+};

@@ -17,7 +17,8 @@ import { ChunkHeader } from "../../../src/protocol/subjects.js";
 import { receiverConfig } from "../../harness/configs.js";
 import { startTestNatsServer, type TestNatsServer } from "../../harness/natsServer.js";
 import { openSender, removeAll, tempRoot } from "../../harness/syncPair.js";
-import { buildEdge, eventually, expectLandedByteForByte, rawClient, replyOf, sayHello, type AnyReply } from "../kit.js";
+import { buildSampleDataDir } from "../../../src/actors/sampleDataDir.js";
+import { buildEdge, eventually, expectLandedByteForByte, rawClient, replyOf, sayHello, tinyLayout, type AnyReply } from "../kit.js";
 
 let server: TestNatsServer;
 let root: string;
@@ -163,8 +164,12 @@ describe("staging_quota_bytes_per_sender", () => {
 
   test("a real sender over its quota quarantines the file at once (no retries), syncs once its parts are gone; other senders sync all along", async () => {
     const edge = join(root, "stuck-edge");
-    const files = await buildEdge(edge, ["root.stuck"], 1);
-    const stuck = await openSender(server, edge, { receiver_group: group });
+    // A file larger than the sender's chunk, so it is offered and sent in chunks through staging. (A
+    // file that fits one message goes as a put, straight into storage: it parks nothing in staging
+    // and the quota does not govern it.)
+    const files = await buildSampleDataDir(edge, { ...tinyLayout(["root.stuck"], 1), pointsPerSeries: 400 });
+    expect((await stat(files[0]!.path)).size).toBeGreaterThan(1024);
+    const stuck = await openSender(server, edge, { receiver_group: group, chunk_size_bytes: "1024" });
     const goodEdge = join(root, "good-edge");
     const goodFiles = await buildEdge(goodEdge, ["root.good"], 2);
     const good = await openSender(server, goodEdge, { receiver_group: group });
