@@ -6,13 +6,15 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { startNatsServer } from "../src/actors/natsServer.js";
 import { listFiles } from "./data.js";
-import { RssWatch, run, start, tsxArgs, type PeakRss } from "./procs.js";
+import { cpuOfAll, cpuSpent, RssWatch, run, start, tsxArgs, type CpuSeconds, type PeakRss } from "./procs.js";
 import { repoRoot } from "./tsyncProcs.js";
 
 export interface Measured {
   /** Seconds from the tool's first byte to its last, without process start-up where it has one. */
   readonly seconds: number;
   readonly rss: PeakRss;
+  /** CPU seconds per process between the tool's first byte and its last, where measured. */
+  readonly cpu?: CpuSeconds;
 }
 
 const child = (name: string) => join(repoRoot, "bench", "children", name);
@@ -43,13 +45,18 @@ export const rawNats = async (scratch: string, files: ReadonlyArray<string>, chu
           role: "requester",
         },
       );
+      await requester.line(/^ready$/m, 60_000);
+      const watches = [requester.rss, responder.rss, serverRss];
+      const before = await cpuOfAll(watches);
       const { match } = await requester.line(/^(\{.*\})$/m, 600_000);
+      const cpu = cpuSpent(before, await cpuOfAll(watches));
       const e = await requester.exited;
       if (e.code !== 0) throw new Error(`raw requester failed:\n${requester.output()}`);
       const r = JSON.parse(match[1]!) as { ms: number };
       return {
         seconds: r.ms / 1000,
         rss: { ...(await requester.rss.stop()), ...(await responder.rss.stop()), ...(await serverRss.stop()) },
+        cpu,
       };
     } finally {
       await responder.stop();

@@ -7,6 +7,16 @@ import { performance } from "node:perf_hooks";
 
 /** Peak RSS in bytes per process name (the largest process of that name in the tree). */
 export type PeakRss = Record<string, number>;
+/** CPU seconds (user + system) per labelled process. */
+export type CpuSeconds = Record<string, number>;
+
+/** What each process spent between two `cpuNow` snapshots. */
+export const cpuSpent = (before: CpuSeconds, after: CpuSeconds): CpuSeconds =>
+  Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Math.max(0, v - (before[k] ?? 0))]));
+
+/** Snapshots several watches at once, as one record. */
+export const cpuOfAll = async (watches: ReadonlyArray<RssWatch>): Promise<CpuSeconds> =>
+  Object.assign({}, ...(await Promise.all(watches.map((w) => w.cpuNow()))));
 
 /** Clock ticks per second of /proc/<pid>/stat times; 100 on every Linux this runs on. */
 const ticksPerSecond = 100;

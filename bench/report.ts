@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { promisify } from "node:util";
-import { filesPerSecond, mbps, type Outcome, type Row, type Target } from "./workloads.js";
+import { cpuBreakdown, filesPerSecond, mbps, type Outcome, type Row, type Target } from "./workloads.js";
 
 const exec = promisify(execFile);
 const firstLine = async (cmd: string, args: string[]): Promise<string> =>
@@ -68,7 +68,17 @@ export const ratioFor = (row: Row, rows: ReadonlyArray<Row>): string => {
 const cell = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
 
 export const resultsTable = (rows: ReadonlyArray<Row>): string => {
-  const head = ["workload", "tool", "MB/s", "files/s", "seconds", "peak RSS (MB) per process", "tsync ÷ this", "note"];
+  const head = [
+    "workload",
+    "tool",
+    "MB/s",
+    "files/s",
+    "seconds",
+    "peak RSS (MB) per process",
+    "CPU ms/MiB per process",
+    "tsync ÷ this",
+    "note",
+  ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const r of rows) {
     const hasTime = r.seconds !== undefined;
@@ -80,6 +90,7 @@ export const resultsTable = (rows: ReadonlyArray<Row>): string => {
         hasTime && r.files !== undefined && r.files > 1 ? fmt(filesPerSecond(r), r.files / r.seconds! >= 100 ? 0 : 1) : "",
         fmt(r.seconds, 3),
         rssText(r.rss),
+        r.cpu ? cpuBreakdown(r) : "",
         ratioFor(r, rows),
         r.note ?? "",
       ]

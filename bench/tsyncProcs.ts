@@ -4,7 +4,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { enrollSender } from "../src/actors/receiver/senderRegistry.js";
-import { start, type PeakRss, type Running } from "./procs.js";
+import { cpuOfAll, cpuSpent, start, type CpuSeconds, type PeakRss, type RssWatch, type Running } from "./procs.js";
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 export const tsyncBin = join(repoRoot, "bin", "tsync.js");
@@ -76,6 +76,8 @@ export interface SenderRun {
   /** From the sender's first log line (connected, round about to start) to its exit. */
   readonly ms: number;
   readonly rss: PeakRss;
+  /** CPU seconds per process over `ms`: the sender's and those of `alongside`. */
+  readonly cpu: CpuSeconds;
   readonly output: string;
 }
 
@@ -104,12 +106,17 @@ export const senderOnce = async (
   receiverPort: number,
   extra: Readonly<Record<string, string | number | boolean>> = {},
   spawn: SpawnHow = {},
+  alongside: ReadonlyArray<RssWatch> = [],
 ): Promise<SenderRun> => {
   const conf = await writeSenderConf(dir, dataDir, receiverPort, extra);
   const proc = startSender(dir, conf, true, spawn);
   const began = await proc.line(/INFO  sender: sender \S+ for /, 120_000);
+  const watches = [proc.rss, ...alongside];
+  const before = await cpuOfAll(watches);
   const end = await proc.exited;
+  // The sender is gone: its figure is its last sample, at most one sampling period short.
+  const cpu = cpuSpent(before, await cpuOfAll(watches));
   const rss = await proc.rss.stop();
   if (end.code !== 0) throw new Error(`tsync sender --once failed (${end.code ?? end.signal}):\n${proc.output().slice(-4000)}`);
-  return { ms: end.at - began.at, rss, output: proc.output() };
+  return { ms: end.at - began.at, rss, cpu, output: proc.output() };
 };

@@ -11,7 +11,7 @@ import { chunkSizeFor } from "../src/protocol/subjects.js";
 import { bigFileTree, partitionDir, smallFilesTree, tsFileName, writeSealed, type Tree } from "./data.js";
 import { emulatorText, longLinkPath, startLinkRelay, type LinkHow, type LinkPath, type LinkRelay } from "./longLink.js";
 import { cp, find, objectStore, rawNats, rsync, type Measured } from "./peers.js";
-import { start, tsxArgs, tsxLoader, type PeakRss } from "./procs.js";
+import { start, tsxArgs, tsxLoader, type CpuSeconds, type PeakRss } from "./procs.js";
 import { repoRoot, senderOnce, startReceiver, startSender, writeSenderConf, type SpawnHow } from "./tsyncProcs.js";
 
 const MiB = 1024 * 1024;
@@ -110,6 +110,8 @@ export interface Row {
   readonly files?: number;
   readonly seconds?: number;
   readonly rss: PeakRss;
+  /** CPU seconds per process while the tool moved the bytes, where measured. */
+  readonly cpu?: CpuSeconds;
   /** The tsync row of the workload is compared with this one, on this metric. */
   readonly compare?: "MB/s" | "files/s" | "time";
   readonly note?: string;
@@ -162,14 +164,23 @@ const maxRss = (all: ReadonlyArray<PeakRss>): PeakRss => {
   return out;
 };
 
-/** Runs `f` `reps` times; the median time, the largest memory of any run. */
+/** Per process, the median CPU of the runs that measured it. */
+const medianCpu = (runs: ReadonlyArray<Measured>): CpuSeconds | undefined => {
+  const measured = runs.flatMap((r) => (r.cpu ? [r.cpu] : []));
+  if (measured.length === 0) return undefined;
+  const keys = new Set(measured.flatMap((c) => Object.keys(c)));
+  return Object.fromEntries([...keys].map((k) => [k, median(measured.map((c) => c[k] ?? 0))]));
+};
+
+/** Runs `f` `reps` times; the median time and CPU, the largest memory of any run. */
 const repeat = async (reps: number, f: () => Promise<Measured>): Promise<Measured> => {
   const runs: Measured[] = [];
   for (let i = 0; i < reps; i++) {
     await settle();
     runs.push(await f());
   }
-  return { seconds: median(runs.map((r) => r.seconds)), rss: maxRss(runs.map((r) => r.rss)) };
+  const cpu = medianCpu(runs);
+  return { seconds: median(runs.map((r) => r.seconds)), rss: maxRss(runs.map((r) => r.rss)), ...(cpu ? { cpu } : {}) };
 };
 
 /** One tsync round of `tree` into a fresh receiver, both as CLI processes. */
@@ -189,8 +200,9 @@ const tsyncRound = async (
       port,
       { ...receiver.credentials("bench"), ...(how.serverIp ? { server_ip: how.serverIp } : {}), ...senderProps },
       { ...ctx.tsync, ...how.sender },
+      [receiver.proc.rss],
     );
-    return { seconds: s.ms / 1000, rss: { ...s.rss, ...(await receiver.stop()) } };
+    return { seconds: s.ms / 1000, rss: { ...s.rss, ...(await receiver.stop()) }, cpu: s.cpu };
   } finally {
     await receiver.stop();
     await rm(dir, { recursive: true, force: true });
@@ -213,11 +225,24 @@ const row = (
   files: tree.files,
   seconds: m.seconds,
   rss: m.rss,
+  ...(m.cpu ? { cpu: m.cpu } : {}),
   ...(compare ? { compare } : {}),
   ...(note ? { note } : {}),
 });
 
 export const mbps = (r: Pick<Row, "bytes" | "seconds">): number => (r.bytes ?? NaN) / (r.seconds ?? NaN) / 1e6;
+/** Milliseconds of CPU per MiB moved, summed over every process of the row. */
+export const cpuMsPerMiB = (r: Pick<Row, "bytes" | "cpu">): number =>
+  r.cpu && r.bytes ? (Object.values(r.cpu).reduce((a, b) => a + b, 0) * 1000) / (r.bytes / MiB) : NaN;
+/** Each process's CPU per MiB, e.g. "sender 0.41, receiver 0.62, nats-server 0.30 ms/MiB". */
+export const cpuBreakdown = (r: Pick<Row, "bytes" | "cpu">): string =>
+  r.cpu && r.bytes
+    ? `${Object.entries(r.cpu)
+        // Helpers that barely ran (a shell around a child) would only add noise.
+        .filter(([, v]) => v >= 0.005)
+        .map(([k, v]) => `${k} ${((v * 1000) / (r.bytes! / MiB)).toFixed(2)}`)
+        .join(", ")} ms/MiB`
+    : "n/a";
 export const filesPerSecond = (r: Pick<Row, "files" | "seconds">): number => (r.files ?? NaN) / (r.seconds ?? NaN);
 
 const fmt = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "n/a");
@@ -292,7 +317,14 @@ export const bigFile = async (ctx: Context): Promise<Outcome> => {
     const raw = measuredRow(rows, "raw NATS");
     const put = measuredRow(rows, "NATS object store put");
     const rs = measuredRow(rows, "rsync");
+    const cpuT = cpuMsPerMiB(rows[0]!);
+    const cpuRaw = raw ? cpuMsPerMiB(raw) : NaN;
     const targets: Target[] = [
+      {
+        name: `${label}: total CPU per MiB (all processes) ≤ 1.4 × raw NATS request/reply's`,
+        measured: `${fmt(cpuT / cpuRaw)}× (${fmt(cpuT)} vs ${fmt(cpuRaw)} ms/MiB; tsync ${cpuBreakdown(rows[0]!)}; raw ${raw ? cpuBreakdown(raw) : "n/a"})`,
+        holds: Number.isFinite(cpuT / cpuRaw) ? cpuT / cpuRaw <= 1.4 : undefined,
+      },
       ratioTarget(
         `${label}: tsync ≥ 0.8 × raw NATS request/reply`,
         raw ? t / mbps(raw) : NaN,
