@@ -66,15 +66,23 @@ export const receiverKeys = {
   nats_monitor_url: key({
     section: NATS,
     default: "",
-    parse: optional(httpUrl),
+    // Several URLs stay one string (the address book splits it), so one URL reads as before.
+    parse: optional((raw, ctx) => Result.map(list(httpUrl)(raw, ctx), (urls) => urls.join(","))),
     description:
-      "Optional HTTP monitoring URL of the external server (e.g. http://centre:8222) to look up sender addresses; empty = ask the server over $SYS.REQ.ACCOUNT.PING.CONNZ; needs nats_url",
+      "Optional HTTP monitoring URL(s) of the external server (e.g. http://centre:8222), comma-separated, one per cluster node that senders connect to, to look up sender addresses; empty = ask the server over $SYS.REQ.ACCOUNT.PING.CONNZ; needs nats_url",
   }),
   receiver_group: key({
     section: NATS,
     default: "tsync",
     parse: token,
     description: "Receiver group this receiver serves (letters, digits, _ and -)",
+  }),
+  replicas: key({
+    section: NATS,
+    default: "1",
+    parse: integer(1, 5),
+    description:
+      "Copies JetStream keeps of every bucket the receiver creates (the ownership registry; the objectstore plugin's bucket unless plugin.replicas is set), 1..5; 3 on a 3-node cluster, so losing one node loses nothing (docs/scale-out.md)",
   }),
   embedded_server_open: key({
     section: NATS,

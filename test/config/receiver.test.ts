@@ -27,6 +27,7 @@ test("defaults: the seed's keys keep theirs, ours have theirs", () => {
     nats_url: undefined,
     nats_monitor_url: undefined,
     receiver_group: "tsync",
+    replicas: 1,
     embedded_server_open: false,
     receiver_data_directory: "/srv/tsync/receiver-data",
     storage_plugin: "fs",
@@ -52,6 +53,7 @@ test("defaults: the seed's keys keep theirs, ours have theirs", () => {
     tls_server_key_file: undefined,
     tls_server_ca_file: undefined,
     log_level: "info",
+    log_format: "text",
     plugin: {},
   });
   expect(isAllowed(c.ip_white_list, "203.0.113.9")).toBe(true);
@@ -105,7 +107,11 @@ describe("every validation error names the key and the value", () => {
       "http://x",
       'config error: nats_url="http://x" has an invalid entry "http://x", which is not a NATS URL (use nats://, tls://, ws:// or wss://)',
     ],
-    ["nats_monitor_url", "centre:8222", 'config error: nats_monitor_url="centre:8222" is not an http:// or https:// URL'],
+    [
+      "nats_monitor_url",
+      "centre:8222",
+      'config error: nats_monitor_url="centre:8222" has an invalid entry "centre:8222", which is not an http:// or https:// URL',
+    ],
     ["receiver_group", "a b", 'config error: receiver_group="a b" is not a valid name (use letters, digits, _ and -)'],
     ["receiver_data_directory", "", 'config error: receiver_data_directory="" is empty'],
     [

@@ -5,8 +5,11 @@
  * (or the exact reply subject, for a request without the shared inbox); the server lists every
  * connection's subscriptions with the connection's IP, name and authenticated user, either on its
  * HTTP monitoring endpoint (`/connz?subs=detail`) or, from every server of a cluster, to a client
- * of the same account (`$SYS.REQ.ACCOUNT.PING.CONNZ`). What the sender says about itself is never
- * consulted.
+ * of the same account (`$SYS.REQ.ACCOUNT.PING.CONNZ`). A sender behind a leaf node is no client of
+ * the hub: its inbox subscription reaches the hub as interest of the leaf connection, so the
+ * monitoring endpoint's `/leafz?subs=1` names the leaf connection that holds it, with the address
+ * the hub saw when the leaf dialed in (docs/scale-out.md). What the sender says about itself is
+ * never consulted.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -19,6 +22,12 @@ export interface ConnInfo {
   readonly account: string | undefined;
   /** Which server of a cluster holds the connection (account lookups only). */
   readonly server: string | undefined;
+  /**
+   * A leaf node's connection to the hub, holding the inbox for a client of the leaf server: the
+   * address is the leaf's, and the identity is what the hub's leafnode authorization lets that
+   * connection subscribe, not a connection name.
+   */
+  readonly leaf?: true;
 }
 
 export type InboxOwner =
@@ -88,6 +97,36 @@ export const inboxOwner = (
 
 export type Listing = ReadonlyArray<{ server: string | undefined; connections: ReadonlyArray<ConnzConnection> }>;
 
+/** A leaf connection as the hub's `/leafz?subs=1` lists it. */
+export interface LeafConnection {
+  readonly ip: string;
+  readonly account?: string;
+  readonly subscriptions_list?: ReadonlyArray<string>;
+}
+
+/** The leaf connection that holds the reply's inbox (its exact subject or the inbox wildcard). */
+export const leafOwner = (leafs: ReadonlyArray<{ server: string | undefined; leaf: LeafConnection }>, reply: string): InboxOwner => {
+  const wildcard = inboxWildcard(reply);
+  if (!wildcard) return { kind: "none" };
+  const holders: ConnInfo[] = leafs
+    .filter(({ leaf }) => leaf.subscriptions_list?.some((s) => s === wildcard || s === reply))
+    .map(({ server, leaf }, cid) => ({ ip: leaf.ip, name: undefined, cid, user: undefined, account: leaf.account, server, leaf: true }));
+  const [first] = holders;
+  if (first === undefined) return { kind: "none" };
+  return holders.length === 1 ? { kind: "found", conn: first } : { kind: "ambiguous", conns: holders };
+};
+
+/** Where a lookup that found no client holding the inbox looks next. */
+export interface SecondLook {
+  /** The same two steps again, waiting longer for every server of a cluster to answer. */
+  readonly patient?: {
+    readonly list: () => Promise<Listing>;
+    readonly subscriptionsOf: (server: string | undefined, cid: number) => Promise<ReadonlyArray<{ readonly subject: string }>>;
+  };
+  /** The leaf connections of the hub servers, with their subscriptions. */
+  readonly leafs?: () => Promise<ReadonlyArray<{ server: string | undefined; leaf: LeafConnection }>>;
+}
+
 const isSuspect = (c: ConnzConnection, who: Suspects): boolean =>
   who.user !== undefined ? c.authorized_user === who.user : c.name === who.name;
 
@@ -105,6 +144,7 @@ export const batchedAddressBook = (
   list: () => Promise<Listing>,
   subscriptionsOf: (server: string | undefined, cid: number) => Promise<ReadonlyArray<{ readonly subject: string }>>,
   close: () => Promise<void> = async () => undefined,
+  second: SecondLook = {},
 ): AddressBook => {
   let waiting: Array<{ resolve: (l: Listing) => void; reject: (e: unknown) => void }> = [];
   let running = false;
@@ -134,18 +174,25 @@ export const batchedAddressBook = (
   return {
     source,
     ownerOf: async (reply, who) => {
-      const suspects = (await listing()).flatMap(({ server, connections }) =>
-        connections.filter((c) => isSuspect(c, who)).map((c) => ({ server, c })),
-      );
-      if (suspects.length > maxSuspects)
-        throw new Error(`${suspects.length} connections carry the identity of ${who.name}; at most ${maxSuspects} are looked at`);
-      const detailed = await Promise.all(
-        suspects.map(async ({ server, c }) => ({
-          server,
-          connections: [{ ...c, subscriptions_list_detail: await subscriptionsOf(server, c.cid) }],
-        })),
-      );
-      return inboxOwner(detailed, reply);
+      const look = async (listed: Listing, subsOf: typeof subscriptionsOf): Promise<InboxOwner> => {
+        const suspects = listed.flatMap(({ server, connections }) =>
+          connections.filter((c) => isSuspect(c, who)).map((c) => ({ server, c })),
+        );
+        if (suspects.length > maxSuspects)
+          throw new Error(`${suspects.length} connections carry the identity of ${who.name}; at most ${maxSuspects} are looked at`);
+        const detailed = await Promise.all(
+          suspects.map(async ({ server, c }) => ({
+            server,
+            connections: [{ ...c, subscriptions_list_detail: await subsOf(server, c.cid) }],
+          })),
+        );
+        return inboxOwner(detailed, reply);
+      };
+      let owner = await look(await listing(), subscriptionsOf);
+      // Rare paths only: an honest sender connected directly is found at the first look.
+      if (owner.kind === "none" && second.patient) owner = await look(await second.patient.list(), second.patient.subscriptionsOf);
+      if (owner.kind === "none" && second.leafs) owner = leafOwner(await second.leafs(), reply);
+      return owner;
     },
     close,
   };
@@ -159,24 +206,44 @@ const fetchConnz = async (base: string, query: string): Promise<Connz> => {
   return (await res.json()) as Connz;
 };
 
-/** The server's HTTP monitoring endpoint (the embedded server's, or `nats_monitor_url`). */
-export const monitorAddressBook = (monitorUrl: string): AddressBook => {
-  const base = monitorUrl.replace(/\/$/, "");
+const fetchLeafz = async (base: string): Promise<ReadonlyArray<LeafConnection>> => {
+  const res = await fetch(`${base}/leafz?subs=1`, { signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) throw new Error(`monitoring endpoint ${base} answered HTTP ${res.status}`);
+  return ((await res.json()) as { leafs?: ReadonlyArray<LeafConnection> }).leafs ?? [];
+};
+
+/**
+ * The HTTP monitoring endpoints of the servers senders connect to (the embedded server's, or
+ * `nats_monitor_url`: one URL, or one per hub node, comma-separated), clients and leaf connections.
+ */
+export const monitorAddressBook = (monitorUrls: string): AddressBook => {
+  const bases = monitorUrls
+    .split(",")
+    .map((u) => u.trim().replace(/\/$/, ""))
+    .filter(Boolean);
   return batchedAddressBook(
-    `the NATS monitoring endpoint ${base}`,
-    async () => {
-      const connections: ConnzConnection[] = [];
-      for (let offset = 0; ; offset += pageSize) {
-        const page = await fetchConnz(base, `auth=true&offset=${offset}&limit=${pageSize}`);
-        const got = page.connections ?? [];
-        connections.push(...got);
-        if (got.length < pageSize || offset + got.length >= (page.total ?? 0)) break;
-      }
-      return [{ server: undefined, connections }];
-    },
-    async (_server, cid) => {
-      const page = await fetchConnz(base, `cid=${cid}&subs=detail`);
+    `the NATS monitoring endpoint${bases.length > 1 ? "s" : ""} ${bases.join(", ")}`,
+    () =>
+      Promise.all(
+        bases.map(async (base) => {
+          const connections: ConnzConnection[] = [];
+          for (let offset = 0; ; offset += pageSize) {
+            const page = await fetchConnz(base, `auth=true&offset=${offset}&limit=${pageSize}`);
+            const got = page.connections ?? [];
+            connections.push(...got);
+            if (got.length < pageSize || offset + got.length >= (page.total ?? 0)) break;
+          }
+          return { server: base, connections };
+        }),
+      ),
+    async (server, cid) => {
+      const page = await fetchConnz(server ?? bases[0] ?? "", `cid=${cid}&subs=detail`);
       return page.connections?.find((c) => c.cid === cid)?.subscriptions_list_detail ?? [];
+    },
+    async () => undefined,
+    {
+      leafs: async () =>
+        (await Promise.all(bases.map(async (base) => (await fetchLeafz(base)).map((leaf) => ({ server: base, leaf }))))).flat(),
     },
   );
 };
@@ -196,11 +263,14 @@ interface ServerConnz {
  * publish into the receiver's inbox, which is why a receiver on a server without authentication
  * refuses a non-trivial ip_white_list (see receiver.ts).
  */
-export const accountAddressBook = (nc: NatsConnection, stallMs = 100): AddressBook => {
-  const ask = async (body: Record<string, unknown>): Promise<ReadonlyArray<{ server: string | undefined; connz: Connz }>> => {
+export const accountAddressBook = (nc: NatsConnection, stallMs = 100, patientStallMs = 1_000): AddressBook => {
+  const ask = async (
+    body: Record<string, unknown>,
+    stall = stallMs,
+  ): Promise<ReadonlyArray<{ server: string | undefined; connz: Connz }>> => {
     const answers = await nc.requestMany("$SYS.REQ.ACCOUNT.PING.CONNZ", JSON.stringify(body), {
       strategy: "stall",
-      stall: stallMs,
+      stall,
       maxWait: 5_000,
     });
     const out: Array<{ server: string | undefined; connz: Connz }> = [];
@@ -215,13 +285,20 @@ export const accountAddressBook = (nc: NatsConnection, stallMs = 100): AddressBo
       throw new Error("no NATS server answered $SYS.REQ.ACCOUNT.PING.CONNZ (is the system account off?); set nats_monitor_url");
     return out;
   };
+  const list = (stall: number) => async () =>
+    (await ask({ auth: true, limit: 1 << 20 }, stall)).map(({ server, connz }) => ({ server, connections: connz.connections ?? [] }));
+  const subscriptionsOf = (stall: number) => async (server: string | undefined, cid: number) =>
+    (await ask({ cid, subscriptions_detail: true, auth: true }, stall))
+      .filter((a) => a.server === server)
+      .flatMap((a) => a.connz.connections ?? [])
+      .find((c) => c.cid === cid)?.subscriptions_list_detail ?? [];
   return batchedAddressBook(
     "the NATS servers of this account ($SYS.REQ.ACCOUNT.PING.CONNZ)",
-    async () => (await ask({ auth: true, limit: 1 << 20 })).map(({ server, connz }) => ({ server, connections: connz.connections ?? [] })),
-    async (server, cid) =>
-      (await ask({ cid, subscriptions_detail: true, auth: true }))
-        .filter((a) => a.server === server)
-        .flatMap((a) => a.connz.connections ?? [])
-        .find((c) => c.cid === cid)?.subscriptions_list_detail ?? [],
+    list(stallMs),
+    subscriptionsOf(stallMs),
+    async () => undefined,
+    // A busy node of a cluster can answer after the others went quiet for `stallMs`: a sender not
+    // found is looked for once more, waiting longer, before it is refused.
+    { patient: { list: list(patientStallMs), subscriptionsOf: subscriptionsOf(patientStallMs) } },
   );
 };

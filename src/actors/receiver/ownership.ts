@@ -1,4 +1,5 @@
 // Storage-group ownership in a JetStream KV bucket: which sender owns a group, claims, releases and transfers.
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -68,6 +69,13 @@ const asTransfer = (v: unknown): PendingTransfer | undefined => {
 
 type Stored = { readonly owner: Owner; readonly transfer?: undefined } | { readonly owner?: undefined; readonly transfer: PendingTransfer };
 
+/** Sets a stream's number of copies when it differs (JetStream moves the data; a single server refuses more than one). */
+export const ensureReplicas = async (nc: NatsConnection, stream: string, replicas: number): Promise<void> => {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(stream);
+  if ((info.config.num_replicas ?? 1) !== replicas) await jsm.streams.update(stream, { num_replicas: replicas });
+};
+
 const bySg = (a: { sg: string }, b: { sg: string }) => (a.sg < b.sg ? -1 : a.sg > b.sg ? 1 : 0);
 
 /**
@@ -78,9 +86,14 @@ const bySg = (a: { sg: string }, b: { sg: string }) => (a.sg < b.sg ? -1 : a.sg 
 export class OwnershipRegistry {
   private constructor(private readonly kv: KV) {}
 
-  static async open(nc: NatsConnection, group: string): Promise<OwnershipRegistry> {
-    const kvm = new Kvm(nc);
-    const kv = await kvm.create(ownersBucket(group), { history: 1 });
+  /**
+   * Opens the group's bucket, creating it when missing. With `replicas` (the receiver's own key),
+   * a bucket kept with another number of copies is changed to it, so a group that grew from one
+   * server onto a cluster gets its registry replicated; admin commands pass none and change nothing.
+   */
+  static async open(nc: NatsConnection, group: string, replicas?: number): Promise<OwnershipRegistry> {
+    const kv = await new Kvm(nc).create(ownersBucket(group), { history: 1, ...(replicas === undefined ? {} : { replicas }) });
+    if (replicas !== undefined) await ensureReplicas(nc, `KV_${ownersBucket(group)}`, replicas);
     return new OwnershipRegistry(kv);
   }
 

@@ -189,6 +189,10 @@ export class Addresses extends Context.Service<Addresses, AddressBook>()("tsync/
   );
 }
 
+/** The plugin's options; a bucket the plugin creates (objectstore) gets `replicas` copies unless `plugin.replicas` says otherwise. */
+const withReplicas = (c: ReceiverConfig): Readonly<Record<string, string>> =>
+  c.plugin["replicas"] === undefined ? { ...c.plugin, replicas: String(c.replicas) } : c.plugin;
+
 /** The storage plugin, closed when the receiver stops. */
 export class ReceiverStorage extends Context.Service<ReceiverStorage, StorageShape>()("tsync/receiver/Storage") {
   static layer = Layer.effect(
@@ -198,9 +202,14 @@ export class ReceiverStorage extends Context.Service<ReceiverStorage, StorageSha
       const { servers } = yield* NatsServers;
       const { store } = yield* NatsLinks;
       return yield* Effect.acquireRelease(
-        openStorage(c.storage_plugin, { dataDir, options: c.plugin, natsServers: servers.join(","), natsOptions: {}, nc: store, log }).pipe(
-          Effect.mapError((e) => new ReceiverStartError({ step: "storage plugin", message: e.message, cause: e })),
-        ),
+        openStorage(c.storage_plugin, {
+          dataDir,
+          options: withReplicas(c),
+          natsServers: servers.join(","),
+          natsOptions: {},
+          nc: store,
+          log,
+        }).pipe(Effect.mapError((e) => new ReceiverStartError({ step: "storage plugin", message: e.message, cause: e }))),
         (s) => s.close.pipe(Effect.ignore),
       );
     }),
@@ -228,7 +237,7 @@ export class Owners extends Context.Service<Owners, OwnershipRegistry>()("tsync/
     Effect.gen(function* () {
       const { config: c } = yield* ReceiverEnv;
       const { store } = yield* NatsLinks;
-      return yield* step("ownership registry")(() => OwnershipRegistry.open(store, c.receiver_group));
+      return yield* step("ownership registry")(() => OwnershipRegistry.open(store, c.receiver_group, c.replicas));
     }),
   );
 }
