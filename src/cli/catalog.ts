@@ -1,23 +1,18 @@
 // `tsync catalog`: queries the receiver's catalog of arrived files.
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { Effect } from "effect";
 import { loadReceiverConfig } from "../config/receiver.js";
 import { Catalog, deviceCount, queryCatalog } from "../actors/receiver/catalog.js";
 import { catalogPath } from "../actors/receiver/receiver.js";
 
 /** `tsync catalog`: what has arrived from whom, covering which devices and time. */
-export const runCatalog = (args: string[]): Effect.Effect<number, unknown> => {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: "string", default: "conf/receiver.properties" },
-      group: { type: "string" },
-      device: { type: "string" },
-      json: { type: "boolean", default: false },
-    },
-  });
-  return Effect.flatMap(loadReceiverConfig(values.config ?? "conf/receiver.properties"), (c) =>
+export const runCatalog = (values: {
+  readonly config: string;
+  readonly group: string | undefined;
+  readonly device: string | undefined;
+  readonly json: boolean;
+}): Effect.Effect<number, unknown> => {
+  return Effect.flatMap(loadReceiverConfig(values.config), (c) =>
     Effect.tryPromise({
       catch: (e) => e,
       try: async () => {

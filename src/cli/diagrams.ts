@@ -1,7 +1,6 @@
 // `tsync diagrams`: docs/statecharts.md, every machine as a Mermaid diagram.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import type { AnyStateMachine } from "xstate";
 import { toMermaid } from "../machines/diagram.js";
 import { receiverSession } from "../machines/receiverSession.js";
@@ -48,9 +47,8 @@ export const renderStatecharts = (): string =>
     ]),
   ].join("\n");
 
-export const runDiagrams = async (args: string[]): Promise<number> => {
-  const { values } = parseArgs({ args, options: { out: { type: "string", default: "docs" } } });
-  const out = values.out ?? "docs";
+/** `tsync diagrams [--out DIR]`. */
+export const runDiagrams = async (out: string): Promise<number> => {
   await mkdir(join(out, "machines"), { recursive: true });
   for (const { machine } of machines) await writeFile(join(out, "machines", `${machine.id}.mmd`), toMermaid(machine));
   await writeFile(join(out, "statecharts.md"), renderStatecharts());

@@ -1,99 +1,122 @@
-// The `tsync` command: usage and dispatch to one entry point per subcommand.
-import { parseArgs } from "node:util";
+// The `tsync` command: usage and dispatch to one entry point per command (commands.ts declares them).
 import { Effect, type Scope } from "effect";
 import { tsyncVersion } from "../version.js";
+import { commandGroups, commandSpecs, keyTables } from "./commands.js";
+import { exitCodes, resolveCommand, usageLine, type Parsed } from "./help.js";
 
-const usage = `tsync ${tsyncVersion}: ship sealed IoTDB TsFiles from edge to centre over NATS
+const overview = (): string =>
+  [
+    `tsync ${tsyncVersion}: ship sealed IoTDB TsFiles from edge to centre over NATS`,
+    "",
+    "Usage:",
+    ...commandSpecs.map((s) => `  ${usageLine(s)}`),
+    "  tsync --version",
+    "",
+    "tsync <command> --help shows a command's flags, the config keys it reads and its exit statuses.",
+    "",
+  ].join("\n");
 
-usage:
-  tsync demo [--dir DIR] [--keep]           sample data dir → embedded receiver, one round, show the result
-  tsync sender [--config FILE] [--once]     sync rounds every sync_period_in_second (default conf/sender.properties)
-  tsync receiver [--config FILE]            receive from senders (default conf/receiver.properties)
-  tsync senders add ID --out FILE [--config FILE]   enroll an edge box; writes its credential (nkey seed)
-  tsync senders list | remove ID [--config FILE]    who may connect; remove revokes at once
-  tsync owners list [--config FILE]         storage groups and the sender that owns each
-  tsync owners release GROUP --yes [--transfer-files] [--config FILE]
-  tsync catalog [--group G] [--device D] [--json] [--config FILE]
-  tsync tsfile inspect FILE [--json]        validate a TsFile, list devices, time ranges, measurements
-  tsync tsfile generate OUT --size 1GiB     write a valid TsFile of about that size
-  tsync diagrams [--out DIR]                write the state machines as Mermaid diagrams
-  tsync --version
-`;
+/** A command's run: an Effect run once, in a scope that releases what it acquired when it ends. */
+type Run = (p: Parsed) => Effect.Effect<number, unknown, Scope.Scope>;
 
-/** A subcommand: an Effect run once, in a scope that releases what it acquired when it ends. */
-type Command = (args: string[]) => Effect.Effect<number, unknown, Scope.Scope>;
-
-/** Subcommand modules load on demand: `tsync --version` should not pay for the receiver. */
+/** Command modules load on demand: `tsync --version` should not pay for the receiver. */
 const lazily =
-  <M>(load: () => Promise<M>, run: (m: M, args: string[]) => Effect.Effect<number, unknown, Scope.Scope>): Command =>
-  (args) =>
-    Effect.flatMap(Effect.promise(load), (m) => run(m, args));
+  <M>(load: () => Promise<M>, run: (m: M, p: Parsed) => Effect.Effect<number, unknown, Scope.Scope>): Run =>
+  (p) =>
+    Effect.flatMap(Effect.promise(load), (m) => run(m, p));
 
 const promised = (work: () => Promise<number>) => Effect.tryPromise({ try: work, catch: (e) => e });
 
-const commands: Readonly<Record<string, Command>> = {
+const str = (p: Parsed, name: string): string | undefined => {
+  const v = p.values[name];
+  return typeof v === "string" ? v : undefined;
+};
+const flag = (p: Parsed, name: string): boolean => p.values[name] === true;
+/** Flags with a default in their spec are always set; the fallback only satisfies the type. */
+const config = (p: Parsed): string => str(p, "config") ?? "";
+
+const runs: Readonly<Record<string, Run>> = {
   demo: lazily(
     () => import("./demo.js"),
-    (m, args) => {
-      const { values } = parseArgs({ args, options: { dir: { type: "string" }, keep: { type: "boolean", default: false } } });
-      return promised(() => m.runDemo({ dir: values.dir, keep: values.keep ?? false }));
-    },
+    (m, p) => promised(() => m.runDemo({ dir: str(p, "dir"), keep: flag(p, "keep") })),
   ),
   sender: lazily(
     () => import("./runSender.js"),
-    (m, args) => {
-      const { values } = parseArgs({
-        args,
-        options: { config: { type: "string", default: "conf/sender.properties" }, once: { type: "boolean", default: false } },
-      });
-      return m.runSender(values.config ?? "conf/sender.properties", values.once ?? false);
-    },
+    (m, p) => m.runSender(config(p), flag(p, "once")),
   ),
   receiver: lazily(
     () => import("./runReceiver.js"),
-    (m, args) => {
-      const { values } = parseArgs({ args, options: { config: { type: "string", default: "conf/receiver.properties" } } });
-      return m.runReceiver(values.config ?? "conf/receiver.properties");
-    },
+    (m, p) => m.runReceiver(config(p)),
   ),
-  senders: lazily(
+  status: lazily(
+    () => import("./status.js"),
+    (m, p) => m.runStatus({ role: p.positionals[0], config: str(p, "config"), json: flag(p, "json") }),
+  ),
+  "senders add": lazily(
     () => import("./senders.js"),
-    (m, args) => m.runSenders(args),
+    (m, p) => m.addSender(config(p), p.positionals[0] ?? "", str(p, "out") ?? ""),
   ),
-  owners: lazily(
+  "senders list": lazily(
+    () => import("./senders.js"),
+    (m, p) => m.listSenders(config(p), flag(p, "json")),
+  ),
+  "senders remove": lazily(
+    () => import("./senders.js"),
+    (m, p) => m.removeSenderCommand(config(p), p.positionals[0] ?? ""),
+  ),
+  "owners list": lazily(
     () => import("./owners.js"),
-    (m, args) => m.runOwners(args),
+    (m, p) => m.listOwners(config(p), flag(p, "json")),
+  ),
+  "owners release": lazily(
+    () => import("./owners.js"),
+    (m, p) => m.releaseOwner(config(p), p.positionals[0] ?? "", { yes: flag(p, "yes"), transferFiles: flag(p, "transfer-files") }),
   ),
   catalog: lazily(
     () => import("./catalog.js"),
-    (m, args) => m.runCatalog(args),
+    (m, p) => m.runCatalog({ config: config(p), group: str(p, "group"), device: str(p, "device"), json: flag(p, "json") }),
   ),
-  tsfile: lazily(
+  "tsfile inspect": lazily(
     () => import("./tsfileCommand.js"),
-    (m, args) => promised(() => m.runTsfileCommand(args)),
+    (m, p) => promised(() => m.runTsfile("inspect", p)),
+  ),
+  "tsfile generate": lazily(
+    () => import("./tsfileCommand.js"),
+    (m, p) => promised(() => m.runTsfile("generate", p)),
   ),
   diagrams: lazily(
     () => import("./diagrams.js"),
-    (m, args) => promised(() => m.runDiagrams(args)),
+    (m, p) => promised(() => m.runDiagrams(str(p, "out") ?? "docs")),
   ),
 };
 
 const main = (argv: string[]): Effect.Effect<number, unknown, Scope.Scope> => {
-  const [name, ...rest] = argv;
+  const [name] = argv;
   if (name === "--version" || name === "-v") {
     process.stdout.write(`${tsyncVersion}\n`);
-    return Effect.succeed(0);
+    return Effect.succeed(exitCodes.ok);
   }
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write(usage);
-    return Effect.succeed(name === undefined ? 2 : 0);
+    (name === undefined ? process.stderr : process.stdout).write(overview());
+    return Effect.succeed(name === undefined ? exitCodes.usage : exitCodes.ok);
   }
-  const command = commands[name];
-  if (!command) {
-    process.stderr.write(`tsync: unknown command "${name}"\n\n${usage}`);
-    return Effect.succeed(2);
+  if (!(name in commandGroups) && !commandSpecs.some((s) => s.name === name)) {
+    process.stderr.write(`tsync: unknown command "${name}"\n\n${overview()}`);
+    return Effect.succeed(exitCodes.usage);
   }
-  return command(rest);
+  const resolved = resolveCommand(commandSpecs, commandGroups, keyTables, argv);
+  switch (resolved.kind) {
+    case "help":
+      process.stdout.write(resolved.text);
+      return Effect.succeed(exitCodes.ok);
+    case "usage":
+      process.stderr.write(resolved.text);
+      return Effect.succeed(exitCodes.usage);
+    case "run": {
+      const run = runs[resolved.spec.name];
+      return run ? run(resolved.parsed) : Effect.die(`no entry point for ${resolved.spec.name}`);
+    }
+  }
 };
 
 // The process's one run: everything a command acquires is released when its scope closes, before exit.
@@ -110,6 +133,6 @@ Effect.runPromise(Effect.scoped(main(process.argv.slice(2)))).then(
           ? String((e as { message: unknown }).message)
           : String(e);
     process.stderr.write(`tsync ${process.argv[2] ?? ""}: ${message}\n`);
-    process.exitCode = 2;
+    process.exitCode = exitCodes.usage;
   },
 );

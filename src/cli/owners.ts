@@ -1,5 +1,4 @@
 // `tsync owners`: lists storage-group owners and releases a group.
-import { parseArgs } from "node:util";
 import { OwnershipRegistry, type Owner, type PendingTransfer } from "../actors/receiver/ownership.js";
 import { Effect, type Scope } from "effect";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -21,62 +20,49 @@ const ownerRow = (o: Owner): string =>
 const transferRow = (t: PendingTransfer): string =>
   `${t.sg}\t-\treleased ${t.releasedAt}\tthe next owner inherits the files of ${t.filesOf.join(", ")}\n`;
 
-/** `tsync owners list` and `tsync owners release GROUP --yes [--transfer-files]`. */
-export const runOwners = (args: string[]): Effect.Effect<number, unknown, Scope.Scope> => {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      config: { type: "string", default: "conf/receiver.properties" },
-      yes: { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      "transfer-files": { type: "boolean", default: false },
-    },
+/** `tsync owners list`: storage groups and their owners, and transfers pending. */
+export const listOwners = (configPath: string, json: boolean): Effect.Effect<number, unknown, Scope.Scope> =>
+  withReceiverNats(configPath, async (nc, c) => {
+    const { owners, transfers } = await (await OwnershipRegistry.open(nc, c.receiver_group)).records();
+    const records = [...owners, ...transfers].sort((a, b) => (a.sg < b.sg ? -1 : a.sg > b.sg ? 1 : 0));
+    if (json) process.stdout.write(JSON.stringify(records, null, 2) + "\n");
+    else if (records.length === 0) process.stdout.write("no storage group has an owner yet\n");
+    else for (const r of records) process.stdout.write("senderId" in r ? ownerRow(r) : transferRow(r));
+    return 0;
   });
-  const [sub, group] = positionals;
-  const config = values.config ?? "conf/receiver.properties";
-  if (sub === "list") {
-    return withReceiverNats(config, async (nc, c) => {
-      const { owners, transfers } = await (await OwnershipRegistry.open(nc, c.receiver_group)).records();
-      const records = [...owners, ...transfers].sort((a, b) => (a.sg < b.sg ? -1 : a.sg > b.sg ? 1 : 0));
-      if (values.json) process.stdout.write(JSON.stringify(records, null, 2) + "\n");
-      else if (records.length === 0) process.stdout.write("no storage group has an owner yet\n");
-      else for (const r of records) process.stdout.write("senderId" in r ? ownerRow(r) : transferRow(r));
-      return 0;
-    });
+
+/** `tsync owners release GROUP --yes [--transfer-files]`; without --yes it says what it would do and exits 2. */
+export const releaseOwner = (
+  configPath: string,
+  group: string,
+  o: { readonly yes: boolean; readonly transferFiles: boolean },
+): Effect.Effect<number, unknown, Scope.Scope> => {
+  const transferFiles = o.transferFiles;
+  if (!o.yes) {
+    process.stderr.write(
+      transferFiles
+        ? `releasing ${group} with --transfer-files lets the next sender that loads a file of it become its owner, and overwrite and delete the files its owners loaded; add --yes to do it\n`
+        : `releasing ${group} lets the next sender that loads a file of it become its owner (the files already loaded stay their senders'); add --yes to do it\n`,
+    );
+    return Effect.succeed(2);
   }
-  if (sub === "release" && group !== undefined) {
-    const transferFiles = values["transfer-files"] === true;
-    if (!values.yes) {
-      process.stderr.write(
-        transferFiles
-          ? `releasing ${group} with --transfer-files lets the next sender that loads a file of it become its owner, and overwrite and delete the files its owners loaded; add --yes to do it\n`
-          : `releasing ${group} lets the next sender that loads a file of it become its owner (the files already loaded stay their senders'); add --yes to do it\n`,
-      );
-      return Effect.succeed(2);
+  return withReceiverNats(configPath, async (nc, c) => {
+    const r = await (await OwnershipRegistry.open(nc, c.receiver_group)).releaseGroup(group, { transferFiles });
+    switch (r.kind) {
+      case "released":
+        process.stdout.write(
+          r.transfer ? `released ${group}; its next owner inherits the files of ${r.transfer.filesOf.join(", ")}\n` : `released ${group}\n`,
+        );
+        return 0;
+      case "transferCancelled":
+        process.stdout.write(`${group} had no owner; cancelled the transfer of the files of ${r.transfer.filesOf.join(", ")}\n`);
+        return 0;
+      case "transferPending":
+        process.stdout.write(`${group} has no owner; its next owner already inherits the files of ${r.transfer.filesOf.join(", ")}\n`);
+        return 1;
+      case "none":
+        process.stdout.write(`${group} had no owner\n`);
+        return 1;
     }
-    return withReceiverNats(config, async (nc, c) => {
-      const r = await (await OwnershipRegistry.open(nc, c.receiver_group)).releaseGroup(group, { transferFiles });
-      switch (r.kind) {
-        case "released":
-          process.stdout.write(
-            r.transfer
-              ? `released ${group}; its next owner inherits the files of ${r.transfer.filesOf.join(", ")}\n`
-              : `released ${group}\n`,
-          );
-          return 0;
-        case "transferCancelled":
-          process.stdout.write(`${group} had no owner; cancelled the transfer of the files of ${r.transfer.filesOf.join(", ")}\n`);
-          return 0;
-        case "transferPending":
-          process.stdout.write(`${group} has no owner; its next owner already inherits the files of ${r.transfer.filesOf.join(", ")}\n`);
-          return 1;
-        case "none":
-          process.stdout.write(`${group} had no owner\n`);
-          return 1;
-      }
-    });
-  }
-  process.stderr.write("usage: tsync owners list [--json] | tsync owners release GROUP --yes [--transfer-files]  [--config FILE]\n");
-  return Effect.succeed(2);
+  });
 };

@@ -7,14 +7,18 @@ import { emulateStagingCapacity } from "../actors/receiver/staging.js";
 import { validateTsFileWithin } from "../actors/receiver/validateTsFile.js";
 import { receiverDashboard, serveDashboard, withDashboard } from "../dashboard/dashboard.js";
 import { readFaultHooks, stateTracer, traceVariable } from "./faultHooks.js";
+import { join, resolve } from "node:path";
 import { makeLogger, oneLine } from "./log.js";
+import { receiverSessionEvents } from "./logEvents.js";
+import { ReceiverWatch } from "./receiverWatch.js";
 import { stopSignal, untilAborted } from "./signals.js";
+import { serveStatus } from "./statusEndpoint.js";
 
 /** `tsync receiver`: serves until SIGTERM/SIGINT, then releases the receiver, its connections and the dashboard in reverse order. */
 export const runReceiver = (configPath: string): Effect.Effect<number, unknown, Scope.Scope> =>
   Effect.gen(function* () {
     const config = yield* loadReceiverConfig(configPath);
-    const log = makeLogger("receiver", config.log_level);
+    const log = makeLogger("receiver", config.log_level, config.log_format);
     const stopped = yield* stopSignal(log.warn);
     // Registered first, so it runs last: after everything below was released.
     yield* Effect.addFinalizer(() => Effect.sync(() => log.info("sync service stopped")));
@@ -25,6 +29,12 @@ export const runReceiver = (configPath: string): Effect.Effect<number, unknown, 
       trace || faults.freezeIn
         ? stateTracer(trace ? (line) => process.stdout.write(oneLine(line) + "\n") : undefined, faults.freezeIn)
         : undefined;
+    const watch = new ReceiverWatch();
+    const events = receiverSessionEvents(log);
+    const inspect = (session: string, e: unknown) => {
+      tracer?.(e as InspectionEvent);
+      events(session, e);
+    };
     const dashboard = config.dashboard_port > 0 ? receiverDashboard({ port: config.dashboard_port }) : undefined;
     const receiver = yield* Effect.acquireRelease(
       Receiver.make(
@@ -32,7 +42,8 @@ export const runReceiver = (configPath: string): Effect.Effect<number, unknown, 
           config,
           log: log.info,
           validateTsFile: validateTsFileWithin(config),
-          ...(tracer ? { inspect: (_session: string, e: unknown) => tracer(e as InspectionEvent) } : {}),
+          inspect,
+          onSession: watch.onSession,
         }),
       ),
       (r) =>
@@ -46,6 +57,7 @@ export const runReceiver = (configPath: string): Effect.Effect<number, unknown, 
       Effect.promise(() => serveDashboard(dashboard, receiver, log)),
       (server) => Effect.promise(async () => server?.close()),
     );
+    yield* serveStatus(join(resolve(config.receiver_data_directory), ".tsync"), "receiver", () => watch.status(receiver));
     yield* untilAborted(stopped);
     return 0;
   });

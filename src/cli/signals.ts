@@ -47,3 +47,14 @@ export const untilAborted = (signal: AbortSignal): Effect.Effect<void> =>
     if (signal.aborted) return resume(Effect.void);
     signal.addEventListener("abort", () => resume(Effect.void), { once: true });
   });
+
+/** Calls `f` on each `signal` (SIGUSR1: sync now) while the scope is open. */
+export const onSignal = (signal: NodeJS.Signals, f: () => void): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const handler = () => f();
+      process.on(signal, handler);
+      return handler;
+    }),
+    (handler) => Effect.sync(() => process.off(signal, handler)),
+  );

@@ -1,6 +1,7 @@
 // `tsync tsfile inspect|generate`: look inside a TsFile, or make a valid one of a given size for tests and benches.
 
-import { parseArgs } from "node:util";
+import { commandGroups, commandSpecs, keyTables } from "./commands.js";
+import { exitCodes, resolveCommand, UsageError, type Parsed } from "./help.js";
 import { generateTsFileToPath, inspectTsFile } from "../actors/tsfileFiles.js";
 import { TsFileFormatError } from "../tsfile/bytes.js";
 import type { TsFileDevice, TsFileInfo } from "../tsfile/reader.js";
@@ -16,22 +17,8 @@ const processIo: CliIo = {
   err: (text) => void process.stderr.write(text),
 };
 
-const USAGE = `Usage:
-  tsync tsfile inspect FILE [--json]
-      Validate FILE and list its version, devices with time ranges, and measurements with data types.
-      Exit status 1 when FILE is not a usable TsFile.
-  tsync tsfile generate OUT --size SIZE [--devices N] [--version 3|4] [--seed N]
-      Write a valid TsFile of about SIZE bytes (suffixes B, KiB, MiB, GiB) with deterministic
-      pseudo-random data: N devices (default 10), six series each, many chunks per series.
-`;
-
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
-
-class UsageError extends Error {
-  override readonly name = "UsageError";
-}
+const EXIT_OK = exitCodes.ok;
+const EXIT_FAILED = exitCodes.failed;
 
 const SIZE_UNITS: Record<string, number> = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
 
@@ -73,10 +60,7 @@ function formatInfo(file: string, info: TsFileInfo): string {
 const toJson = (file: string, info: TsFileInfo): string =>
   JSON.stringify({ file, ...info }, (_key, value: unknown) => (typeof value === "bigint" ? value.toString() : value), 2) + "\n";
 
-async function inspect(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: "boolean" } } });
-  const [file, ...extra] = positionals;
-  if (file === undefined || extra.length > 0) throw new UsageError("inspect takes exactly one FILE");
+async function inspect({ values, positionals: [file = ""] }: Parsed, io: CliIo): Promise<number> {
   let info: TsFileInfo;
   try {
     info = await inspectTsFile(file);
@@ -92,23 +76,19 @@ async function inspect(args: string[], io: CliIo): Promise<number> {
   return EXIT_OK;
 }
 
-async function generate(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { size: { type: "string" }, devices: { type: "string" }, version: { type: "string" }, seed: { type: "string" } },
-  });
-  const [out, ...extra] = positionals;
-  if (out === undefined || extra.length > 0) throw new UsageError("generate takes exactly one OUT path");
-  if (values.size === undefined) throw new UsageError("generate needs --size, e.g. --size 1GiB");
-  const version = values.version === undefined ? 3 : values.version === "3" ? 3 : values.version === "4" ? 4 : undefined;
-  if (version === undefined) throw new UsageError(`--version must be 3 or 4, got "${values.version}"`);
-  const targetBytes = parseSize(values.size);
+async function generate({ values, positionals: [out = ""] }: Parsed, io: CliIo): Promise<number> {
+  const text = (name: string): string | undefined => (typeof values[name] === "string" ? (values[name] as string) : undefined);
+  const asked = text("version");
+  const version = asked === "3" ? 3 : asked === "4" ? 4 : undefined;
+  if (version === undefined) throw new UsageError(`--version must be 3 or 4, got "${asked}"`);
+  const targetBytes = parseSize(text("size") ?? "");
+  const devices = text("devices");
+  const seed = text("seed");
   const options = {
     targetBytes,
     version,
-    ...(values.devices === undefined ? {} : { devices: parseInteger(values.devices, "devices", 1) }),
-    ...(values.seed === undefined ? {} : { seed: parseInteger(values.seed, "seed", 0) }),
+    ...(devices === undefined ? {} : { devices: parseInteger(devices, "devices", 1) }),
+    ...(seed === undefined ? {} : { seed: parseInteger(seed, "seed", 0) }),
   } as const;
   let summary: TsFileWriteSummary;
   try {
@@ -124,24 +104,27 @@ async function generate(args: string[], io: CliIo): Promise<number> {
   return EXIT_OK;
 }
 
-/** `tsync tsfile …`; `args` are the words after "tsfile". Returns the exit status. */
-export async function runTsfileCommand(args: string[], io: CliIo = processIo): Promise<number> {
-  const [subcommand, ...rest] = args;
+const usageText = (command: string, message: string): string => {
+  const resolved = resolveCommand(commandSpecs, commandGroups, keyTables, ["tsfile", command, "--help"]);
+  return `${message}\n\n${resolved.kind === "run" ? "" : resolved.text}`;
+};
+
+/** `tsync tsfile inspect|generate` with its parsed flags; a bad value is a usage error (exit status 2). */
+export async function runTsfile(command: "inspect" | "generate", parsed: Parsed, io: CliIo = processIo): Promise<number> {
   try {
-    if (subcommand === undefined || subcommand === "--help" || subcommand === "-h" || subcommand === "help" || rest.includes("--help")) {
-      (subcommand === undefined ? io.err : io.out)(USAGE);
-      return subcommand === undefined ? EXIT_USAGE : EXIT_OK;
-    }
-    if (subcommand === "inspect") return await inspect(rest, io);
-    if (subcommand === "generate") return await generate(rest, io);
-    throw new UsageError(`unknown subcommand "${subcommand}"`);
+    return command === "inspect" ? await inspect(parsed, io) : await generate(parsed, io);
   } catch (error) {
-    // parseArgs signals bad flags with TypeErrors carrying an ERR_PARSE_ARGS_* code.
-    const parseError = error instanceof TypeError && String((error as { code?: unknown }).code ?? "").startsWith("ERR_PARSE_ARGS");
-    if (error instanceof UsageError || parseError) {
-      io.err(`${(error as Error).message}\n\n${USAGE}`);
-      return EXIT_USAGE;
-    }
-    throw error;
+    if (!(error instanceof UsageError)) throw error;
+    io.err(usageText(command, `tsync tsfile ${command}: ${error.message}`));
+    return exitCodes.usage;
   }
+}
+
+/** `tsync tsfile …` from its words (those after "tsfile"), parsed as main.ts parses every command. */
+export async function runTsfileCommand(args: string[], io: CliIo = processIo): Promise<number> {
+  const resolved = resolveCommand(commandSpecs, commandGroups, keyTables, ["tsfile", ...args]);
+  if (resolved.kind === "help") io.out(resolved.text);
+  if (resolved.kind === "usage") io.err(resolved.text);
+  if (resolved.kind !== "run") return resolved.kind === "help" ? exitCodes.ok : exitCodes.usage;
+  return runTsfile(resolved.spec.name === "tsfile inspect" ? "inspect" : "generate", resolved.parsed, io);
 }

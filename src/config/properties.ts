@@ -358,6 +358,9 @@ export const text: Parser<string | undefined> = (raw) => ok(raw === "" ? undefin
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+export const LOG_FORMATS = ["text", "json"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 const AUTH = "NATS authentication and TLS (client side)";
 
 /** How a process authenticates to a NATS server and verifies it. */
@@ -407,12 +410,20 @@ export const dashboardPortKey = {
   dashboard_port: key({ section: "Dashboard", default: "0", parse: port, description: "Port of the live dashboard, 1..65535; 0 = off" }),
 } as const;
 
+/** The logging keys, the same on both sides: how much (log_level) and in which form (log_format). */
 export const logLevelKey = {
   log_level: key({
     section: "Logging",
     default: "info",
     parse: oneOf(LOG_LEVELS),
     description: "Least severe messages logged: debug, info, warn or error",
+  }),
+  log_format: key({
+    section: "Logging",
+    default: "text",
+    parse: oneOf(LOG_FORMATS),
+    description:
+      "text = one escaped line per event; json = one JSON object per line (time, level, message, and sender, session, file and code where they apply)",
   }),
 } as const;
 

@@ -48,6 +48,7 @@ describe("defaults", () => {
       tls_cert_file: undefined,
       tls_key_file: undefined,
       log_level: "info",
+      log_format: "text",
       plugin: {},
     } satisfies SenderConfig);
   });
