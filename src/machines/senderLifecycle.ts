@@ -15,6 +15,7 @@ export interface LifecycleContext extends LifecycleInput {
   readonly lastSummary: RoundSummary | undefined;
 }
 
+/** `syncNow`: an operator asked for a round now (SIGUSR1 to `tsync sender`). */
 export type LifecycleEvent = { type: "stop" } | { type: "sealed" } | { type: "syncNow" };
 
 /**
@@ -45,7 +46,8 @@ export const senderLifecycle = setup({
   states: {
     syncing: {
       entry: assign({ sealedDuringRound: false }),
-      on: { sealed: { actions: assign({ sealedDuringRound: true }) } },
+      // This round scanned before the file (or the operator's request) came: one more round follows at once.
+      on: { sealed: { actions: assign({ sealedDuringRound: true }) }, syncNow: { actions: assign({ sealedDuringRound: true }) } },
       invoke: {
         src: "round",
         input: ({ context }: { context: LifecycleContext }) => ({ maxRetries: context.maxRetries }),

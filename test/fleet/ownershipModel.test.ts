@@ -1,245 +1,363 @@
-// Model-based: random interleavings of senders offering files in overlapping storage groups,
-// races of several senders on one group, releases and receiver restarts, run against a real
-// receiver and the real registry on a real nats-server, checked against a model after each step.
-import { createHash } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+// Model-based conflict properties: random commands of three senders, each a real Sender running
+// the real round machine over real TsFiles, against two receivers of one group on one real
+// nats-server, with storage-group releases at any point (also in the middle of a round, between
+// any two of its requests), receiver restarts and deletions. Every placement and removal of both
+// receivers lands in one ordered history (test/props/historyStorage.ts); after each command the
+// history, the registry, the receivers' disks and the rounds' summaries are checked against the rules.
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { fc, test } from "@fast-check/vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect } from "vitest";
 import { OwnershipRegistry } from "../../src/actors/receiver/ownership.js";
-import { Receiver } from "../../src/actors/receiver/receiver.js";
-import { SenderLink } from "../../src/actors/sender/link.js";
-import { isStepFailure, type SessionInfo, type StepFailure } from "../../src/machines/senderTypes.js";
-import type { FileRef } from "../../src/protocol/messages.js";
-import { Code } from "../../src/protocol/status.js";
-import { receiverConfig } from "../harness/configs.js";
+import type { Receiver } from "../../src/actors/receiver/receiver.js";
+import { Sender } from "../../src/actors/sender/sender.js";
+import type { RoundSummary } from "../../src/machines/senderTypes.js";
+import { senderConfig } from "../harness/configs.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
-import { listFiles, removeAll, tempRoot } from "../harness/syncPair.js";
-import { rawClient } from "../security/kit.js";
+import { listFiles, removeAll, startReceiver, tempRoot } from "../harness/syncPair.js";
+import { appendHistory, readHistory, type HistoryEvent } from "../props/historyStorage.js";
+import { addSealedFile, rawClient } from "../security/kit.js";
 
 const senders = ["s0", "s1", "s2"] as const;
-const groups = ["root.g0", "root.g1", "root.g2"] as const;
+const groups = ["root.g0", "root.g1"] as const;
+/** File names every sender draws from: senders collide on names, never on bytes. */
+const names = [1, 2, 3].map((k) => `${1000 + k}-${k}-0-0.tsfile`);
+const receiverCount = 2;
 type SenderId = (typeof senders)[number];
 type Group = (typeof groups)[number];
 
-interface Model {
-  /** Group → its owner: the first sender whose offer of it was answered. */
-  readonly owners: Map<Group, SenderId>;
-  /** Files the storage must hold (`sg/vg/tp/name`), each loaded while its sender owned the group. */
-  readonly loaded: Set<string>;
-}
-
-interface Client {
-  readonly nc: NatsConnection;
-  readonly link: SenderLink;
-  session: SessionInfo | undefined;
-}
-
-interface Real {
-  readonly root: string;
-  readonly centre: string;
-  readonly group: string;
-  receiver: Receiver;
-  readonly clients: Map<SenderId, Client>;
-  readonly registry: OwnershipRegistry;
-  readonly admin: NatsConnection;
-  files: number;
-}
+const historyStorage = fileURLToPath(new URL("../props/historyStorage.ts", import.meta.url));
 
 let server: TestNatsServer;
 let top: string;
 let runs = 0;
 beforeAll(async () => {
   server = await startTestNatsServer();
-  top = await tempRoot("tsync-model-");
+  top = await tempRoot("tsync-conflicts-");
 });
 afterAll(async () => {
   await server.cleanup();
   await removeAll(top);
 });
 
-const startReceiver = (r: { centre: string; group: string }) =>
-  Receiver.start({
-    config: receiverConfig({
-      is_sync_enable: "true",
-      receiver_group: r.group,
-      receiver_data_directory: r.centre,
-      nats_url: server.url,
-      nats_monitor_url: server.monitorUrl,
-    }),
-    // The content check is our seam: these files are random bytes, the ownership rules are what is tested.
-    validateTsFile: async () => ({ ok: true, facts: { devices: [], version: 3 } }),
-    log: () => undefined,
+/** A sender's round as the history brackets it: what its edge held when it began, and its summary. */
+interface RoundRecord {
+  readonly sender: SenderId;
+  readonly edgeAtStart: ReadonlyArray<string>;
+  summary?: RoundSummary;
+}
+
+interface Edge {
+  readonly sender: Sender;
+  readonly dir: string;
+  /** Files on the edge now (`sg/0/0/name`), and the bytes of every file it ever had. */
+  readonly files: Set<string>;
+  readonly bytes: Map<string, { tsfile: Buffer; resource: Buffer }>;
+  /** Set for one round: before its `at`-th request, everything else in flight lands, then `run`. */
+  interrupt: { at: number; run: () => Promise<void> } | undefined;
+  requests: number;
+}
+
+interface Real {
+  readonly root: string;
+  readonly group: string;
+  readonly history: string;
+  readonly receivers: Receiver[];
+  readonly edges: Map<SenderId, Edge>;
+  readonly registry: OwnershipRegistry;
+  readonly admin: NatsConnection;
+  readonly rounds: RoundRecord[];
+}
+
+const centreOf = (real: Real, i: number) => join(real.root, `centre${i}`);
+
+const startOne = (real: { root: string; group: string; history: string }, i: number) =>
+  startReceiver(server, join(real.root, `centre${i}`), {
+    receiver_group: real.group,
+    storage_plugin: historyStorage,
+    "plugin.history_file": real.history,
+    "plugin.receiver": `r${i}`,
   });
 
-const refKey = (r: FileRef) => `${r.sg}/${r.vg}/${r.tp}/${r.name}`;
-
-type Outcome =
-  | { readonly kind: "loaded"; readonly ref: FileRef }
-  | { readonly kind: "refused"; readonly failure: Extract<StepFailure, { kind: "conflict" }> };
-
-/** Offers one new file of `sg` as `id`, through the sender's own protocol code, to its load. */
-const offerNewFile = async (real: Real, id: SenderId, sg: Group, size: number): Promise<Outcome> => {
-  const n = ++real.files;
-  const ref: FileRef = { sg, vg: "0", tp: "0", name: `${1_000_000 + n}-${n}-0-0.tsfile` };
-  const dir = join(real.root, "edges", id);
-  await mkdir(dir, { recursive: true });
-  const path = join(dir, ref.name);
-  const bytes = new Uint8Array(size).map((_, i) => (i * 31 + n) % 251);
-  await writeFile(path, bytes);
-  const client = real.clients.get(id)!;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      client.session ??= await client.link.hello([sg]);
-      const sent = await client.link.sendPart(client.session, ref, { kind: "tsfile", path, size, mtimeMs: 0 });
-      if (!sent.had) await client.link.commit(client.session, sent);
-      await client.link.load(client.session, ref, [{ kind: "tsfile", size, sha256: sent.sha256 }]);
-      expect(sent.sha256).toBe(createHash("sha256").update(bytes).digest("hex"));
-      return { kind: "loaded", ref };
-    } catch (e) {
-      if (!isStepFailure(e)) throw e;
-      // The receiver restarted since this sender's hello: say hello again, as a round would.
-      if (e.kind === "sessionLost" && attempt === 0) {
-        client.session = undefined;
-        continue;
+/**
+ * Opens sender `id` on its own edge. Its connection's `request` is wrapped so a round can be
+ * interrupted before any of its requests: the requests already in flight land first, so the
+ * history stays in the order things happened.
+ */
+const openEdge = async (real: { root: string; group: string }, id: SenderId): Promise<Edge> => {
+  const dir = join(real.root, `edge-${id}`);
+  const sender = await Sender.open({
+    config: senderConfig({ data_directory: dir, nats_url: server.url, receiver_group: real.group, sender_name: id }),
+  });
+  const edge: Edge = { sender, dir, files: new Set(), bytes: new Map(), interrupt: undefined, requests: 0 };
+  const nc = sender.nc;
+  const request = nc.request.bind(nc);
+  const inflight = new Set<Promise<unknown>>();
+  /** While the interruption runs, the round's other requests (puts go several at once) wait too. */
+  let paused: Promise<void> | undefined;
+  nc.request = async (...args: Parameters<NatsConnection["request"]>) => {
+    const hook = edge.interrupt;
+    if (hook && ++edge.requests === hook.at) {
+      edge.interrupt = undefined;
+      paused = Promise.allSettled([...inflight]).then(() => hook.run());
+      try {
+        await paused;
+      } finally {
+        paused = undefined;
       }
-      if (e.kind === "conflict") return { kind: "refused", failure: e };
-      throw new Error(`${id} offering ${refKey(ref)}: ${e.kind} ${e.code} ${e.message}`);
+    }
+    while (paused) await paused.catch(() => undefined);
+    const p = request(...args);
+    inflight.add(p);
+    const settle = () => inflight.delete(p);
+    void p.then(settle, settle);
+    return p;
+  };
+  return edge;
+};
+
+/** A round of `id`, bracketed in the history; `interrupt` runs before its `at`-th request (or after it, if the round makes fewer). */
+const round = async (real: Real, id: SenderId, interrupt?: { at: number; run: () => Promise<void> }) => {
+  const edge = real.edges.get(id)!;
+  const record: RoundRecord = { sender: id, edgeAtStart: [...edge.files] };
+  real.rounds.push(record);
+  await appendHistory(real.history, [{ op: "roundStart", sender: id }]);
+  edge.requests = 0;
+  edge.interrupt = interrupt;
+  try {
+    record.summary = await edge.sender.runOnce();
+  } finally {
+    edge.interrupt = undefined;
+    await appendHistory(real.history, [{ op: "roundEnd", sender: id }]);
+  }
+  if (interrupt && edge.requests < interrupt.at) await interrupt.run();
+};
+
+const release = async (real: Real, sg: Group) => {
+  await real.registry.release(sg);
+  await appendHistory(real.history, [{ op: "release", sg }]);
+};
+
+const restart = async (real: Real, i: number) => {
+  await real.receivers[i]!.stop();
+  real.receivers[i] = await startOne(real, i);
+};
+
+const addFiles = async (real: Real, id: SenderId, sg: Group, which: ReadonlyArray<number>) => {
+  const edge = real.edges.get(id)!;
+  for (const k of which) {
+    const path = `${sg}/0/0/${names[k]!}`;
+    if (edge.files.has(path)) continue;
+    // Bytes unique to (sender, group, name): a file another sender wrote over it would show.
+    const seed = senders.indexOf(id) * 100 + groups.indexOf(sg) * 10 + k + 1;
+    const f = await addSealedFile(edge.dir, sg, names[k]!, seed);
+    edge.files.add(path);
+    edge.bytes.set(path, { tsfile: await readFile(f.path), resource: await readFile(`${f.path}.resource`) });
+  }
+};
+
+const removeFiles = async (real: Real, id: SenderId, sg: Group, which: ReadonlyArray<number>) => {
+  const edge = real.edges.get(id)!;
+  for (const k of which) {
+    const path = `${sg}/0/0/${names[k]!}`;
+    if (!edge.files.delete(path)) continue;
+    const at = join(edge.dir, "sequence", path);
+    await rm(at, { force: true });
+    await rm(`${at}.resource`, { force: true });
+  }
+};
+
+/** What one sender does inside another's round. */
+type Action =
+  | { readonly kind: "release"; readonly sg: Group }
+  | { readonly kind: "restart"; readonly receiver: number }
+  | { readonly kind: "sync"; readonly id: SenderId; readonly sg: Group; readonly files: ReadonlyArray<number> }
+  /** A release, and another sender claims the group at once: the case a round in flight must notice. */
+  | { readonly kind: "handover"; readonly id: SenderId; readonly sg: Group; readonly files: ReadonlyArray<number> };
+
+const runAction = async (real: Real, a: Action, outer: SenderId) => {
+  if (a.kind === "release") return release(real, a.sg);
+  if (a.kind === "restart") return restart(real, a.receiver);
+  if (a.kind === "handover") await release(real, a.sg);
+  // A sender cannot run a round inside its own (its work directory is locked by the first).
+  if (a.id === outer) return;
+  await addFiles(real, a.id, a.sg, a.files);
+  await round(real, a.id);
+};
+
+const owners = /belongs to sender (\S+) /;
+
+/**
+ * The rules, checked over the whole history after every command:
+ * - per group, between two releases, every placement is by one sender (at most one owner at any
+ *   instant; no file of a group loaded from a non-owner), and the registry names that sender;
+ * - per receiver and path, every placement is by the sender that placed it first, until that
+ *   sender removes it (the owner's files are never changed by another), and the bytes there are
+ *   that sender's, byte for byte; nothing else is there;
+ * - a removal is of the remover's own copy, in its own round, while it owns the group;
+ * - a refused sender is told the owner: every conflict names the group's owner; a round that
+ *   began while another sender owned a group it had new files of, with no release of that
+ *   group during it, reports the conflict naming that owner and neither sends nor fails those files.
+ */
+const checkRules = async (real: Real) => {
+  const history = await readHistory(real.history);
+  const owner = new Map<string, string>();
+  const everOwned = new Map<string, Set<string>>();
+  const placedBy = new Map<string, string>();
+  const loadedBy = new Set<string>();
+  const open: Array<{ record: RoundRecord; ownersAtStart: Map<string, string>; pending: string[]; released: Set<string> }> = [];
+  let started = 0;
+  for (const [i, e] of history.entries()) {
+    const at = `history line ${i + 1}: ${JSON.stringify(e)}`;
+    switch (e.op) {
+      case "release":
+        owner.delete(e.sg);
+        for (const r of open) r.released.add(e.sg);
+        break;
+      case "load": {
+        const o = owner.get(e.sg);
+        if (o === undefined) {
+          owner.set(e.sg, e.sender);
+          everOwned.set(e.sg, (everOwned.get(e.sg) ?? new Set()).add(e.sender));
+        } else expect(e.sender, `${at}: placed while ${o} owns ${e.sg}`).toBe(o);
+        const where = `${e.receiver}:${e.path}`;
+        const first = placedBy.get(where);
+        if (first !== undefined) expect(e.sender, `${at}: ${first}'s file overwritten`).toBe(first);
+        placedBy.set(where, e.sender);
+        loadedBy.add(`${e.sender}:${e.path}`);
+        break;
+      }
+      case "remove":
+        expect(open.at(-1)?.record.sender, `${at}: removed outside its loader's round`).toBe(e.sender);
+        expect(owner.get(e.sg), `${at}: removed while its loader does not own ${e.sg}`).toBe(e.sender);
+        placedBy.delete(`${e.receiver}:${e.path}`);
+        loadedBy.delete(`${e.sender}:${e.path}`);
+        break;
+      case "roundStart": {
+        const record = real.rounds[started++]!;
+        expect(record.sender, at).toBe(e.sender);
+        const pending = record.edgeAtStart.filter((p) => !loadedBy.has(`${e.sender}:${p}`));
+        open.push({ record, ownersAtStart: new Map(owner), pending, released: new Set() });
+        break;
+      }
+      case "roundEnd": {
+        const r = open.pop()!;
+        expect(r.record.sender, at).toBe(e.sender);
+        const s = r.record.summary;
+        if (!s) break;
+        for (const c of s.conflicts) {
+          const named = owners.exec(c.message)?.[1];
+          expect(named, `${e.sender} refused for ${c.sg}: ${c.message}`).not.toBe(e.sender);
+          expect([...(everOwned.get(c.sg) ?? [])], `${e.sender} refused for ${c.sg}: ${c.message}`).toContain(named);
+        }
+        for (const f of s.failed) {
+          const named = owners.exec(f.reason)?.[1];
+          if (named === undefined) continue;
+          expect(named, `${e.sender}: ${f.file}: ${f.reason}`).not.toBe(e.sender);
+          expect([...(everOwned.get(f.file.split("/")[0]!) ?? [])], `${e.sender}: ${f.file}: ${f.reason}`).toContain(named);
+        }
+        for (const [sg, o] of r.ownersAtStart) {
+          const mine = r.pending.filter((p) => p.startsWith(`${sg}/`));
+          if (o === e.sender || r.released.has(sg) || mine.length === 0) continue;
+          const c = s.conflicts.find((x) => x.sg === sg);
+          expect(c, `${e.sender} has ${mine.join(", ")} while ${o} owns ${sg}: ${JSON.stringify(s)}`).toBeDefined();
+          expect(owners.exec(c!.message)?.[1], c!.message).toBe(o);
+          // A delete it asked for is refused too (and reported failed), not a file of its sent.
+          const touched = [...s.sent, ...s.failed].map((x) => x.file).filter((f) => f.startsWith(`${sg}/`) && !f.endsWith(" (delete)"));
+          expect(touched, `${e.sender}'s files of ${sg}, owned by ${o}`).toEqual([]);
+        }
+        break;
+      }
     }
   }
-};
-
-const expectConflict = (o: Outcome, owner: SenderId, sg: Group) => {
-  expect(o.kind).toBe("refused");
-  if (o.kind !== "refused") return;
-  expect(o.failure.code).toBe(Code.conflict);
-  expect(o.failure.owner).toBe(owner);
-  expect(o.failure.message).toContain(`storage group ${sg} belongs to sender ${owner}`);
-};
-
-class Offer implements fc.AsyncCommand<Model, Real> {
-  constructor(
-    readonly id: SenderId,
-    readonly sg: Group,
-    readonly size: number,
-  ) {}
-  check = () => true;
-  async run(m: Model, r: Real): Promise<void> {
-    const o = await offerNewFile(r, this.id, this.sg, this.size);
-    const owner = m.owners.get(this.sg);
-    if (owner !== undefined && owner !== this.id) return expectConflict(o, owner, this.sg);
-    expect(o.kind, JSON.stringify(o)).toBe("loaded");
-    if (o.kind === "loaded") m.loaded.add(refKey(o.ref));
-    m.owners.set(this.sg, this.id);
-  }
-  toString = () => `Offer(${this.id}, ${this.sg}, ${this.size})`;
-}
-
-/** Several senders offer a file of the same group at the same moment. */
-class Race implements fc.AsyncCommand<Model, Real> {
-  constructor(
-    readonly ids: ReadonlyArray<SenderId>,
-    readonly sg: Group,
-  ) {}
-  check = () => true;
-  async run(m: Model, r: Real): Promise<void> {
-    const outcomes = await Promise.all(this.ids.map((id) => offerNewFile(r, id, this.sg, 300)));
-    const winners = this.ids.filter((_, i) => outcomes[i]?.kind === "loaded");
-    const before = m.owners.get(this.sg);
-    // An owned group keeps its owner; a free one goes to exactly one of the racers.
-    const owner = before ?? winners[0];
-    expect(winners, `racers ${this.ids.join(",")}`).toEqual(before !== undefined ? this.ids.filter((id) => id === before) : [owner]);
-    for (const [i, o] of outcomes.entries()) {
-      if (this.ids[i] === owner && o.kind === "loaded") m.loaded.add(refKey(o.ref));
-      else expectConflict(o, owner!, this.sg);
+  for (const sg of groups) expect((await real.registry.owner(sg))?.senderId, `owner of ${sg}`).toBe(owner.get(sg));
+  for (let i = 0; i < receiverCount; i++) {
+    const expected: string[] = [];
+    for (const [where, sender] of placedBy) {
+      const [receiver, path] = where.split(":") as [string, string];
+      if (receiver !== `r${i}`) continue;
+      expected.push(path, `${path}.resource`);
+      const bytes = real.edges.get(sender as SenderId)!.bytes.get(path)!;
+      const landed = join(centreOf(real, i), "sequence", path);
+      expect((await readFile(landed)).equals(bytes.tsfile), `${where}: not ${sender}'s bytes`).toBe(true);
+      expect((await readFile(`${landed}.resource`)).equals(bytes.resource), `${where}.resource: not ${sender}'s bytes`).toBe(true);
     }
-    if (owner !== undefined) m.owners.set(this.sg, owner);
+    expect(await listFiles(join(centreOf(real, i), "sequence")), `receiver r${i}'s files`).toEqual(expected.sort());
   }
-  toString = () => `Race([${this.ids.join(",")}], ${this.sg})`;
-}
-
-class Release implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly sg: Group) {}
-  check = () => true;
-  async run(m: Model, r: Real): Promise<void> {
-    expect(await r.registry.release(this.sg)).toBe(m.owners.has(this.sg));
-    m.owners.delete(this.sg);
-  }
-  toString = () => `Release(${this.sg})`;
-}
-
-class Restart implements fc.AsyncCommand<Model, Real> {
-  check = () => true;
-  async run(_m: Model, r: Real): Promise<void> {
-    await r.receiver.stop();
-    r.receiver = await startReceiver(r);
-  }
-  toString = () => "Restart";
-}
-
-/** After every step: the registry says exactly what the model says, and so does the storage. */
-const checkAgainstModel = async (m: Model, r: Real) => {
-  const listed = await r.registry.list();
-  expect(Object.fromEntries(listed.map((o) => [o.sg, o.senderId]))).toEqual(Object.fromEntries([...m.owners].sort()));
-  const stored = await listFiles(join(r.centre, "sequence"));
-  expect(stored).toEqual([...m.loaded].sort());
 };
 
-const checked = (c: fc.AsyncCommand<Model, Real>): fc.AsyncCommand<Model, Real> => ({
-  check: (m) => c.check(m),
-  run: async (m, r) => {
-    await c.run(m, r);
-    await checkAgainstModel(m, r);
+type Model = Record<string, never>;
+const command = (name: string, run: (r: Real) => Promise<void>): fc.AsyncCommand<Model, Real> => ({
+  check: () => true,
+  run: async (_m, r) => {
+    await run(r);
+    await checkRules(r);
   },
-  toString: () => c.toString(),
+  toString: () => name,
 });
 
 const sender = fc.constantFrom(...senders);
 const group = fc.constantFrom(...groups);
+const fileSet = fc.uniqueArray(fc.integer({ min: 0, max: names.length - 1 }), { minLength: 1, maxLength: names.length });
+const action: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 3, arbitrary: group.map((sg) => ({ kind: "release" as const, sg })) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("sync" as const), id: sender, sg: group, files: fileSet }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("handover" as const), id: sender, sg: group, files: fileSet }) },
+  { weight: 1, arbitrary: fc.nat(receiverCount - 1).map((receiver) => ({ kind: "restart" as const, receiver })) },
+);
+/** Before which request of the round the actions run: 1 is before the hello; small files go one request each. */
+const interruption = fc.record({ at: fc.integer({ min: 1, max: 5 }), actions: fc.array(action, { minLength: 1, maxLength: 3 }) });
+
 const commands = fc.commands(
   [
-    fc.tuple(sender, group, fc.integer({ min: 0, max: 3000 })).map(([id, sg, size]) => checked(new Offer(id, sg, size))),
-    fc.tuple(fc.uniqueArray(sender, { minLength: 2, maxLength: 3 }), group).map(([ids, sg]) => checked(new Race(ids, sg))),
-    group.map((sg) => checked(new Release(sg))),
-    fc.constant(checked(new Restart())),
+    fc.tuple(sender, group, fileSet, fc.option(interruption, { freq: 2, nil: undefined })).map(([id, sg, files, int]) =>
+      command(`Sync(${id}, ${sg}, [${files}]${int ? `, before request ${int.at}: ${JSON.stringify(int.actions)}` : ""})`, async (r) => {
+        await addFiles(r, id, sg, files);
+        await round(
+          r,
+          id,
+          int && {
+            at: int.at,
+            run: async () => {
+              for (const a of int.actions) await runAction(r, a, id);
+            },
+          },
+        );
+      }),
+    ),
+    fc
+      .tuple(sender, group, fileSet)
+      .map(([id, sg, files]) => command(`Delete(${id}, ${sg}, [${files}])`, (r) => removeFiles(r, id, sg, files).then(() => round(r, id)))),
+    group.map((sg) => command(`Release(${sg})`, (r) => release(r, sg))),
+    fc.nat(receiverCount - 1).map((i) => command(`Restart(r${i})`, (r) => restart(r, i))),
   ],
-  { maxCommands: 14 },
+  { maxCommands: 60, size: "max" },
 );
 
-test.prop([commands], { numRuns: 25 })(
-  "a group has at most one owner, the first claimant; non-owners' offers get CONFLICT and none of their files is loaded; a release lets exactly one next claimant win",
+test.prop([commands], { numRuns: 40 })(
+  "two receivers, three senders, releases anywhere: at most one owner per group at any instant, no file placed by a non-owner, every refused sender told the owner, an owner's files never changed by another sender (byte for byte), deletes only by the loader while it owns the group",
   async (cmds) => {
     const run = ++runs;
     const root = join(top, `run${run}`);
-    const centre = join(root, "centre");
-    const group = `model${run}`;
+    const group = `conflicts${run}`;
+    const history = join(root, "history.jsonl");
+    const base = { root, group, history };
     const admin = await rawClient(server.url, `admin${run}`);
-    const clients = new Map<SenderId, Client>();
-    const base = { root, centre, group };
-    const real: Real = {
-      ...base,
-      receiver: await startReceiver(base),
-      clients,
-      registry: await OwnershipRegistry.open(admin, group),
-      admin,
-      files: 0,
-    };
+    const receivers: Receiver[] = [];
+    const edges = new Map<SenderId, Edge>();
     try {
-      for (const id of senders) {
-        const nc = await rawClient(server.url, id);
-        clients.set(id, {
-          nc,
-          link: new SenderLink(nc, { group, senderId: id, window: 4, chunkBytes: 1024, requestTimeoutMs: 10_000 }),
-          session: undefined,
-        });
-      }
-      await fc.asyncModelRun(() => ({ model: { owners: new Map<Group, SenderId>(), loaded: new Set<string>() }, real }), cmds);
+      for (let i = 0; i < receiverCount; i++) receivers.push(await startOne(base, i));
+      for (const id of senders) edges.set(id, await openEdge(base, id));
+      const real: Real = { ...base, receivers, edges, registry: await OwnershipRegistry.open(admin, group), admin, rounds: [] };
+      await fc.asyncModelRun(() => ({ model: {}, real }), cmds);
     } finally {
-      await real.receiver.stop();
-      for (const c of clients.values()) await c.nc.close();
+      for (const e of edges.values()) await e.sender.close();
+      for (const r of receivers) await r.stop();
       await admin.close();
       await removeAll(root);
     }
   },
+  600_000,
 );

@@ -1,41 +1,59 @@
-// A receiver model and a simulated NATS transport for the sender machine's tests: the real
-// SenderLink talks to it through a fake `request`, and every request may be hit by a fault from a
-// plan (dropped, reply lost, chunk corrupted, receiver restarted). The model keeps the books the
-// invariants are checked against: what it holds, what it acknowledged as new data, what it loaded.
+// A receiver model and a simulated NATS transport for the sender machine's retry properties: the
+// real sender round (its real actors: SenderLink's hello, offers, chunks, commits, loads and puts)
+// talks to it through a fake `request`, and a fault plan keyed by request index hits requests
+// anywhere in the run (timeouts, no responders, a dropped connection, a receiver restart, a
+// corrupted chunk or put). The model's load journal is the receiver's real one on disk: a restart
+// replays it, so a load it forgot would be loaded twice, and counted.
 import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { NoRespondersError, TimeoutError, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import { fromPromise } from "xstate";
+import { ClosedConnectionError, NoRespondersError, TimeoutError, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { fromPromise, SimulatedClock } from "xstate";
+import { Journal } from "../../src/actors/receiver/journal.js";
 import { SenderLink } from "../../src/actors/sender/link.js";
-import { senderRound, type SchemaSyncOutput } from "../../src/machines/senderRound.js";
-import {
-  refKey,
-  type DeleteOutput,
-  type LoadInput,
-  type ScanResult,
-  type SentPart,
-  type SessionInfo,
-  type TransferInput,
-  type VerifyInput,
-} from "../../src/machines/senderTypes.js";
+import { senderRoundWith } from "../../src/actors/sender/roundActors.js";
+import type { WorkDir } from "../../src/actors/sender/workDir.js";
+import type { Source } from "../../src/plugins/source.js";
+import { roundDelays } from "../../src/machines/senderRound.js";
+import { refKey, type ScanResult, type SentPart, type TransferInput } from "../../src/machines/senderTypes.js";
+import type { RandomSource } from "../../src/machines/backoff.js";
 import type { SyncUnit } from "../../src/protocol/parts.js";
 import type { FileRef, PartKind } from "../../src/protocol/messages.js";
 import { Code } from "../../src/protocol/status.js";
-import { ChunkHeader } from "../../src/protocol/subjects.js";
+import { ChunkHeader, PutHeader } from "../../src/protocol/subjects.js";
 
-/** What can happen to one request. */
-export type Fault = "ok" | "drop" | "lostReply" | "corrupt" | "restart";
+/**
+ * What can happen to one request: `timeout` (it never reached the receiver), `lostReply` (handled,
+ * the answer lost), `noResponders`, `disconnect` (the connection closed under it), `restart` (the
+ * receiver restarts just before it: sessions forgotten, disk and journal kept), `corrupt` (the next
+ * request carrying file bytes, a chunk or a put, has one byte flipped).
+ */
+export type FaultKind = "timeout" | "lostReply" | "noResponders" | "disconnect" | "restart" | "corrupt";
+export const faultKinds: ReadonlyArray<FaultKind> = ["timeout", "lostReply", "noResponders", "disconnect", "restart", "corrupt"];
+
+/** Request index (counted over the whole run, every round) → the fault that hits it. */
+export type FaultPlan = ReadonlyMap<number, FaultKind>;
 
 export interface SimFile {
   readonly ref: FileRef;
   readonly parts: ReadonlyArray<{ readonly kind: PartKind; readonly path: string; readonly size: number; readonly sha256: string }>;
 }
 
+/** The one sender id the simulated receiver serves. */
+export const simSender = "s1";
+/** The simulated server's max_payload; with 1 KiB chunks, a file whose parts add up to 1 KiB or less goes as a put. */
+export const simChunkBytes = 1024;
+
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const encode = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 const decode = (b: Uint8Array): Record<string, unknown> => JSON.parse(new TextDecoder().decode(b)) as Record<string, unknown>;
 const partKey = (ref: FileRef, kind: PartKind) => `${refKey(ref)}:${kind}`;
+const refOf = (o: Record<string, unknown>): FileRef => ({
+  sg: String(o["sg"]),
+  vg: String(o["vg"]),
+  tp: String(o["tp"]),
+  name: String(o["name"]),
+});
 
 /** Writes `sizes.length` sealed-file stand-ins (a resource and a TsFile of random bytes each) under `dir`. */
 export const writeSimFiles = async (dir: string, sizes: ReadonlyArray<number>, seed: number): Promise<SimFile[]> => {
@@ -60,6 +78,14 @@ export const writeSimFiles = async (dir: string, sizes: ReadonlyArray<number>, s
   return files;
 };
 
+/** Requests a round of these files makes without faults: the scale the fault plan's indices are drawn on. */
+export const requestsPerRound = (sizes: ReadonlyArray<number>): number =>
+  2 +
+  sizes.reduce((n, size, i) => {
+    const resource = 20 + (i % 7);
+    return n + (resource + size <= simChunkBytes ? 1 : 2 + 1 + Math.ceil(size / simChunkBytes) + 2 + 1);
+  }, 0);
+
 interface Writer {
   readonly key: string;
   readonly size: number;
@@ -69,74 +95,143 @@ interface Writer {
  * The receiver's side of the protocol as `sessionHost`, `staging` and `core` implement it, with
  * one liberty: a chunk that starts inside bytes already held is written and acknowledged (a real
  * receiver says outOfOrder), so a sender that re-sends held bytes shows up as a double acknowledgement.
+ * Requests are served one at a time in arrival order; puts may be several in flight from the sender.
  */
 export class SimReceiver {
   /** Bytes held per part (a partial copy), and whether a corrupted chunk is among them. */
   readonly partial = new Map<string, { held: number; size: number; corrupt: boolean }>();
   readonly ready = new Map<string, string>();
-  readonly journal = new Map<string, string>();
-  /** Completed loads per part: must never pass 1. */
+  /** Parts placed in storage per part key: must never pass 1. */
   readonly loads = new Map<string, number>();
   /** Byte ranges acknowledged as new data per part, since its partial copy was last dropped. */
   private readonly acked = new Map<string, Array<[number, number]>>();
   readonly violations: string[] = [];
+  /** Requests served so far, over every round: the index the fault plan is keyed by. */
+  served = 0;
+  /** Faults that hit a request; `corrupt` counts when it lands on a chunk or put. */
+  readonly hits = new Map<FaultKind, number>();
+  /** Puts per file, and unanswered hellos in a row (the longest streak), since `newRound`. */
+  putsThisRound = new Map<string, number>();
+  helloStreak = 0;
+  longestHelloStreak = 0;
   private sessions = 0;
   private liveSession = "";
   private writers = new Map<string, Writer>();
   private nextId = 0;
+  private corruptNext = false;
+  private queue: Promise<unknown> = Promise.resolve();
   /**
-   * Parts that always fail: "retryable" refuses their offer (as a full staging disk does), "fatal"
-   * rejects them at commit (as a TsFile that does not parse).
+   * Parts that always fail: "retryable" refuses their offer or put (as a full staging disk does),
+   * "fatal" rejects them at commit (as a TsFile that does not parse).
    */
   readonly poison = new Map<string, "retryable" | "fatal">();
 
-  constructor(private readonly plan: Fault[]) {}
+  private constructor(
+    private readonly plan: FaultPlan,
+    private readonly journalPath: string,
+    private journal: Journal,
+  ) {}
 
-  private nextFault(): Fault {
-    return this.plan.shift() ?? "ok";
+  static async open(plan: FaultPlan, dir: string): Promise<SimReceiver> {
+    const path = join(dir, "receiver", "journal.jsonl");
+    return new SimReceiver(plan, path, await Journal.open(path, () => undefined));
   }
 
+  /** Faults of the plan not yet reached (a pending corruption included). */
   get faultsLeft(): number {
-    return this.plan.length;
+    let n = this.corruptNext ? 1 : 0;
+    for (const i of this.plan.keys()) if (i >= this.served) n++;
+    return n;
   }
 
-  private restart(): void {
-    // A restarted receiver keeps its disk (partials, ready parts, journal) and forgets its sessions.
+  newRound(): void {
+    this.putsThisRound = new Map();
+    this.helloStreak = 0;
+    this.longestHelloStreak = 0;
+  }
+
+  /** What the journal on disk says was loaded (part key → digest), replayed from the file as a restart would. */
+  async journalOnDisk(): Promise<Map<string, string>> {
+    await this.journal.close();
+    this.journal = await Journal.open(this.journalPath, () => undefined);
+    return new Map(this.journal.all().map((p) => [partKey(p.ref, p.kind), p.sha256]));
+  }
+
+  async close(): Promise<void> {
+    await this.journal.close();
+  }
+
+  private hit(kind: FaultKind): void {
+    this.hits.set(kind, (this.hits.get(kind) ?? 0) + 1);
+  }
+
+  private async restart(): Promise<void> {
+    // A restarted receiver keeps its disk (partials, ready parts) and replays its journal; it forgets its sessions.
     this.liveSession = "";
     this.writers = new Map();
+    await this.journal.close();
+    this.journal = await Journal.open(this.journalPath, () => undefined);
   }
 
-  /** A NatsConnection that serves `request` from this model, one request at a time, in order. */
+  /** A NatsConnection whose `request` this model serves, one request at a time, in order. */
   connection(): NatsConnection {
     const nc = {
       info: { max_payload: 2048 },
       request: (subject: string, payload: Uint8Array, opts?: { headers?: MsgHdrs }) => {
-        const fault = this.nextFault();
-        if (fault === "restart") this.restart();
-        if (fault === "drop") return Promise.reject(new TimeoutError());
-        let reply: Record<string, unknown>;
-        try {
-          reply = this.handle(subject, payload, opts?.headers, fault === "corrupt");
-        } catch (e) {
-          return Promise.reject(e);
-        }
-        if (fault === "lostReply") return Promise.reject(new TimeoutError());
-        return Promise.resolve({ data: encode(reply) });
+        const served = this.queue.then(() => this.serve(subject, payload, opts?.headers));
+        this.queue = served.catch(() => undefined);
+        return served;
       },
     };
     return nc as unknown as NatsConnection;
   }
 
-  private handle(subject: string, payload: Uint8Array, h: MsgHdrs | undefined, corrupt: boolean): Record<string, unknown> {
+  private async serve(subject: string, payload: Uint8Array, h: MsgHdrs | undefined): Promise<{ data: Uint8Array }> {
+    let fault = this.plan.get(this.served++);
+    const hello = subject.includes(".hello.");
+    if (hello) this.longestHelloStreak = Math.max(this.longestHelloStreak, ++this.helloStreak);
+    if (fault === "corrupt") {
+      this.corruptNext = true;
+      fault = undefined;
+    }
+    if (fault !== undefined) this.hit(fault);
+    if (fault === "restart") await this.restart();
+    if (fault === "timeout") throw new TimeoutError();
+    if (fault === "noResponders") throw new NoRespondersError(subject);
+    if (fault === "disconnect") throw new ClosedConnectionError();
+    const op = subject.slice(subject.lastIndexOf(".") + 1);
+    const corrupt = this.corruptNext && (op === "chunk" || op === "put");
+    if (corrupt) {
+      this.corruptNext = false;
+      this.hit("corrupt");
+    }
+    const reply = await this.handle(subject, op, payload, h, corrupt);
+    if (fault === "lostReply") throw new TimeoutError();
+    if (hello && reply["code"] === Code.ok) this.helloStreak = 0;
+    return { data: encode(reply) };
+  }
+
+  private async handle(
+    subject: string,
+    op: string,
+    payload: Uint8Array,
+    h: MsgHdrs | undefined,
+    corrupt: boolean,
+  ): Promise<Record<string, unknown>> {
     if (subject.includes(".hello.")) {
       this.liveSession = `sim${++this.sessions}`;
       this.writers = new Map();
-      return { code: Code.ok, message: "welcome", sessionPrefix: this.liveSession, sessionId: this.liveSession, maxChunkBytes: 2048 };
+      return {
+        code: Code.ok,
+        message: "welcome",
+        sessionPrefix: this.liveSession,
+        sessionId: this.liveSession,
+        maxChunkBytes: 2048,
+        features: ["put"],
+        maxFilesInFlight: 4,
+      };
     }
-    const dot = subject.lastIndexOf(".");
-    const prefix = subject.slice(0, dot);
-    const op = subject.slice(dot + 1);
-    if (prefix !== this.liveSession) throw new NoRespondersError(subject);
+    if (subject.slice(0, subject.lastIndexOf(".")) !== this.liveSession) throw new NoRespondersError(subject);
     switch (op) {
       case "offer":
         return this.offer(decode(payload));
@@ -146,6 +241,8 @@ export class SimReceiver {
         return this.commit(decode(payload));
       case "load":
         return this.load(decode(payload));
+      case "put":
+        return this.put(JSON.parse(h?.get(PutHeader) ?? "{}") as Record<string, unknown>, payload, corrupt);
       case "bye":
         return { code: Code.ok, message: "bye" };
       default:
@@ -153,13 +250,18 @@ export class SimReceiver {
     }
   }
 
+  private loaded(ref: FileRef, kind: PartKind): string | undefined {
+    return this.journal.find(simSender, ref, kind)?.sha256;
+  }
+
   private offer(o: Record<string, unknown>): Record<string, unknown> {
-    const ref = { sg: String(o["sg"]), vg: String(o["vg"]), tp: String(o["tp"]), name: String(o["name"]) };
-    const key = partKey(ref, o["kind"] as PartKind);
+    const ref = refOf(o);
+    const kind = o["kind"] as PartKind;
+    const key = partKey(ref, kind);
     const size = Number(o["size"]);
     const wanted = o["sha256"] as string | undefined;
     if (this.poison.get(key) === "retryable") return { code: Code.storageFailed, message: "the receiver's staging disk is full" };
-    const loaded = this.journal.get(key);
+    const loaded = this.loaded(ref, kind);
     if (loaded !== undefined && (wanted === undefined || wanted === loaded))
       return { code: Code.have, message: "already loaded", sha256: loaded };
     const ready = this.ready.get(key);
@@ -220,22 +322,44 @@ export class SimReceiver {
     return { code: Code.ok, message: "verified" };
   }
 
-  private load(l: Record<string, unknown>): Record<string, unknown> {
-    const ref = { sg: String(l["sg"]), vg: String(l["vg"]), tp: String(l["tp"]), name: String(l["name"]) };
-    const parts = l["parts"] as Array<{ kind: PartKind; sha256: string }>;
-    const toLoad: string[] = [];
+  /** As `SessionHost.store`: each part checked as an offer and a commit would check it, then the file loaded. */
+  private async put(header: Record<string, unknown>, payload: Uint8Array, corrupt: boolean): Promise<Record<string, unknown>> {
+    const ref = refOf(header);
+    const parts = header["parts"] as Array<{ kind: PartKind; size: number; sha256: string }>;
+    this.putsThisRound.set(refKey(ref), (this.putsThisRound.get(refKey(ref)) ?? 0) + 1);
+    const bytes = corrupt && payload.length > 0 ? Uint8Array.from(payload, (b, i) => (i === 0 ? b ^ 0xff : b)) : payload;
+    let at = 0;
     for (const part of parts) {
       const key = partKey(ref, part.kind);
-      if (this.journal.get(key) === part.sha256) continue;
+      const data = bytes.subarray(at, at + part.size);
+      at += part.size;
+      if (this.poison.get(key) === "retryable") return { code: Code.storageFailed, message: "the receiver's staging disk is full" };
+      if (this.loaded(ref, part.kind) === part.sha256) continue;
+      if (sha(data) !== part.sha256) return { code: Code.digestMismatch, message: "SHA-256 of the received bytes differs" };
+      if (this.poison.get(key) === "fatal") return { code: Code.badTsFile, message: "not a sound TsFile" };
+      this.ready.set(key, part.sha256);
+    }
+    return this.load({ ...ref, parts });
+  }
+
+  private async load(l: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const ref = refOf(l);
+    const parts = l["parts"] as Array<{ kind: PartKind; size: number; sha256: string }>;
+    const toLoad: Array<{ kind: PartKind; size: number; sha256: string }> = [];
+    for (const part of parts) {
+      const key = partKey(ref, part.kind);
+      // The real journal decides what is loaded already: the model keeps no books of its own here.
+      if (this.loaded(ref, part.kind) === part.sha256) continue;
       if (this.ready.get(key) !== part.sha256) return { code: Code.notReady, message: `${key} not received with that digest` };
-      toLoad.push(key);
+      toLoad.push(part);
     }
     if (toLoad.length === 0) return { code: Code.have, message: "already loaded" };
-    for (const key of toLoad) {
+    for (const part of toLoad) {
+      const key = partKey(ref, part.kind);
       this.loads.set(key, (this.loads.get(key) ?? 0) + 1);
-      this.journal.set(key, this.ready.get(key)!);
       this.ready.delete(key);
     }
+    await this.journal.recordLoadedAll(toLoad.map((p) => ({ sender: simSender, ref, kind: p.kind, size: p.size, sha256: p.sha256 })));
     return { code: Code.ok, message: "loaded" };
   }
 }
@@ -244,51 +368,75 @@ export class SimReceiver {
 export type Synced = Map<string, Record<string, string>>;
 
 export interface RoundLog {
-  /** Attempts started per file (transfers of its first part). */
+  /** Offer-way attempts started per file (transfers of its first part). */
   readonly attempts: Map<string, number>;
 }
 
-/**
- * The real sender round machine, with the real SenderLink over the simulated transport and an
- * in-memory work dir; no delays (the backoff is the machine's decision, not the test's time).
- */
 export const poisonKey = (f: SimFile): string => partKey(f.ref, "tsfile");
 
-export const simulatedRound = (files: ReadonlyArray<SimFile>, receiver: SimReceiver, synced: Synced, log: RoundLog, window: number) => {
-  const link = new SenderLink(receiver.connection(), { group: "g", senderId: "s1", window, chunkBytes: 1024, requestTimeoutMs: 1000 });
+/** A SimulatedClock that remembers the delay of every timer set on it: the round's waits. */
+export class RecordingClock extends SimulatedClock {
+  readonly scheduled: number[] = [];
+  override setTimeout(fn: (...args: unknown[]) => void, timeout: number): number {
+    this.scheduled.push(timeout);
+    return super.setTimeout(fn, timeout);
+  }
+}
+
+/** A seeded uniform source in [0, 1): the runtime's randomness, reproducible from the case's seed. */
+export const seededRandom = (seed: number): RandomSource => {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+};
+
+export interface SimRoundOptions {
+  readonly window: number;
+  readonly filesInFlight: number;
+  /** Jitter for the round's waits (`roundDelays(random)`, as the runtime provides them). */
+  readonly random: RandomSource;
+}
+
+/**
+ * The sender round with its real actors (`senderRoundWith`: hello, transfer, commit, load, puts,
+ * deletes, bye over the real SenderLink) on the simulated transport. Only the work directory and
+ * the source are stand-ins: the scan lists the files not yet in `synced`, and confirming a file
+ * records it there.
+ */
+export const simulatedRound = (files: ReadonlyArray<SimFile>, receiver: SimReceiver, synced: Synced, log: RoundLog, o: SimRoundOptions) => {
+  const link = new SenderLink(receiver.connection(), {
+    group: "g",
+    senderId: simSender,
+    window: o.window,
+    filesInFlight: o.filesInFlight,
+    chunkBytes: simChunkBytes,
+    requestTimeoutMs: 1000,
+  });
+  const work = {
+    confirm: async (c: { ref: FileRef; parts: ReadonlyArray<{ kind: PartKind; sha256: string }> }) => {
+      synced.set(refKey(c.ref), Object.fromEntries(c.parts.map((p) => [p.kind, p.sha256])));
+    },
+    unpin: async () => undefined,
+    flush: async () => undefined,
+    clearSnapshots: async () => undefined,
+    forget: async () => undefined,
+  } as unknown as WorkDir;
   const units = (): SyncUnit[] =>
     files
       .filter((f) => !synced.has(refKey(f.ref)))
       .map((f) => ({ ref: f.ref, parts: f.parts.map((p) => ({ kind: p.kind, path: p.path, size: p.size, mtimeMs: 0 })) }));
-  return senderRound.provide({
+  return senderRoundWith({ link, work, source: {} as Source, storageGroups: [] }).provide({
     actors: {
-      recover: fromPromise<void, void>(async () => undefined),
       scan: fromPromise<ScanResult, void>(async () => ({ units: units(), deletions: [], ignored: 0 })),
-      handshake: fromPromise<SessionInfo, void>(() => link.hello([])),
-      syncSchema: fromPromise<SchemaSyncOutput | undefined, { session: SessionInfo }>(async () => undefined),
       transfer: fromPromise<SentPart, TransferInput>(({ input, signal }) => {
         if (input.partIndex === 0) log.attempts.set(refKey(input.unit.ref), (log.attempts.get(refKey(input.unit.ref)) ?? 0) + 1);
         return link.sendPart(input.session, input.unit.ref, input.unit.parts[input.partIndex]!, signal);
       }),
-      verify: fromPromise<void, VerifyInput>(({ input }) => link.commit(input.session, input.part)),
-      load: fromPromise<void, LoadInput>(({ input }) =>
-        link.load(
-          input.session,
-          input.unit.ref,
-          input.parts.map((p) => ({ kind: p.kind, size: p.size, sha256: p.sha256 })),
-        ),
-      ),
-      confirm: fromPromise<void, LoadInput>(async ({ input }) => {
-        synced.set(refKey(input.unit.ref), Object.fromEntries(input.parts.map((p) => [p.kind, p.sha256])));
-      }),
-      deleteFiles: fromPromise<DeleteOutput, { session: SessionInfo; deletions: ReadonlyArray<FileRef> }>(async () => ({
-        deleted: [],
-        failed: [],
-      })),
-      bye: fromPromise<void, { session: SessionInfo | undefined }>(async ({ input }) => {
-        if (input.session) await link.bye(input.session).catch(() => undefined);
-      }),
     },
-    delays: { backoff: 0, handshakeBackoff: 0 },
+    delays: roundDelays(o.random),
   });
 };

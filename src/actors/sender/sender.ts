@@ -131,11 +131,16 @@ export class Sender {
     await toPromise(actor);
   }
 
-  private lifecycle: { send: (e: { type: "sealed" }) => void } | undefined;
+  private lifecycle: { send: (e: { type: "sealed" } | { type: "syncNow" }) => void } | undefined;
 
-  /** Starts a round early when a new sealed file appears (`sync_on_seal`); ignored mid-round. */
+  /** Starts a round early when a new sealed file appears (`sync_on_seal`); mid-round, the next round follows this one at once. */
   sealed(): void {
     this.lifecycle?.send({ type: "sealed" });
+  }
+
+  /** Starts a round now (SIGUSR1); asked mid-round, the next round follows this one at once. */
+  syncNow(): void {
+    this.lifecycle?.send({ type: "syncNow" });
   }
 
   async close(): Promise<void> {
