@@ -73,6 +73,8 @@ export interface SessionContext extends SessionInput {
   readonly replies: number;
   /** Puts being stored, by child actor id, with who waits for each answer. */
   readonly puts: Readonly<Record<string, Respond | undefined>>;
+  /** The size of each put being stored, by child actor id: counted in `bytes` once stored. */
+  readonly putBytes?: Readonly<Record<string, number>>;
   /** Puts started in this session: the next put's child id. */
   readonly putsStarted: number;
   readonly files: { readonly received: number; readonly loaded: number; readonly deleted: number; readonly rejected: number };
@@ -211,7 +213,11 @@ export const receiverSession = setup({
           request: { put: event.put, bytes: event.bytes },
         },
       });
-      return { puts: { ...context.puts, [id]: event.respond }, putsStarted: context.putsStarted + 1 };
+      return {
+        puts: { ...context.puts, [id]: event.respond },
+        putBytes: { ...context.putBytes, [id]: event.bytes.length },
+        putsStarted: context.putsStarted + 1,
+      };
     }),
     /** A put's child finished: its answer goes to whoever sent it, and the child is let go. */
     answerPut: ({ context, event }) => {
@@ -222,9 +228,13 @@ export const receiverSession = setup({
     forgetPut: assign(({ context, event }) => {
       const e = event as unknown as { actorId?: string; output?: Reply; type: string };
       const { [e.actorId ?? ""]: _done, ...rest } = context.puts;
+      const { [e.actorId ?? ""]: size, ...restBytes } = context.putBytes ?? {};
       const ok = e.type.startsWith(putActorPrefix) && e.output !== undefined && answered(e.output.code);
       return {
         puts: rest,
+        putBytes: restBytes,
+        // A stored put's bytes count as received, as a written chunk's do.
+        bytes: ok && e.output?.code === Code.ok ? context.bytes + (size ?? 0) : context.bytes,
         files: ok ? { ...context.files, received: context.files.received + 1, loaded: context.files.loaded + 1 } : context.files,
         replies: context.replies + 1,
         lastReply: e.output ?? context.lastReply,

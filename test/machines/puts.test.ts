@@ -198,6 +198,8 @@ describe("receiver session: puts", () => {
     const s = actor.getSnapshot();
     expect(s.context.puts).toEqual({});
     expect(s.context.files.loaded).toBe(1);
+    // Only the stored put's bytes count as received, as a written chunk's do.
+    expect(s.context.bytes).toBe(1);
     // The finished children are let go, so a long session does not collect them.
     expect(Object.keys(s.children).filter((id) => id.startsWith("put-"))).toEqual([]);
     expect(s.matches("ready")).toBe(true);

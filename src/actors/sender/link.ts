@@ -228,6 +228,8 @@ export class SenderLink {
       }
       digests.push({ kind: part.kind, size: part.size, sha256: createHash("sha256").update(data).digest("hex") });
     }
+    // The bandwidth limit holds for small files too.
+    if (this.options.pace && body.length > 0) await this.options.pace(body.length);
     const h = headers();
     h.set(PutHeader, JSON.stringify({ ...ref, parts: digests, ...(held.length > 0 ? { held } : {}) }));
     let bytes: Uint8Array;
