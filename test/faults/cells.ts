@@ -61,7 +61,11 @@ const describeRound = (s: RoundSummary): string =>
  * loads in flight that happens to the loads the kill caught (`unwitnessedOk`), and then a part counts
  * as loaded once when it is byte-identical on the receiver, and only more than one line is a problem.
  */
-const checkRecovered = async (rig: Rig, files: ReadonlyArray<EdgeFile> = rig.files, { unwitnessedOk = false } = {}): Promise<string[]> => {
+export const checkRecovered = async (
+  rig: Rig,
+  files: ReadonlyArray<EdgeFile> = rig.files,
+  { unwitnessedOk = false } = {},
+): Promise<string[]> => {
   const v = await rig.verdict(files);
   const problems: string[] = [];
   if (v.mismatched.length) problems.push(`not byte-identical on the receiver: ${v.mismatched.join(", ")}`);
@@ -88,7 +92,7 @@ const checkDeleted = async (rig: Rig, f: EdgeFile): Promise<string[]> => {
   return problems;
 };
 
-const checkExit = (what: string, code: number | null, expected = 0): string[] =>
+export const checkExit = (what: string, code: number | null, expected = 0): string[] =>
   code === expected ? [] : [`${what} exited ${code}, expected ${expected}`];
 
 const resumeOf = (summary: RoundSummary, f: EdgeFile, held: number, size: number): Resume => {
@@ -107,7 +111,7 @@ const checkResume = (r: Resume, { mustResume = true } = {}): string[] => {
   return problems;
 };
 
-const withRig = async (options: Parameters<typeof Rig.create>[0], body: (rig: Rig) => Promise<CellResult>): Promise<CellResult> => {
+export const withRig = async (options: Parameters<typeof Rig.create>[0], body: (rig: Rig) => Promise<CellResult>): Promise<CellResult> => {
   const rig = await Rig.create(options);
   try {
     return await body(rig);
