@@ -6,7 +6,19 @@
  * all, whose whole package, imported, costs every process some 40 MB it never uses. Storage and
  * source plugins keep importing node_modules' `effect`; Effect values cross between the two copies.
  */
-export const externalPackages = ["@nats-io/*", "dot-properties", "esbuild", "ipaddr.js", "prom-client", "tsx", "xstate", "playwright-core"];
+export const externalPackages = [
+  "@nats-io/*",
+  "@statelyai/inspect",
+  "dot-properties",
+  "esbuild",
+  "ipaddr.js",
+  "prom-client",
+  "safe-stable-stringify",
+  "tsx",
+  "ws",
+  "xstate",
+  "playwright-core",
+];
 
 /** Options for a Node 20 ESM bundle; add `outdir` or `outfile`. */
 export const esbuildOptions = (entryPoints) => ({

@@ -163,6 +163,17 @@ export const commandSpecs: ReadonlyArray<CommandSpec> = [
     exits: [[1, "OUT cannot be written"]],
   },
   {
+    name: "inspector",
+    summary:
+      "Serves Stately's inspector on this machine until SIGTERM/SIGINT: senders and receivers with stately_inspect_url send their actors' events to it.",
+    about:
+      "The page at http://127.0.0.1:PORT/ embeds Stately's inspector (loaded from stately.ai by the browser); the same port takes the WebSocket of each process, e.g. stately_inspect_url=ws://127.0.0.1:8080.",
+    flags: {
+      port: { type: "string", value: "PORT", default: "8080", description: "Port of the page and of the WebSocket" },
+      "no-open": { type: "boolean", description: "Do not open a browser" },
+    },
+  },
+  {
     name: "diagrams",
     summary: "Writes the state machines as Mermaid diagrams: DIR/statecharts.md and DIR/machines/*.mmd.",
     flags: { out: { type: "string", value: "DIR", default: "docs", description: "Where to write them" } },

@@ -84,6 +84,17 @@ const runs: Readonly<Record<string, Run>> = {
     () => import("./tsfileCommand.js"),
     (m, p) => promised(() => m.runTsfile("generate", p)),
   ),
+  inspector: lazily(
+    () => import("./inspectorCommand.js"),
+    (m, p) => {
+      const port = Number(str(p, "port"));
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        process.stderr.write(`tsync inspector: --port ${str(p, "port") ?? ""} is not a port (1..65535)\n`);
+        return Effect.succeed(exitCodes.usage);
+      }
+      return m.runInspector(port, !flag(p, "no-open"));
+    },
+  ),
   diagrams: lazily(
     () => import("./diagrams.js"),
     (m, p) => promised(() => m.runDiagrams(str(p, "out") ?? "docs")),

@@ -13,6 +13,7 @@ import { receiverSessionEvents } from "./logEvents.js";
 import { ReceiverWatch } from "./receiverWatch.js";
 import { stopSignal, untilAborted } from "./signals.js";
 import { serveStatus } from "./statusEndpoint.js";
+import { statelyInspector } from "../actors/statelyInspector.js";
 
 /** `tsync receiver`: serves until SIGTERM/SIGINT, then releases the receiver, its connections and the dashboard in reverse order. */
 export const runReceiver = (configPath: string): Effect.Effect<number, unknown, Scope.Scope> =>
@@ -31,9 +32,11 @@ export const runReceiver = (configPath: string): Effect.Effect<number, unknown, 
         : undefined;
     const watch = new ReceiverWatch();
     const events = receiverSessionEvents(log);
+    const stately = yield* statelyInspector(config.stately_inspect_url, log.warn);
     const inspect = (session: string, e: unknown) => {
       tracer?.(e as InspectionEvent);
       events(session, e);
+      stately?.(e as InspectionEvent);
     };
     const dashboard = config.dashboard_port > 0 ? receiverDashboard({ port: config.dashboard_port }) : undefined;
     const receiver = yield* Effect.acquireRelease(

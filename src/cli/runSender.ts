@@ -15,6 +15,7 @@ import { SenderWatch } from "./senderWatch.js";
 import { serveStatus } from "./statusEndpoint.js";
 import { formatSummary } from "./summary.js";
 import { onSignal, stopSignal } from "./signals.js";
+import { statelyInspector } from "../actors/statelyInspector.js";
 
 /**
  * `tsync sender`: rounds every period, or one round with `--once` (exit 0 only if all synced, or
@@ -33,10 +34,12 @@ export const runSender = (configPath: string, once: boolean): Effect.Effect<numb
     const watch = new SenderWatch(() => bytesWritten());
     const events = senderRoundEvents(log);
     const tracer = trace || faults.freezeIn ? stateTracer(trace ? print : undefined, faults.freezeIn) : undefined;
+    const stately = yield* statelyInspector(config.stately_inspect_url, log.warn);
     const inspect = (e: InspectionEvent) => {
       tracer?.(e);
       watch.inspect(e);
       events(e);
+      stately?.(e);
     };
     const dashboard = config.dashboard_port > 0 ? senderDashboard({ port: config.dashboard_port }) : undefined;
     const sender = yield* Effect.acquireRelease(

@@ -405,9 +405,23 @@ export const natsClientKeys = {
   }),
 } as const;
 
-/** The live dashboard (docs/dashboard.md), the same on both sides. */
+/** A `ws://` or `wss://` URL. */
+export const webSocketUrl: Parser<string> = (raw) => {
+  if (!URL.canParse(raw)) return problem("is not a URL");
+  const url = new URL(raw);
+  return url.protocol === "ws:" || url.protocol === "wss:" ? ok(raw) : problem("is not a ws:// or wss:// URL");
+};
+
+/** The live dashboard (docs/dashboard.md) and Stately's inspector, the same on both sides. */
 export const dashboardPortKey = {
   dashboard_port: key({ section: "Dashboard", default: "0", parse: port, description: "Port of the live dashboard, 1..65535; 0 = off" }),
+  stately_inspect_url: key({
+    section: "Dashboard",
+    default: "",
+    parse: optional(webSocketUrl),
+    description:
+      "WebSocket URL of a Stately inspector server (e.g. ws://127.0.0.1:8080, started with `tsync inspector`): every actor's events go there too, for Stately's inspector; empty = off",
+  }),
 } as const;
 
 /** The logging keys, the same on both sides: how much (log_level) and in which form (log_format). */

@@ -39,6 +39,7 @@ describe("defaults", () => {
       files_in_flight: 16,
       max_bandwidth_bytes_per_second: 0,
       dashboard_port: 0,
+      stately_inspect_url: undefined,
       nats_user: undefined,
       nats_password: undefined,
       nats_token: undefined,
