@@ -125,7 +125,11 @@ describe("every validation error names the key and the value", () => {
     ["max_file_size_bytes", "0", 'config error: max_file_size_bytes="0" is out of range 1..9007199254740991'],
     ["dashboard_port", "99999", 'config error: dashboard_port="99999" is out of range 0..65535'],
     ["log_level", "trace", 'config error: log_level="trace" is not one of debug, info, warn, error'],
-    ["stately_inspect_url", "http://127.0.0.1:8080", 'config error: stately_inspect_url="http://127.0.0.1:8080" is not a ws:// or wss:// URL'],
+    [
+      "stately_inspect_url",
+      "http://127.0.0.1:8080",
+      'config error: stately_inspect_url="http://127.0.0.1:8080" is not a ws:// or wss:// URL',
+    ],
   ];
   test.each(cases)("%s=%j", (key, value, message) => {
     expect(fail({ [key]: value })).toMatchObject({ _tag: "ConfigError", key, value, message });
