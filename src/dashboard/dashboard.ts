@@ -8,6 +8,7 @@ import { receiverSession } from "../machines/receiverSession.js";
 import { senderLifecycle } from "../machines/senderLifecycle.js";
 import { senderRound } from "../machines/senderRound.js";
 import { chartOf } from "./chart.js";
+import { FleetBoard } from "./fleet.js";
 import { receiverInspector, senderInspector } from "./inspect.js";
 import { layoutChart, type ChartLayout } from "./layout.js";
 import { receiverRegistry, senderRegistry, SenderTotals } from "./metrics.js";
@@ -59,14 +60,18 @@ export const receiverDashboard = (o: DashboardOptions) => {
       hooks.onSession?.(host, event);
     },
   });
-  const listen = (receiver: Receiver): Promise<DashboardServer> => {
+  const fleet = new FleetBoard(o.now);
+  const listen = async (receiver: Receiver): Promise<DashboardServer> => {
     const c = receiver.core;
     const registry = receiverRegistry(board, () => ({ stats: c.stats, activeSessions: receiver.openSessions.length }));
-    return startDashboardServer({
+    const stopWatch = await receiver.fleet.watch((change) => fleet.apply(change));
+    const server = await startDashboardServer({
       ...serverOptions(o),
       board,
       registry,
-      charts: chartsOf([receiverSession]),
+      fleet,
+      // The senders' charts too: the fleet view lights a sender's state in them.
+      charts: chartsOf([receiverSession, senderLifecycle, senderRound]),
       info: () => ({
         role: "receiver",
         title: `receiver ${c.settings.group}/${c.settings.instance}`,
@@ -86,11 +91,22 @@ export const receiverDashboard = (o: DashboardOptions) => {
           ["conflicts", c.stats.conflicts],
           ["refused senders", c.stats.refused],
           ["rejected messages", c.stats.rejected],
+          ["senders in fleet view", fleet.size],
         ],
       }),
+    }).catch((e: unknown) => {
+      stopWatch();
+      throw e;
     });
+    return {
+      ...server,
+      close: async () => {
+        stopWatch();
+        await server.close();
+      },
+    };
   };
-  return { board, hooks, wire, listen };
+  return { board, fleet, hooks, wire, listen };
 };
 
 /** The sender's dashboard: pass `hooks` to `Sender.open`, then `listen(sender)`. */

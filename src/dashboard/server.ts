@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import type { FleetBoard } from "./fleet.js";
 import type { ChartLayout } from "./layout.js";
 import type { ActorBoard } from "./model.js";
 
@@ -19,6 +20,8 @@ export interface DashboardServerOptions {
   readonly registry: Registry;
   readonly info: () => ProcessInfo;
   readonly charts: ReadonlyArray<ChartLayout>;
+  /** The receiver's fleet view, streamed beside the board. */
+  readonly fleet?: FleetBoard;
   /** Loopback unless told otherwise: the page shows file names and sender addresses. */
   readonly host?: string;
   /** 0 picks a free port (tests). */
@@ -67,8 +70,20 @@ const pageDir = new URL("./page/", import.meta.url);
 interface Client {
   readonly res: ServerResponse;
   rev: number;
+  fleetRev: number;
   info: string;
 }
+
+/**
+ * An event's id: the board's revision, and with a fleet view also the fleet's (`12-340`), so a
+ * reconnecting browser gets what it missed of both.
+ */
+const eventId = (rev: number, fleetRev: number | undefined): string => (fleetRev === undefined ? `${rev}` : `${rev}-${fleetRev}`);
+
+const parseEventId = (header: string | string[] | undefined): { rev: number; fleetRev: number } | undefined => {
+  const m = typeof header === "string" ? /^(\d{1,15})(?:-(\d{1,15}))?$/.exec(header) : null;
+  return m ? { rev: Number(m[1]), fleetRev: Number(m[2] ?? 0) } : undefined;
+};
 
 /**
  * The dashboard's HTTP side: the page, `/api/state`, `/api/charts`, `/metrics`, and `/events`, a
@@ -105,14 +120,19 @@ export const startDashboardServer = async (o: DashboardServerOptions): Promise<D
       "X-Accel-Buffering": "no",
     });
     const about = o.info();
-    const lastId = Number(req.headers["last-event-id"] ?? NaN);
+    const last = parseEventId(req.headers["last-event-id"]);
+    const fleet = o.fleet;
     // A reconnecting browser still holds its state: send it what it missed, not everything.
-    const resume = Number.isSafeInteger(lastId) && lastId >= 0 && lastId <= o.board.rev;
-    const client: Client = { res, rev: o.board.rev, info: JSON.stringify(about) };
+    const resume = last !== undefined && last.rev <= o.board.rev && (!fleet || last.fleetRev <= fleet.rev);
+    const client: Client = { res, rev: o.board.rev, fleetRev: fleet?.rev ?? 0, info: JSON.stringify(about) };
+    const id = eventId(o.board.rev, fleet?.rev);
     res.write(`retry: 2000\n`);
     if (resume)
-      res.write(`id: ${o.board.rev}\nevent: update\ndata: ${JSON.stringify({ process: about, delta: o.board.delta(lastId) })}\n\n`);
-    else res.write(`id: ${o.board.rev}\nevent: init\ndata: ${JSON.stringify({ process: about, board: o.board.state() })}\n\n`);
+      res.write(
+        `id: ${id}\nevent: update\ndata: ${JSON.stringify({ process: about, delta: o.board.delta(last.rev), fleet: fleet?.delta(last.fleetRev) })}\n\n`,
+      );
+    else
+      res.write(`id: ${id}\nevent: init\ndata: ${JSON.stringify({ process: about, board: o.board.state(), fleet: fleet?.state() })}\n\n`);
     clients.add(client);
     // A browser that goes away is the normal end of a stream, not a failure.
     req.on("close", () => clients.delete(client));
@@ -127,6 +147,8 @@ export const startDashboardServer = async (o: DashboardServerOptions): Promise<D
     if (page) return send(res, 200, CONTENT_TYPES[page.split(".").pop() ?? ""] ?? "application/octet-stream", files.get(page)!);
     if (path === "/events") return openStream(req, res);
     if (path === "/api/state") return json(res, { process: o.info(), board: o.board.state(), states: o.board.countByState() });
+    if (path === "/api/fleet")
+      return o.fleet ? json(res, o.fleet.state()) : send(res, 404, "text/plain; charset=utf-8", "no fleet view here\n");
     if (path === "/api/charts") return send(res, 200, "application/json; charset=utf-8", charts);
     if (path.startsWith("/api/actors/")) {
       const actor = o.board.get(decodeURIComponent(path.slice("/api/actors/".length)));
@@ -149,25 +171,32 @@ export const startDashboardServer = async (o: DashboardServerOptions): Promise<D
     const about = o.info();
     const info = JSON.stringify(about);
     const rev = o.board.rev;
-    // Clients that hold the same revision get the same text: build it once.
+    const fleet = o.fleet;
+    const fleetRev = fleet?.rev ?? 0;
+    // Clients that hold the same revisions get the same text: build it once.
     const frames = new Map<string, string>();
     for (const c of clients) {
-      if (c.res.destroyed || (c.rev === rev && c.info === info)) continue;
+      if (c.res.destroyed || (c.rev === rev && c.fleetRev === fleetRev && c.info === info)) continue;
       // A browser that cannot keep up is cut off; it reconnects and starts from a fresh state.
       if (c.res.writableLength > MAX_BUFFERED) {
         clients.delete(c);
         c.res.destroy();
         continue;
       }
-      const key = `${c.rev}|${c.info === info}`;
+      const key = `${c.rev}|${c.fleetRev}|${c.info === info}`;
       let frame = frames.get(key);
       if (frame === undefined) {
-        const body = { process: c.info === info ? undefined : about, delta: o.board.delta(c.rev) };
-        frame = `id: ${rev}\nevent: update\ndata: ${JSON.stringify(body)}\n\n`;
+        const body = {
+          process: c.info === info ? undefined : about,
+          delta: o.board.delta(c.rev),
+          fleet: fleet && c.fleetRev !== fleetRev ? fleet.delta(c.fleetRev) : undefined,
+        };
+        frame = `id: ${eventId(rev, fleet?.rev)}\nevent: update\ndata: ${JSON.stringify(body)}\n\n`;
         frames.set(key, frame);
       }
       c.res.write(frame);
       c.rev = rev;
+      c.fleetRev = fleetRev;
       c.info = info;
     }
   };

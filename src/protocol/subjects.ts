@@ -52,3 +52,10 @@ export const chunkSizeFor = (maxPayload: number, configured: number): number => 
   const ceiling = Math.max(1024, maxPayload - chunkHeadroom);
   return configured > 0 ? Math.min(configured, ceiling) : ceiling;
 };
+
+/**
+ * Where a sender reports its actors' states for the receiver's fleet view. Like the hello subject,
+ * the id is the last token, so a permission on the exact subject pins the report to its sender.
+ */
+export const fleetSubject = (group: string, senderId: string): string => `tsync.${group}.fleet.${senderId}`;
+export const fleetWildcard = (group: string): string => `tsync.${group}.fleet.*`;

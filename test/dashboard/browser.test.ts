@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,27 +11,13 @@ import { receiverDashboard, senderDashboard, withDashboard } from "../../src/das
 import type { DashboardServer } from "../../src/dashboard/server.js";
 import { receiverConfig, senderConfig } from "../harness/configs.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
+import { CHROMIUM, CHROMIUM_ARGS, chromiumAvailable as available, requireChromium, watchPage as watch } from "./chromium.js";
 
 // A real Chromium opens the dashboards while a sender's round runs (slowed by its bandwidth limit
 // so there is something to watch), and must see the session and its chart with the live state.
 // TSYNC_DASHBOARD_SCREENSHOT=docs/dashboard.png also copies the receiver's screenshot there.
 
-const CHROMIUM = "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
-if (!available && process.env["CI"] === "true")
-  throw new Error(`${CHROMIUM} is missing: bin/install-deps installs it (apt-get install chromium)`);
-if (!available) console.warn(`skipping the dashboard browser test: ${CHROMIUM} is missing (bin/install-deps installs it)`);
-
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+requireChromium("the dashboard browser test");
 
 let nats: TestNatsServer;
 let root: string;
@@ -51,20 +36,6 @@ afterAll(async () => {
   await nats.cleanup();
   await rm(root, { recursive: true, force: true });
 });
-
-/** A page that records its own errors and every URL it asked for. */
-const watch = async (context: BrowserContext, url: string) => {
-  const page = await context.newPage();
-  const errors: string[] = [];
-  const requests: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
-  page.on("request", (r) => requests.push(r.url()));
-  await page.goto(url);
-  return { page, errors, requests };
-};
 
 const activeState = (page: Page, machine: string) => page.locator(`#chart svg[data-machine="${machine}"] g.node.active`);
 
@@ -112,7 +83,7 @@ test.skipIf(!available)(
     cleanups.push(() => rm(profile, { recursive: true, force: true }));
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
-      args: ARGS,
+      args: CHROMIUM_ARGS,
       viewport: { width: 1500, height: 1000 },
     });
 

@@ -15,9 +15,9 @@ export interface AuthNatsServer extends TestNatsServer {
 
 export const senderPassword = (id: string): string => `${id}-secret`;
 
-/** What sender `id` may do, in every group: hello as itself, talk in its own sessions, read its own inbox. */
+/** What sender `id` may do, in every group: hello as itself, talk in its own sessions, report to the fleet view as itself, read its own inbox. */
 export const anyGroupPermissions = (id: string): string =>
-  `{ publish: { allow: ["tsync.*.hello.${id}", "tsync.*.s.*.${id}.>"] }, subscribe: { allow: ["${senderInboxPrefix(id)}.>"] } }`;
+  `{ publish: { allow: ["tsync.*.hello.${id}", "tsync.*.s.*.${id}.>", "tsync.*.fleet.${id}"] }, subscribe: { allow: ["${senderInboxPrefix(id)}.>"] } }`;
 
 /** An external server with authentication, as docs/security.md configures one, for `senderIds`. */
 export const startAuthNatsServer = async (senderIds: ReadonlyArray<string>, host = "127.0.0.1"): Promise<AuthNatsServer> => {

@@ -34,9 +34,9 @@ import {
 
 const group = "plant";
 
-/** What sender `id` may do: say hello as itself, talk in its own sessions, read its own inbox only. */
+/** What sender `id` may do: say hello as itself, talk in its own sessions, report to the fleet view as itself, read its own inbox only. */
 const senderPermissions = (id: string) =>
-  `permissions: { publish: { allow: ["tsync.${group}.hello.${id}", "tsync.${group}.s.*.${id}.>"] }, subscribe: { allow: ["${senderInboxPrefix(id)}.>"] } }`;
+  `permissions: { publish: { allow: ["tsync.${group}.hello.${id}", "tsync.${group}.s.*.${id}.>", "tsync.${group}.fleet.${id}"] }, subscribe: { allow: ["${senderInboxPrefix(id)}.>"] } }`;
 
 describe("TLS with client certificates and per-sender permissions", () => {
   let pki: TestPki;

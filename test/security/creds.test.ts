@@ -27,7 +27,7 @@ beforeAll(async () => {
   root = await tempRoot("tsync-creds-");
   senderCreds = (id) =>
     operator.user(join(root, `${id}.creds`), id, {
-      pub: [`tsync.${group}.hello.${id}`, `tsync.${group}.s.*.${id}.>`],
+      pub: [`tsync.${group}.hello.${id}`, `tsync.${group}.s.*.${id}.>`, `tsync.${group}.fleet.${id}`],
       sub: [`${senderInboxPrefix(id)}.>`],
     });
   receiver = await Receiver.start({

@@ -1,10 +1,10 @@
 /**
  * The embedded nats-server's authorization block, generated from the receiver's own keys and the
- * sender registry. Each sender may publish only its own hello and session subjects and subscribe
+ * sender registry. Each sender may publish only its own hello, session and fleet subjects and subscribe
  * only its private inbox; no sender reaches `$JS`, `$KV`, `$O` or `$SYS`. The receiver's service
  * user answers senders but may publish only into their inboxes; its store user alone has JetStream.
  */
-import { helloSubject, helloWildcard, senderInboxPrefix } from "../../protocol/subjects.js";
+import { fleetSubject, fleetWildcard, helloSubject, helloWildcard, senderInboxPrefix } from "../../protocol/subjects.js";
 import type { ReceiverIdentity } from "./receiverIdentity.js";
 import type { EnrolledSender } from "./senderRegistry.js";
 
@@ -15,9 +15,14 @@ const list = (subjects: ReadonlyArray<string>): string => `[${subjects.map((s) =
 
 /** The permissions of one enrolled sender, as a nats-server config value. */
 export const senderPermissions = (group: string, id: string): string =>
-  `{ publish: { allow: ${list([helloSubject(group, id), `tsync.${group}.s.*.${id}.>`])} }, subscribe: { allow: ${list([`${senderInboxPrefix(id)}.>`])} } }`;
+  `{ publish: { allow: ${list([helloSubject(group, id), `tsync.${group}.s.*.${id}.>`, fleetSubject(group, id)])} }, subscribe: { allow: ${list([`${senderInboxPrefix(id)}.>`])} } }`;
 
-export const serviceSubscriptions = (group: string): ReadonlyArray<string> => [helloWildcard(group), `tsync.${group}.s.>`, "_INBOX.>"];
+export const serviceSubscriptions = (group: string): ReadonlyArray<string> => [
+  helloWildcard(group),
+  `tsync.${group}.s.>`,
+  fleetWildcard(group),
+  "_INBOX.>",
+];
 
 export const renderAuthorization = (
   group: string,

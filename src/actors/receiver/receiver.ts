@@ -12,6 +12,7 @@ import { renderAuthorization } from "./embeddedAuth.js";
 import { receiverIdentity } from "./receiverIdentity.js";
 import { readSenderRegistry, registryPollMs, senderRegistryPath, type EnrolledSender } from "./senderRegistry.js";
 import { ReceiverCore, type TsFileCheck } from "./core.js";
+import type { FleetStore } from "./fleet.js";
 import { newId, SessionHost } from "./sessionHost.js";
 
 export interface ReceiverOptions {
@@ -29,6 +30,7 @@ export const maxPendingHellos = 256;
 import {
   Addresses,
   embeddedTlsConfig,
+  Fleet,
   LoadJournal,
   NatsLinks,
   NatsServers,
@@ -65,6 +67,8 @@ export class Receiver {
     readonly url: string,
     /** Holds every service the receiver runs on; closing it releases them in reverse order. */
     private readonly scope: Scope.Closeable,
+    /** The last state of every sender's actors, for the fleet view. */
+    readonly fleet: FleetStore,
   ) {}
 
   /**
@@ -106,7 +110,18 @@ export class Receiver {
         Context.get(services, ReceiverCatalog),
       );
       const port = embedded?.port ?? Number(servers[0]?.split(":").pop() ?? 0);
-      const receiver = new Receiver(core, service, store, enrolled, embedded, options, port, servers[0] ?? "", scope);
+      const receiver = new Receiver(
+        core,
+        service,
+        store,
+        enrolled,
+        embedded,
+        options,
+        port,
+        servers[0] ?? "",
+        scope,
+        Context.get(services, Fleet),
+      );
       receiver.listen();
       if (enrolled) receiver.watchRegistry(dataDir);
       yield* Effect.promise(() => service.flush());
@@ -209,6 +224,7 @@ export class Receiver {
     this.core.activeSessions = this.sessions.size;
     this.core.stats.sessionsOpened++;
     for (const s of earlier) await s.stop();
+    if (host.address) this.fleet.sawAddress(hello.senderId, host.address);
     this.core.log(
       `session ${sessionId} opened for sender ${hello.senderId}${hello.senderName ? ` (${hello.senderName})` : ""} from ${host.address ?? "?"}` +
         (earlier.length > 0 ? `, replacing ${earlier.map((s) => s.input.sessionId).join(", ")}` : ""),

@@ -13,6 +13,7 @@ import { startNatsServer, type NatsServerProcess } from "../natsServer.js";
 import { accountAddressBook, monitorAddressBook, type AddressBook } from "./addressOf.js";
 import { Catalog } from "./catalog.js";
 import { renderAuthorization } from "./embeddedAuth.js";
+import { FleetStore } from "./fleet.js";
 import { Journal } from "./journal.js";
 import { OwnershipRegistry } from "./ownership.js";
 import { receiverIdentity, type ReceiverIdentity } from "./receiverIdentity.js";
@@ -242,6 +243,21 @@ export class Owners extends Context.Service<Owners, OwnershipRegistry>()("tsync/
   );
 }
 
+/** The fleet view's bucket: senders' reports heard over the service connection, stored over the store one. */
+export class Fleet extends Context.Service<Fleet, FleetStore>()("tsync/receiver/Fleet") {
+  static layer = Layer.effect(
+    Fleet,
+    Effect.gen(function* () {
+      const { config: c, log } = yield* ReceiverEnv;
+      const { service, store } = yield* NatsLinks;
+      return yield* Effect.acquireRelease(
+        step("fleet bucket")(() => FleetStore.open(service, store, c.receiver_group, { replicas: c.replicas, log })),
+        (f) => Effect.promise(() => f.close()),
+      );
+    }),
+  );
+}
+
 /** Per-sender staging, with its sweeper running while the receiver runs. */
 export class ReceiverStaging extends Context.Service<ReceiverStaging, Staging>()("tsync/receiver/Staging") {
   static layer = Layer.effect(
@@ -276,6 +292,7 @@ export const receiverServices = (config: ReceiverConfig, log: (line: string) => 
     ReceiverStorage.layer,
     LoadJournal.layer,
     Owners.layer,
+    Fleet.layer,
     ReceiverStaging.layer,
     ReceiverCatalog.layer,
     Addresses.layer,

@@ -6,6 +6,7 @@ import { senderLifecycle } from "../../machines/senderLifecycle.js";
 import type { RoundSummary } from "../../machines/senderTypes.js";
 import type { Source } from "../../plugins/source.js";
 import { runEffect } from "../runtime.js";
+import { fleetReporter, type FleetReporter } from "./fleetReporter.js";
 import { SenderLink } from "./link.js";
 import { bandwidthPacer } from "./pacer.js";
 import { senderRoundWith } from "./roundActors.js";
@@ -34,7 +35,17 @@ export class Sender {
     readonly source: Source,
     /** Holds the work dir (and its lock) and the connection; closing it releases them in reverse order. */
     private readonly scope: Scope.Closeable,
-  ) {}
+    private readonly fleet: FleetReporter,
+  ) {
+    const given = options.inspect;
+    this.inspect = (e) => {
+      given?.(e);
+      fleet.inspect(e);
+    };
+  }
+
+  /** The embedder's inspector, if any, and the fleet report to the receiver. */
+  private readonly inspect: (e: InspectionEvent) => void;
 
   /**
    * Starts a sender: its services (work dir with its lock, NATS connection, source; services.ts)
@@ -61,7 +72,8 @@ export class Sender {
         ...(pace ? { pace } : {}),
         ...(options.transformChunk ? { transformChunk: options.transformChunk } : {}),
       });
-      return new Sender(options, work, nc, link, source, scope);
+      const fleet = fleetReporter(nc, c.receiver_group, work.senderId, options.log ?? (() => undefined));
+      return new Sender(options, work, nc, link, source, scope, fleet);
     });
   }
 
@@ -99,7 +111,7 @@ export class Sender {
   async runOnce(signal?: AbortSignal): Promise<RoundSummary> {
     const actor = createActor(this.roundMachine(), {
       input: { maxRetries: this.options.config.max_number_of_sync_file_retry },
-      ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
+      inspect: this.inspect,
     });
     const onAbort = () => actor.send({ type: "stop" });
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -116,7 +128,7 @@ export class Sender {
     const c = this.options.config;
     const actor = createActor(senderLifecycle.provide({ actors: { round: this.roundMachine() } }), {
       input: { periodMs: c.sync_period_in_second * 1000, maxRetries: c.max_number_of_sync_file_retry },
-      ...(this.options.inspect ? { inspect: this.options.inspect } : {}),
+      inspect: this.inspect,
     });
     this.lifecycle = actor;
     let rounds = 0;
@@ -144,6 +156,8 @@ export class Sender {
   }
 
   async close(): Promise<void> {
+    // The last states go out before the connection drains, so the fleet view sees where it stopped.
+    this.fleet.close();
     await runEffect(Scope.close(this.scope, Exit.void));
   }
 }

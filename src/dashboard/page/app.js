@@ -2,23 +2,32 @@
 // on /events (Server-Sent Events, already throttled by the server); the charts come laid out
 // from /api/charts and are drawn once per machine, then only their highlight moves.
 // Strings from senders (file names, ids) only ever go into textContent.
+// On a receiver, a fleet table shows every sender's last reported state, one row per sender; with
+// a thousand senders only the rows in view are drawn.
 
 const SVG = "http://www.w3.org/2000/svg";
 const LOG_KEEP = 40;
 const QUIET_MS = 30_000;
 
+const hashParam = (name) => {
+  try {
+    return decodeURIComponent((location.hash.match(new RegExp(`${name}=([^&]+)`)) || [])[1] || "") || undefined;
+  } catch {
+    return undefined; // a mangled link: nothing selected
+  }
+};
+
 const state = {
   process: undefined,
+  /** sender id → fleet row, when the process has a fleet view. */
+  fleet: undefined,
+  fleetChanged: new Set(),
+  fleetAll: true,
+  fleetSelected: hashParam("sender"),
   actors: new Map(),
   charts: new Map(),
   chartViews: new Map(),
-  selected: (() => {
-    try {
-      return decodeURIComponent((location.hash.match(/actor=([^&]+)/) || [])[1] || "") || undefined;
-    } catch {
-      return undefined; // a mangled link: follow the newest actor instead
-    }
-  })(),
+  selected: hashParam("actor"),
   clockOffset: 0,
   dirty: true,
 };
@@ -65,7 +74,38 @@ const mergeLog = (old, fresh) => {
   return [...bySeq.values()].sort((a, b) => a.seq - b.seq).slice(-LOG_KEEP);
 };
 
+/**
+ * Costs of the fleet view, for anyone measuring the page (the browser test does): each message's
+ * parse and apply, and each render of the table, in ms, the last 500 of each.
+ */
+const timings = { applies: [], renders: [] };
+globalThis.tsyncFleetTimings = timings;
+const keep = (list, entry) => {
+  list.push(entry);
+  if (list.length > 500) list.splice(0, list.length - 500);
+};
+
+const applyFleet = (f, replace) => {
+  if (!f) return;
+  if (replace || f.full || !state.fleet) {
+    state.fleet = new Map(f.rows.map((r) => [r.sender, r]));
+    state.fleetAll = true;
+    state.fleetCountsStale = true;
+  } else {
+    for (const r of f.rows) {
+      state.fleet.set(r.sender, r);
+      state.fleetChanged.add(r.sender);
+    }
+    for (const id of f.removed) {
+      state.fleet.delete(id);
+      state.fleetChanged.add(id);
+    }
+  }
+  state.dirty = true;
+};
+
 const applyInit = (msg) => {
+  applyFleet(msg.fleet, true);
   state.process = msg.process;
   state.actors = new Map(msg.board.actors.map((a) => [a.id, a]));
   state.clockOffset = msg.board.now - Date.now();
@@ -73,6 +113,7 @@ const applyInit = (msg) => {
 };
 
 const applyUpdate = (msg) => {
+  applyFleet(msg.fleet, false);
   if (msg.process) state.process = msg.process;
   const d = msg.delta;
   state.clockOffset = d.now - Date.now();
@@ -97,8 +138,14 @@ const connect = () => {
     conn.textContent = "reconnecting…";
     conn.dataset.status = "down";
   });
-  source.addEventListener("init", (e) => applyInit(JSON.parse(e.data)));
-  source.addEventListener("update", (e) => applyUpdate(JSON.parse(e.data)));
+  const timed = (apply) => (e) => {
+    const t0 = performance.now();
+    const msg = JSON.parse(e.data);
+    apply(msg);
+    if (msg.fleet) keep(timings.applies, { at: t0, ms: performance.now() - t0, rows: msg.fleet.rows.length, bytes: e.data.length });
+  };
+  source.addEventListener("init", timed(applyInit));
+  source.addEventListener("update", timed(applyUpdate));
 };
 
 // ---- what each machine shows --------------------------------------------------------------
@@ -288,8 +335,9 @@ const renderList = () => {
   );
 };
 
-const chartView = (machine) => {
-  const cached = state.chartViews.get(machine);
+/** One drawing per machine and place on the page (`actor` for the selected actor, `fleet` for the selected sender). */
+const chartView = (machine, slot = "actor") => {
+  const cached = state.chartViews.get(`${slot}:${machine}`);
   if (cached) return cached;
   const layout = state.charts.get(machine);
   if (!layout) return undefined;
@@ -351,7 +399,7 @@ const chartView = (machine) => {
     nodes.set(n.id, g);
   }
   const view = { root, nodes, edges };
-  state.chartViews.set(machine, view);
+  state.chartViews.set(`${slot}:${machine}`, view);
   return view;
 };
 
@@ -398,6 +446,220 @@ const renderDetail = () => {
   );
 };
 
+// ---- the fleet ----------------------------------------------------------------------------
+
+const FLEET_COLUMNS = 8;
+/** Rows drawn beyond the visible ones on each side, so a scroll shows no gap before the next frame. */
+const FLEET_OVERSCAN = 8;
+/** Sender ids in the order shown, and the rows on the page: only those in view, whatever the fleet's size. */
+let fleetOrder = [];
+const fleetPool = [];
+let fleetRowHeight = 0;
+const fleetSpacers = { top: undefined, bottom: undefined };
+
+/** The actor that says most about the sender now: its round while one runs, else the process. */
+const fleetFocus = (r) => {
+  const round = r.actors.round;
+  const proc = r.actors.sender;
+  return round && (round.status === "active" || !proc) ? round : proc;
+};
+
+/** A time on the sender's clock as one on the receiver's (which `now()` follows): the report's `at` against when the receiver got it. */
+const senderToLocal = (r, report, t) => t - (report.at - r.seenAt);
+
+const fleetCells = (r) => {
+  const focus = fleetFocus(r);
+  const round = r.actors.round;
+  const proc = r.actors.sender;
+  const shown = focus ? `${focus === round ? "round " : ""}${focus.state}${focus.status === "active" ? "" : ` (${focus.status})`}` : "";
+  const file = round?.file
+    ? `${round.file.name} (${round.file.part} ${round.file.partNumber}/${round.file.parts})${round.progress ? ` · ${round.progress.done}/${round.progress.total} files` : ""}`
+    : round?.progress && round.status === "active"
+      ? `${round.progress.done}/${round.progress.total} files`
+      : "";
+  const error = round?.lastError ?? proc?.lastError ?? "";
+  const nextOf = focus?.next ? { report: focus, next: focus.next } : proc?.next ? { report: proc, next: proc.next } : undefined;
+  const nextAt = nextOf ? senderToLocal(r, nextOf.report, nextOf.next.at) : undefined;
+  const next = nextOf ? `${nextOf.next.kind} ${nextAt > now() ? `in ${duration(nextAt - now())}` : "due"}` : "";
+  const conflicts = String(round?.conflicts ?? proc?.conflicts ?? 0);
+  const seen = `${duration(now() - r.seenAt)} ago`;
+  const stale = nextAt !== undefined ? now() > nextAt + 60_000 : now() - r.seenAt > 300_000;
+  return { texts: [r.sender, r.address ?? "", shown, file, error, next, conflicts, seen], state: focus?.state.split(".")[0] ?? "", stale };
+};
+
+const fleetRowView = () => {
+  const tr = el("tr");
+  const cells = [];
+  for (let i = 0; i < FLEET_COLUMNS; i++) {
+    const td = el("td", { class: ["who", "num", "", "file", "error", "num", "num", "num"][i] || undefined });
+    cells.push(td);
+    tr.append(td);
+  }
+  return { tr, cells, id: undefined, texts: new Array(FLEET_COLUMNS).fill(""), state: "", stale: false };
+};
+
+/** Writes only what differs: a row that did not change costs a few string comparisons. */
+const fillFleetRow = (view, r) => {
+  if (view.id !== r.sender) {
+    view.id = r.sender;
+    view.tr.dataset.sender = r.sender;
+  }
+  const c = fleetCells(r);
+  for (let i = 0; i < FLEET_COLUMNS; i++)
+    if (view.texts[i] !== c.texts[i]) {
+      view.texts[i] = c.texts[i];
+      view.cells[i].textContent = c.texts[i];
+      view.cells[i].title = c.texts[i];
+    }
+  if (view.state !== c.state) {
+    view.state = c.state;
+    view.tr.dataset.state = c.state;
+  }
+  if (view.stale !== c.stale) {
+    view.stale = c.stale;
+    view.cells[7].classList.toggle("stale", c.stale);
+  }
+  view.tr.classList.toggle("selected", r.sender === state.fleetSelected);
+};
+
+const byId = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Keeps `fleetOrder` sorted through the changes of the last update. */
+const reorderFleet = () => {
+  if (state.fleetAll) {
+    state.fleetAll = false;
+    state.fleetChanged.clear();
+    fleetOrder = [...state.fleet.keys()].sort(byId);
+    return fleetOrder.length;
+  }
+  for (const id of state.fleetChanged) {
+    let lo = 0;
+    let hi = fleetOrder.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (fleetOrder[mid] < id) lo = mid + 1;
+      else hi = mid;
+    }
+    const present = fleetOrder[lo] === id;
+    if (present && !state.fleet.has(id)) fleetOrder.splice(lo, 1);
+    if (!present && state.fleet.has(id)) fleetOrder.splice(lo, 0, id);
+  }
+  const touched = state.fleetChanged.size;
+  state.fleetChanged.clear();
+  return touched;
+};
+
+/**
+ * Draws the rows in view only: a thousand senders cost the browser no more layout than thirty.
+ * The spacers above and below keep the scroll bar true to the whole fleet.
+ */
+const renderFleet = (tick) => {
+  const panes = $("#fleet-panes");
+  if (!state.fleet) {
+    panes.hidden = true;
+    return;
+  }
+  panes.hidden = false;
+  const t0 = performance.now();
+  const changed = reorderFleet();
+  const body = $("#fleet-table tbody");
+  if (!fleetSpacers.top) {
+    const spacer = () => {
+      const tr = el("tr", { class: "spacer", "aria-hidden": "true" });
+      tr.append(el("td", { colspan: FLEET_COLUMNS }));
+      return tr;
+    };
+    fleetSpacers.top = spacer();
+    fleetSpacers.bottom = spacer();
+    body.replaceChildren(fleetSpacers.top, fleetSpacers.bottom);
+  }
+  const box = $(".fleet-box");
+  const rowHeight = fleetRowHeight || 25;
+  const first = Math.max(0, Math.floor(box.scrollTop / rowHeight) - FLEET_OVERSCAN);
+  const count = Math.max(0, Math.min(fleetOrder.length - first, Math.ceil((box.clientHeight || 520) / rowHeight) + 2 * FLEET_OVERSCAN));
+  while (fleetPool.length < count) {
+    const view = fleetRowView();
+    fleetPool.push(view);
+    body.insertBefore(view.tr, fleetSpacers.bottom);
+  }
+  while (fleetPool.length > count) fleetPool.pop().tr.remove();
+  for (let i = 0; i < count; i++) fillFleetRow(fleetPool[i], state.fleet.get(fleetOrder[first + i]));
+  fleetSpacers.top.firstChild.style.height = `${first * rowHeight}px`;
+  fleetSpacers.bottom.firstChild.style.height = `${(fleetOrder.length - first - count) * rowHeight}px`;
+  if (!fleetRowHeight && fleetPool.length > 0) fleetRowHeight = fleetPool[0].tr.getBoundingClientRect().height || 0;
+  $("#fleet-empty").hidden = state.fleet.size > 0;
+  if (changed > 0 || state.fleetCountsStale) {
+    state.fleetCountsStale = false;
+    const counts = new Map();
+    for (const r of state.fleet.values()) {
+      const s = fleetFocus(r)?.state.split(".")[0] ?? "?";
+      counts.set(s, (counts.get(s) || 0) + 1);
+    }
+    $("#fleet-counts").textContent = state.fleet.size
+      ? `${state.fleet.size} sender${state.fleet.size === 1 ? "" : "s"}: ${[...counts]
+          .sort((a, b) => b[1] - a[1])
+          .map(([s, n]) => `${n} ${s}`)
+          .join(", ")}`
+      : "";
+  }
+  if (changed > 0 || tick)
+    keep(timings.renders, { at: performance.now(), ms: performance.now() - t0, rows: fleetOrder.length, changed, drawn: count, tick });
+};
+
+const light = (view, report) => {
+  const top = report ? report.state.split(".")[0] : undefined;
+  for (const [id, g] of view.nodes) {
+    g.classList.toggle("active", id === top && report.status === "active");
+    g.classList.toggle("ended", id === top && report.status !== "active");
+  }
+};
+
+const renderFleetDetail = () => {
+  const box = $("#fleet-detail");
+  const r = state.fleet && state.fleetSelected ? state.fleet.get(state.fleetSelected) : undefined;
+  box.hidden = !r;
+  if (!r) return;
+  $("#fleet-detail-title").textContent = `sender ${r.sender}${r.address ? ` @ ${r.address}` : ""}`;
+  const rows = [["last seen", `${duration(now() - r.seenAt)} ago (${clock(r.seenAt)})`]];
+  for (const [name, a] of [
+    ["process", r.actors.sender],
+    ["round", r.actors.round],
+  ]) {
+    if (!a) continue;
+    rows.push([name, `${a.state}${a.status === "active" ? "" : ` (${a.status})`}, since ${clock(senderToLocal(r, a, a.since))}`]);
+    if (a.file) rows.push([`${name}: file`, `${a.file.name} (${a.file.part} ${a.file.partNumber}/${a.file.parts})`]);
+    if (a.progress) rows.push([`${name}: files`, `${a.progress.done} of ${a.progress.total} done`]);
+    if (a.sent !== undefined) rows.push([`${name}: counts`, `sent ${a.sent} · failed ${a.failed ?? 0} · conflicts ${a.conflicts ?? 0}`]);
+    if (a.rounds !== undefined) rows.push([`${name}: rounds`, String(a.rounds)]);
+    if (a.lastError) rows.push([`${name}: last error`, a.lastError]);
+    if (a.next) rows.push([`${name}: next ${a.next.kind}`, `by ${clock(senderToLocal(r, a, a.next.at))}`]);
+  }
+  fillDl($("#fleet-detail-facts"), rows);
+  const charts = $("#fleet-charts");
+  const want = [
+    ["sender", r.actors.sender],
+    ["senderRound", r.actors.round],
+  ]
+    .map(([machine, report]) => ({ machine, report, view: chartView(machine, "fleet") }))
+    .filter((c) => c.view);
+  if (charts.childElementCount !== want.length * 2) {
+    charts.replaceChildren(
+      ...want.flatMap((c) => {
+        const holder = el("div", { class: "chart" });
+        holder.append(c.view.root);
+        return [el("h3", {}, c.machine === "sender" ? "sender process" : "current round"), holder];
+      }),
+    );
+  }
+  for (const c of want) light(c.view, c.report);
+};
+
+const selectSender = (id) => {
+  state.fleetSelected = id;
+  history.replaceState(null, "", `#sender=${encodeURIComponent(id)}`);
+  state.dirty = true;
+};
+
 const select = (id) => {
   state.selected = id;
   history.replaceState(null, "", `#actor=${encodeURIComponent(id)}`);
@@ -414,6 +676,8 @@ const autoSelect = () => {
   state.selected = pick?.id;
 };
 
+let tick = false;
+
 const render = () => {
   if (state.dirty) {
     state.dirty = false;
@@ -421,17 +685,29 @@ const render = () => {
     renderHeader();
     renderList();
     renderDetail();
+    renderFleet(tick);
+    renderFleetDetail();
+    tick = false;
   }
   requestAnimationFrame(render);
 };
 
 // Timers ("in this state for 4m 12s") move even when nothing else does.
-setInterval(() => (state.dirty = true), 1000);
+setInterval(() => {
+  state.dirty = true;
+  tick = true;
+}, 1000);
 
 // Rows are rebuilt on every update: select on pointerdown, which a rebuild cannot split in two.
 $("#actors tbody").addEventListener("pointerdown", (e) => {
   const row = e.target instanceof Element ? e.target.closest("tr[data-actor-id]") : null;
   if (row) select(row.dataset.actorId);
+});
+
+$(".fleet-box").addEventListener("scroll", () => (state.dirty = true), { passive: true });
+$("#fleet-table tbody").addEventListener("pointerdown", (e) => {
+  const row = e.target instanceof Element ? e.target.closest("tr[data-sender]") : null;
+  if (row) selectSender(row.dataset.sender);
 });
 
 fetch("api/charts")

@@ -10,6 +10,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ownerKey, ownersBucket } from "../../../src/actors/receiver/ownership.js";
+import type { Receiver } from "../../../src/actors/receiver/receiver.js";
 import { receiverKeysDir } from "../../../src/actors/receiver/receiverIdentity.js";
 import { Sender } from "../../../src/actors/sender/sender.js";
 import { roundSucceeded } from "../../../src/machines/senderTypes.js";
@@ -23,6 +24,23 @@ import { removeAll, startReceiver, tempRoot } from "../../harness/syncPair.js";
 import { buildEdge, eventually, expectLandedByteForByte, helloBody, listTree, noAuth, rawClient, sayHello } from "../kit.js";
 
 const bucket = "plantobjects";
+
+/**
+ * Waits until the fleet bucket holds the end of `sender`'s round: its reports are written a flush
+ * after they are sent, and the snapshots below must compare a store no legitimate sender still changes.
+ */
+const fleetSettled = async (receiver: Receiver, sender: string): Promise<void> => {
+  let ended = false;
+  const stop = await receiver.fleet.watch((c) => {
+    if (c.kind === "put" && c.record.sender === sender && c.record.report.actor === "round" && c.record.report.status !== "active")
+      ended = true;
+  });
+  try {
+    await eventually(`${sender}'s last fleet report`, () => (ended ? true : undefined));
+  } finally {
+    stop();
+  }
+};
 
 /** Everything an attack could change: each stored file's digest, and each JetStream stream's state. */
 const snapshot = async (centre: string, store: NatsConnection): Promise<string> => {
@@ -83,6 +101,7 @@ describe("against the default receiver (embedded server, enrolled senders)", () 
     const round = await victim.runOnce();
     expect(roundSucceeded(round), JSON.stringify(round)).toBe(true);
     await victim.close();
+    await fleetSettled(r.receiver, "victim");
     return r;
   };
 
@@ -216,6 +235,7 @@ describe("against a receiver on an external server", () => {
     const mallory = await rawClient(server.url, "mallory");
     try {
       expect(roundSucceeded(await victim.runOnce())).toBe(true);
+      await fleetSettled(receiver, "victim");
       const before = await snapshot(centre, receiver.store);
       const dropped = receiver.core.stats.droppedReplies;
       const targets = privilegedReplies("ext", "tsync.ext.s.x.victim.y");
