@@ -11,17 +11,30 @@ import { chunkSizeFor } from "../src/protocol/subjects.js";
 import { bigFileTree, partitionDir, smallFilesTree, tsFileName, writeSealed, type Tree } from "./data.js";
 import { emulatorText, longLinkPath, startLinkRelay, type LinkHow, type LinkPath, type LinkRelay } from "./longLink.js";
 import { cp, find, objectStore, rawNats, rsync, type Measured } from "./peers.js";
-import { start, tsxArgs, tsxLoader, type CpuSeconds, type PeakRss } from "./procs.js";
+import { TestCluster } from "../test/harness/cluster.js";
+import { RssWatch, start, tsxArgs, tsxLoader, type CpuSeconds, type PeakRss } from "./procs.js";
 import { repoRoot, senderOnce, startReceiver, startSender, writeSenderConf, type SpawnHow } from "./tsyncProcs.js";
 
 const MiB = 1024 * 1024;
 
-export type WorkloadId = "big" | "small" | "tiny" | "fanin" | "unchanged" | "memory" | "longlink" | "smalllink" | "bandwidth" | "seal";
+export type WorkloadId =
+  | "big"
+  | "small"
+  | "tiny"
+  | "fanin"
+  | "clusterfanin"
+  | "unchanged"
+  | "memory"
+  | "longlink"
+  | "smalllink"
+  | "bandwidth"
+  | "seal";
 export const workloadIds: ReadonlyArray<WorkloadId> = [
   "big",
   "small",
   "tiny",
   "fanin",
+  "clusterfanin",
   "unchanged",
   "memory",
   "longlink",
@@ -42,6 +55,8 @@ export interface Plan {
    */
   readonly tiny: { readonly count: number; readonly bytes: number; readonly reps?: number };
   readonly fanIn: { readonly senders: number; readonly files: number; readonly bytes: number };
+  /** Fan-in on a 3-node cluster: the same senders into three receiver instances, then into one. */
+  readonly clusterFanIn: { readonly senders: number; readonly files: number; readonly bytes: number };
   /** Rounds include the first of the process, reported apart; `large`: a second, sparse tree (hard links). */
   readonly unchanged: { readonly files: number; readonly rounds: number; readonly large?: number };
   readonly memory: number;
@@ -61,6 +76,7 @@ export const plans: Readonly<Record<Plan["name"], Plan>> = {
     small: { count: 10, bytes: 64 * 1024 },
     tiny: { count: 20, bytes: 16 * 1024 },
     fanIn: { senders: 2, files: 2, bytes: 64 * 1024 },
+    clusterFanIn: { senders: 2, files: 2, bytes: 64 * 1024 },
     unchanged: { files: 200, rounds: 2 },
     memory: 8 * MiB,
     longLink: { bytes: 4 * MiB },
@@ -77,6 +93,7 @@ export const plans: Readonly<Record<Plan["name"], Plan>> = {
     small: { count: 100, bytes: 256 * 1024 },
     tiny: { count: 1_000, bytes: 16 * 1024 },
     fanIn: { senders: 5, files: 4, bytes: 256 * 1024 },
+    clusterFanIn: { senders: 10, files: 4, bytes: 256 * 1024 },
     unchanged: { files: 2_000, rounds: 3 },
     memory: 128 * MiB,
     longLink: { bytes: 16 * MiB },
@@ -92,6 +109,7 @@ export const plans: Readonly<Record<Plan["name"], Plan>> = {
     small: { count: 2_000, bytes: 256 * 1024 },
     tiny: { count: 20_000, bytes: 16 * 1024, reps: 1 },
     fanIn: { senders: 50, files: 20, bytes: 256 * 1024 },
+    clusterFanIn: { senders: 200, files: 5, bytes: 256 * 1024 },
     unchanged: { files: 100_000, rounds: 4, large: 1_000_000 },
     memory: 4096 * MiB,
     longLink: { bytes: 256 * MiB },
@@ -505,6 +523,115 @@ export const fanIn = async (ctx: Context): Promise<Outcome> => {
 };
 
 /**
+ * Senders in one process (children/senders.ts, every node in their nats_url) into `instances`
+ * receiver instances of `group` on `cluster`, instance i connected to node i, replicas=3.
+ */
+const clusterSendersRound = async (
+  ctx: Context,
+  cluster: TestCluster,
+  dataDirs: ReadonlyArray<string>,
+  instances: number,
+  group: string,
+): Promise<{ rounds: { endMs: number; files: number; bytes: number }[]; rss: PeakRss; sessions: number[] }> => {
+  const dir = join(ctx.scratch, `clusterfanin-${group}`);
+  const servers = cluster.nodes.map((n) => new RssWatch(n.server!.pid, () => "nats-server"));
+  const started = await Promise.allSettled(
+    Array.from({ length: instances }, (_, i) =>
+      startReceiver(join(dir, `receiver-${i}`), { nats_url: cluster.nodes[i]!.url, receiver_group: group, replicas: 3 }, ctx.tsync, []),
+    ),
+  );
+  const receivers = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  try {
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    const p = start(
+      process.execPath,
+      tsxArgs(join(repoRoot, "bench", "children", "senders.ts"), ["--cluster", cluster.urls.join(","), group, ...dataDirs]),
+      { role: "senders" },
+    );
+    const { match } = await p.line(/^(\{.*\})$/m, 1_200_000);
+    const e = await p.exited;
+    if (e.code !== 0) throw new Error(`senders failed:\n${p.output().slice(-4000)}`);
+    const r = JSON.parse(match[1]!) as { rounds: { endMs: number; files: number; bytes: number }[] };
+    const sessions = receivers.map((x) => x.proc.output().match(/session \S+ opened for sender /g)?.length ?? 0);
+    const rss = maxRss([
+      await p.rss.stop(),
+      ...(await Promise.all(receivers.map((x) => x.stop()))),
+      ...(await Promise.all(servers.map((s) => s.stop()))),
+    ]);
+    return { rounds: r.rounds, rss, sessions };
+  } finally {
+    await Promise.all(receivers.map((x) => x.stop()));
+    await Promise.all(servers.map((s) => s.stop()));
+    await rm(dir, { recursive: true, force: true });
+    for (const d of dataDirs) await rm(join(d, "sync-sender"), { recursive: true, force: true });
+  }
+};
+
+/**
+ * 3b. Fan-in on a 3-node JetStream cluster: many senders at once into three receiver instances of
+ * one group (one per node), then the same senders into one instance on the same cluster.
+ */
+export const clusterFanIn = async (ctx: Context): Promise<Outcome> => {
+  const { senders, files, bytes } = ctx.plan.clusterFanIn;
+  const label = `cluster fan-in: ${senders} senders × ${files} files of ${bytes / 1024} KiB, 3-node cluster`;
+  const base = join(ctx.scratch, "clusterfanin");
+  const cluster = await TestCluster.start();
+  try {
+    const dirs: string[] = [];
+    let total = 0;
+    for (let i = 0; i < senders; i++) {
+      const t = await smallFilesTree(join(base, `tmpl-${i}`), join(base, `edge-${i}`), {
+        count: files,
+        bytes,
+        sg: `root.cfan${i}`,
+        how: "link",
+      });
+      dirs.push(t.dataDir);
+      total += t.bytes;
+    }
+    const count = { bytes: total, files: senders * files };
+    await settle();
+    ctx.log(`${label}: 3 receiver instances`);
+    // Each run its own receiver group: its own ownership registry and queue group on the same cluster.
+    const three = await clusterSendersRound(ctx, cluster, dirs, 3, "fanin3");
+    await settle();
+    ctx.log(`${label}: 1 receiver instance`);
+    const one = await clusterSendersRound(ctx, cluster, dirs, 1, "fanin1");
+    const measured = (r: typeof three) => {
+      const ends = r.rounds.map((x) => x.endMs);
+      return {
+        seconds: Math.max(...ends) / 1000,
+        note: `sessions per instance ${r.sessions.join(", ")}; each sender's round: fastest ${fmt(Math.min(...ends) / 1000)} s, median ${fmt(median(ends) / 1000)} s, slowest ${fmt(Math.max(...ends) / 1000)} s`,
+      };
+    };
+    const m3 = measured(three);
+    const m1 = measured(one);
+    const rows: Row[] = [
+      row(label, "tsync, 3 receiver instances (aggregate)", count, { seconds: m3.seconds, rss: three.rss }, undefined, m3.note),
+      row(label, "tsync, 1 receiver instance (aggregate)", count, { seconds: m1.seconds, rss: one.rss }, "files/s", m1.note),
+    ];
+    const ratio = filesPerSecond(rows[0]!) / filesPerSecond(rows[1]!);
+    rows.push({
+      workload: label,
+      tool: "ratio: 3 instances ÷ 1 instance",
+      rss: {},
+      note: `${fmt(ratio)}× in files/s and in MB/s (${fmt(filesPerSecond(rows[0]!), 0)} vs ${fmt(filesPerSecond(rows[1]!), 0)} files/s, ${fmt(mbps(rows[0]!), 1)} vs ${fmt(mbps(rows[1]!), 1)} MB/s)`,
+    });
+    return {
+      rows,
+      targets: [],
+      notes: [
+        `${label}: the three nats-server nodes, the receiver instances and the senders all run on this one machine, so three instances share its cores with everything else; the ratio shows what a second and third instance cost or gain here, not what instances on machines of their own would.`,
+      ],
+    };
+  } finally {
+    await cluster.cleanup();
+    await rm(base, { recursive: true, force: true });
+  }
+};
+
+/**
  * The unchanged-round child as an installed sender runs: compiled like bin/build.mjs
  * (bin/esbuildOptions.mjs) when the run uses a build, from its sources through tsx under `--tsx`.
  */
@@ -880,6 +1007,7 @@ export const workloads: Readonly<Record<WorkloadId, (ctx: Context) => Promise<Ou
   small: smallFiles,
   tiny: tinyFiles,
   fanin: fanIn,
+  clusterfanin: clusterFanIn,
   unchanged,
   memory,
   longlink: longLink,

@@ -1,25 +1,31 @@
 // Many senders in one process, started at the same instant, each with its own data directory,
-// NATS connection and work directory: the fan-in workload. `senders.ts PORT DATADIR...` prints
-// one JSON line with each sender's round start, end and files.
+// NATS connection and work directory: the fan-in workloads. `senders.ts PORT CREDENTIALS_DIR
+// DATADIR...` (a receiver's embedded server, each sender with its enrolled key) or `senders.ts
+// --cluster NATS_URLS RECEIVER_GROUP DATADIR...` (a cluster without authorization) prints one JSON
+// line with each sender's round start, end and files.
 import { join } from "node:path";
 import { Result } from "effect";
 import { Sender } from "../../src/actors/sender/sender.js";
 import { parseSenderConfig } from "../../src/config/sender.js";
 import { roundSucceeded } from "../../src/machines/senderTypes.js";
 
-const [portText, credentialsDir, ...dataDirs] = process.argv.slice(2);
-if (!portText || dataDirs.length === 0) throw new Error("usage: senders.ts PORT DATADIR...");
+const cluster = process.argv[2] === "--cluster";
+const [portText, credentialsDir, ...dataDirs] = process.argv.slice(cluster ? 3 : 2);
+if (!portText || dataDirs.length === 0)
+  throw new Error("usage: senders.ts PORT CREDENTIALS_DIR DATADIR... | senders.ts --cluster NATS_URLS RECEIVER_GROUP DATADIR...");
 
 const senders = await Promise.all(
   dataDirs.map(async (dir, i) => {
     const config = parseSenderConfig(
-      {
-        data_directory: dir,
-        server_ip: "127.0.0.1",
-        server_port: portText,
-        sender_name: `bench-${i}`,
-        nats_nkey_seed_file: join(credentialsDir ?? "", `bench-${i}.nk`),
-      },
+      cluster
+        ? { data_directory: dir, nats_url: portText, receiver_group: credentialsDir ?? "", sender_name: `bench-${i}` }
+        : {
+            data_directory: dir,
+            server_ip: "127.0.0.1",
+            server_port: portText,
+            sender_name: `bench-${i}`,
+            nats_nkey_seed_file: join(credentialsDir ?? "", `bench-${i}.nk`),
+          },
       {},
       "bench",
     );

@@ -4,9 +4,12 @@
 // processes, all child processes so any of them can be killed -9. The checks are the fault rig's:
 // byte-identical, each part placed exactly once, every file the sender calls synced loaded.
 import { spawn } from "node:child_process";
+import { jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ownersBucket, OwnershipRegistry, type Owner } from "../../src/actors/receiver/ownership.js";
 import { buildSampleDataDir } from "../../src/actors/sampleDataDir.js";
 import { generateTsFileToPath, inspectTsFile } from "../../src/actors/tsfileFiles.js";
 import type { RoundSummary } from "../../src/machines/senderTypes.js";
@@ -19,6 +22,9 @@ import { projectRoot, tsyncBin } from "../harness/cli.js";
 const sharedStorage = fileURLToPath(new URL("./sharedStorage.ts", import.meta.url));
 
 export const group = "fleet";
+
+/** The JetStream stream behind the group's ownership registry (a KV bucket). */
+export const ownersStream = `KV_${ownersBucket(group)}`;
 
 export interface EdgeFile {
   readonly key: string;
@@ -117,16 +123,18 @@ export class ClusterRig {
     return this.receivers.map((p) => p?.output.match(new RegExp(`session \\S+ opened for sender ${sender} `, "g"))?.length ?? 0);
   }
 
-  /** An edge box with `big` large TsFiles (partition 0) and `small` small ones (partition 1) in `sg`. */
-  async edge(
+  /** Writes `big` large TsFiles and `small` small ones of `sg` under partition directory `tp` of `dir`. */
+  private async writeFiles(
     id: string,
+    dir: string,
     sg: string,
-    { big = [], small = 2, natsUrl, props = {} }: { big?: number[]; small?: number; natsUrl?: string; props?: Record<string, string> } = {},
-  ): Promise<Edge> {
-    const dir = join(this.root, `edge-${id}`);
+    tp: string,
+    big: ReadonlyArray<number>,
+    small: number,
+  ): Promise<EdgeFile[]> {
     const files: EdgeFile[] = [];
     for (const [k, bytes] of big.entries()) {
-      const at = join(dir, "sequence", sg, "0", "0");
+      const at = join(dir, "sequence", sg, "0", tp);
       await mkdir(at, { recursive: true });
       const name = `${1_700_000_000_000 + k * 1000}-${k + 1}-0-0.tsfile`;
       const tsfile = join(at, name);
@@ -137,10 +145,10 @@ export class ClusterRig {
       });
       await writeFile(`${tsfile}.resource.temp`, resource);
       await rename(`${tsfile}.resource.temp`, `${tsfile}.resource`);
-      files.push({ key: `${sg}/0/0/${name}`, tsfile });
+      files.push({ key: `${sg}/0/${tp}/${name}`, tsfile });
     }
     if (small > 0) {
-      const tmp = join(this.root, `small-${id}`);
+      const tmp = join(this.root, `small-${id}-${tp}`);
       const made = await buildSampleDataDir(tmp, {
         groups: { [sg]: ["d1", "d2"] },
         virtualGroups: 1,
@@ -149,15 +157,26 @@ export class ClusterRig {
         pointsPerSeries: 50,
         withUnsealed: false,
       });
-      const at = join(dir, "sequence", sg, "0", "1");
+      const at = join(dir, "sequence", sg, "0", tp);
       await mkdir(at, { recursive: true });
       for (const f of made) {
         await rename(f.path, join(at, f.name));
         await rename(`${f.path}.resource`, join(at, `${f.name}.resource`));
-        files.push({ key: `${sg}/0/1/${f.name}`, tsfile: join(at, f.name) });
+        files.push({ key: `${sg}/0/${tp}/${f.name}`, tsfile: join(at, f.name) });
       }
       await rm(tmp, { recursive: true, force: true });
     }
+    return files;
+  }
+
+  /** An edge box with `big` large TsFiles (partition 0) and `small` small ones (partition 1) in `sg`. */
+  async edge(
+    id: string,
+    sg: string,
+    { big = [], small = 2, natsUrl, props = {} }: { big?: number[]; small?: number; natsUrl?: string; props?: Record<string, string> } = {},
+  ): Promise<Edge> {
+    const dir = join(this.root, `edge-${id}`);
+    const files = [...(await this.writeFiles(id, dir, sg, "0", big, 0)), ...(await this.writeFiles(id, dir, sg, "1", [], small))];
     const conf = join(this.root, `sender-${id}.properties`);
     const work = join(this.root, `work-${id}`);
     await writeFile(
@@ -174,6 +193,18 @@ export class ClusterRig {
       }),
     );
     return { id, dir, work, conf, files };
+  }
+
+  /**
+   * New sealed files on `edge`: the big ones in partition directory `tp`, the small ones in the
+   * next (two the edge does not use yet; the two kinds' names may coincide). The edge with them.
+   */
+  async grow(edge: Edge, sg: string, tp: number, { big = [], small = 0 }: { big?: number[]; small?: number }): Promise<Edge> {
+    const added = [
+      ...(await this.writeFiles(edge.id, edge.dir, sg, String(tp), big, 0)),
+      ...(await this.writeFiles(edge.id, edge.dir, sg, String(tp + 1), [], small)),
+    ];
+    return { ...edge, files: [...edge.files, ...added] };
   }
 
   startSender(edge: Edge, env: Readonly<Record<string, string>> = {}): Proc {
@@ -201,6 +232,94 @@ export class ClusterRig {
     return { exit, summary, proc };
   }
 
+  /** A client of `nodes` (default: every running node), closed once `f` is done. */
+  async withClient<A>(f: (nc: NatsConnection) => Promise<A>, nodes?: ReadonlyArray<number>): Promise<A> {
+    const servers = nodes ? nodes.map((i) => this.cluster.nodes[i]!.url) : this.cluster.urls;
+    const nc = await connect({ servers, timeout: 5_000 });
+    try {
+      return await f(nc);
+    } finally {
+      await nc.close();
+    }
+  }
+
+  /** Who owns `sg`, as the registry answers a client of `nodes` (default: every running node). */
+  async owner(sg: string, nodes?: ReadonlyArray<number>): Promise<Owner | undefined> {
+    return this.withClient(async (nc) => (await OwnershipRegistry.open(nc, group)).owner(sg), nodes);
+  }
+
+  /** The ownership registry's stream as its leader describes it; undefined while no leader answers. */
+  private async ownersInfo(nc: NatsConnection): Promise<StreamInfo | undefined> {
+    // Both steps ask the cluster (the manager checks JetStream first): either one timing out means no leader answered yet.
+    try {
+      return await (await jetstreamManager(nc, { timeout: 2_000 })).streams.info(ownersStream);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Waits until the registry's stream has a leader among `among` (node indexes) with every
+   * replica on a running, connected node current, as a client of `among` sees it; answers the
+   * leader's node index.
+   */
+  async ownersSettled(among: ReadonlyArray<number> = this.cluster.nodes.map((_, i) => i), timeoutMs = 60_000): Promise<number> {
+    const names = among.map((i) => this.cluster.nodes[i]!.name);
+    return this.withClient(
+      (nc) =>
+        waitUntil(
+          `a leader of ${ownersStream} among ${names.join(", ")} with its peers there current`,
+          async () => {
+            const c = (await this.ownersInfo(nc))?.cluster;
+            if (!c?.leader || !names.includes(c.leader)) return undefined;
+            const current = (c.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name);
+            return names.every((n) => n === c.leader || current.includes(n)) ? names.indexOf(c.leader) : undefined;
+          },
+          timeoutMs,
+        ),
+      among,
+    ).then((k) => among[k]!);
+  }
+
+  /**
+   * Makes node `i` the leader of the registry's stream: steps the leader down until the election
+   * lands on `i` (each election picks one of the other, current peers).
+   */
+  async leadOwnersFrom(i: number, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const leader = await this.ownersSettled(undefined, Math.max(1_000, deadline - Date.now()));
+      if (leader === i) return;
+      if (Date.now() > deadline) throw new Error(`node ${this.cluster.nodes[i]!.name} did not become the leader of ${ownersStream}`);
+      const was = this.cluster.nodes[leader]!.name;
+      // Until another node leads, asking again would step down the same leader twice: wait for the
+      // move, or for 15 s after which the loop asks again (an election may re-elect `was`).
+      const moved = await this.withClient(async (nc) => {
+        await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${ownersStream}`, undefined, { timeout: 5_000 });
+        return waitUntil(
+          `leadership of ${ownersStream} to leave ${was}`,
+          async () => {
+            const l = (await this.ownersInfo(nc))?.cluster?.leader;
+            return l !== undefined && l !== was ? l : undefined;
+          },
+          15_000,
+        ).then(
+          (l) => l,
+          () => undefined,
+        );
+      });
+      if (moved === undefined && Date.now() > deadline) throw new Error(`the leader of ${ownersStream} stayed on ${was}`);
+    }
+  }
+
+  /** Receiver instances (their service connections) each node serves; undefined for a node that is down. */
+  async receiversByNode(): Promise<Array<number | undefined>> {
+    const prefix = `tsync-receiver-${group}-`;
+    return Promise.all(
+      this.cluster.nodes.map(async (_, i) => (await this.cluster.connectionNames(i))?.filter((n) => n.startsWith(prefix)).length),
+    );
+  }
+
   async loads(): Promise<CountedLoad[]> {
     const text = await readFile(this.countFile, "utf8").catch(() => "");
     return text
@@ -224,6 +343,28 @@ export class ClusterRig {
         return n > bytes ? n : undefined;
       },
       timeoutMs,
+    );
+  }
+
+  /**
+   * The size of `f`'s part in instance `i`'s staging once it has stopped growing for half a second:
+   * with the sender stopped, every chunk it sent has been written (and answered).
+   */
+  async settledStaged(i: number, edge: Edge, f: EdgeFile): Promise<number> {
+    let last = -1;
+    let since = Date.now();
+    return waitUntil(
+      `${f.key} to stop growing in instance ${i}'s staging`,
+      async () => {
+        const n = await this.staged(i, edge, f);
+        if (n !== last) {
+          last = n;
+          since = Date.now();
+          return undefined;
+        }
+        return Date.now() - since >= 500 ? n : undefined;
+      },
+      15_000,
     );
   }
 

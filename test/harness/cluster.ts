@@ -265,6 +265,23 @@ export class TestCluster {
     );
   }
 
+  /** Names of the client connections node `i` serves (undefined while it is down or does not answer). */
+  async connectionNames(i: number): Promise<string[] | undefined> {
+    const n = this.nodes[i]!;
+    if (!n.server) return undefined;
+    const r = await fetch(`${n.monitorUrl}/connz?limit=4096`, { signal: AbortSignal.timeout(2_000) }).then(
+      (x) => (x.ok ? (x.json() as Promise<{ connections?: ReadonlyArray<{ name?: string }> }>) : undefined),
+      () => undefined,
+    );
+    return r?.connections?.map((c) => c.name ?? "");
+  }
+
+  /** The running node that serves the client connection named `name`, if one does. */
+  async nodeOf(name: string): Promise<number | undefined> {
+    for (const [i] of this.nodes.entries()) if ((await this.connectionNames(i))?.includes(name)) return i;
+    return undefined;
+  }
+
   private isPartitioned(n: ClusterNode): boolean {
     const i = this.nodes.indexOf(n);
     return this.nodes.length > 1 && this.relays[i]!.every((r, j) => j === i || r.isCut);
