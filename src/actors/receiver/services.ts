@@ -3,7 +3,7 @@
 // connections, and the embedded nats-server last).
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { Context, Data, Effect, Layer } from "effect";
+import { Context, Data, Duration, Effect, Layer, Schedule } from "effect";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { ReceiverConfig } from "../../config/receiver.js";
 import { openStorage } from "../../plugins/loadStorage.js";
@@ -34,6 +34,22 @@ const step =
       try: run,
       catch: (cause) => new ReceiverStartError({ step: name, message: cause instanceof Error ? cause.message : String(cause), cause }),
     });
+
+/**
+ * A step that creates or opens a JetStream bucket. A cluster that has just started (or lost a
+ * node) answers "timeout" or no responders until it has elected its leaders: such a step waits for
+ * that, trying again every second for up to half a minute, rather than failing the start.
+ */
+const jetStreamStep =
+  (name: string) =>
+  <A>(run: () => Promise<A>): Effect.Effect<A, ReceiverStartError> =>
+    step(name)(run).pipe(
+      Effect.retry({
+        schedule: Schedule.spaced(Duration.seconds(1)),
+        times: 30,
+        while: (e) => /timeout|no responders|jetstream .*(not|un)available|leader/i.test(e.message),
+      }),
+    );
 
 export const catalogPath = (dataDir: string): string => join(dataDir, ".tsync", "catalog.jsonl");
 export const journalPath = (dataDir: string): string => join(dataDir, ".tsync", "journal.jsonl");
@@ -238,7 +254,7 @@ export class Owners extends Context.Service<Owners, OwnershipRegistry>()("tsync/
     Effect.gen(function* () {
       const { config: c } = yield* ReceiverEnv;
       const { store } = yield* NatsLinks;
-      return yield* step("ownership registry")(() => OwnershipRegistry.open(store, c.receiver_group, c.replicas));
+      return yield* jetStreamStep("ownership registry")(() => OwnershipRegistry.open(store, c.receiver_group, c.replicas));
     }),
   );
 }
@@ -251,7 +267,7 @@ export class Fleet extends Context.Service<Fleet, FleetStore>()("tsync/receiver/
       const { config: c, log } = yield* ReceiverEnv;
       const { service, store } = yield* NatsLinks;
       return yield* Effect.acquireRelease(
-        step("fleet bucket")(() => FleetStore.open(service, store, c.receiver_group, { replicas: c.replicas, log })),
+        jetStreamStep("fleet bucket")(() => FleetStore.open(service, store, c.receiver_group, { replicas: c.replicas, log })),
         (f) => Effect.promise(() => f.close()),
       );
     }),
