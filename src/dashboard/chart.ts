@@ -77,17 +77,3 @@ export const topStateOf = (value: unknown): string => {
   if (typeof value === "object" && value !== null) return Object.keys(value)[0] ?? "";
   return "";
 };
-
-/** The full state value as one line: `a.b`, for logs and tables. */
-export const stateText = (value: unknown): string => {
-  if (typeof value === "string") return value;
-  if (typeof value === "object" && value !== null) {
-    const [k, v] = Object.entries(value)[0] ?? [];
-    return k === undefined
-      ? ""
-      : v === undefined || (typeof v === "object" && v !== null && Object.keys(v).length === 0)
-        ? k
-        : `${k}.${stateText(v)}`;
-  }
-  return "";
-};

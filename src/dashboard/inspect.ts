@@ -1,19 +1,7 @@
 // Turns XState inspection events into board observations, for the receiver's sessions and the sender's rounds.
 import type { InspectionEvent } from "xstate";
-import type { ActorBoard, ActorStatus } from "./model.js";
-
-interface MachineSnapshotLike {
-  readonly value: unknown;
-  readonly context: unknown;
-  readonly status: ActorStatus;
-  readonly machine: { readonly id: string };
-}
-
-/** Machine actors only: invoked promises (transfer, verify…) show as their parent's state. */
-const machineSnapshot = (s: unknown): MachineSnapshotLike | undefined =>
-  typeof s === "object" && s !== null && "machine" in s && "value" in s && "context" in s && "status" in s
-    ? (s as MachineSnapshotLike)
-    : undefined;
+import { machineSnapshot } from "../machines/snapshot.js";
+import type { ActorBoard } from "./model.js";
 
 interface InspectionLike {
   readonly type: string;

@@ -1,9 +1,10 @@
 // The dashboard's board: live actors, their states and transition logs, reduced from inspection events.
 import { eventLabel } from "../machines/diagram.js";
-import { stateText, topStateOf } from "./chart.js";
+import { stateText, type MachineStatus } from "../machines/snapshot.js";
+import { topStateOf } from "./chart.js";
 import { detailsOf, type ActorDetails } from "./summaries.js";
 
-export type ActorStatus = "active" | "done" | "error" | "stopped";
+export type ActorStatus = MachineStatus;
 
 /**
  * One transition, or a run of the same one: a chunk stream re-enters `receiving` hundreds of

@@ -1,7 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { buildSampleDataDir } from "../../src/actors/sampleDataDir.js";
@@ -11,7 +10,7 @@ import { usageLine, type Tables } from "../../src/cli/help.js";
 import { receiverKeys } from "../../src/config/receiver.js";
 import { senderKeys } from "../../src/config/sender.js";
 import { serializeTsFileResource } from "../../src/tsfile/resource.js";
-import { projectRoot, runTsync, startTsync, tsyncBin } from "../harness/cli.js";
+import { freePort, projectRoot, properties, runTsync, startTsync, tsyncBin } from "../harness/cli.js";
 import { removeAll, tempRoot } from "../harness/syncPair.js";
 
 // What an operator runs: `--help` on every command, `tsync status` against a running receiver and
@@ -20,20 +19,6 @@ import { removeAll, tempRoot } from "../harness/syncPair.js";
 const script = ["/usr/bin/script", "/bin/script"].find((p) => existsSync(p));
 if (!script && process.env["CI"] === "true") throw new Error("script is missing: bin/install-deps --tests installs it (bsdutils)");
 if (!script) console.warn("skipping the pseudo-terminal progress test: script (util-linux) is missing");
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-
-const properties = (p: Readonly<Record<string, string>>) =>
-  Object.entries(p)
-    .map(([k, v]) => `${k}=${v}`)
-    .join("\n") + "\n";
 
 /** A sealed TsFile of about `bytes` in storage group `sg` of `edge`, as IoTDB leaves one. */
 const writeBigSealed = async (edge: string, sg: string, bytes: number): Promise<void> => {

@@ -3,27 +3,12 @@
 // inspector is away syncs as usual.
 import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { WebSocket } from "ws";
 import { buildSampleDataDir, demoLayout } from "../../src/actors/sampleDataDir.js";
-import { runTsync, startTsync } from "../harness/cli.js";
+import { freePort, properties, runTsync, startTsync } from "../harness/cli.js";
 import { removeAll, tempRoot } from "../harness/syncPair.js";
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-
-const properties = (p: Readonly<Record<string, string>>) =>
-  Object.entries(p)
-    .map(([k, v]) => `${k}=${v}`)
-    .join("\n") + "\n";
 
 const eventually = async <T>(what: string, probe: () => T | undefined, timeoutMs = 30_000): Promise<T> => {
   const deadline = Date.now() + timeoutMs;

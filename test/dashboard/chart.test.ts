@@ -1,8 +1,9 @@
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect } from "vitest";
-import { chartOf, stateText, topStateOf, type ChartGraph } from "../../src/dashboard/chart.js";
+import { chartOf, topStateOf, type ChartGraph } from "../../src/dashboard/chart.js";
 import { INITIAL, layoutChart, type ChartLayout, type LayoutNode } from "../../src/dashboard/layout.js";
 import { receiverSession } from "../../src/machines/receiverSession.js";
+import { stateText } from "../../src/machines/snapshot.js";
 import { senderLifecycle } from "../../src/machines/senderLifecycle.js";
 import { senderRound } from "../../src/machines/senderRound.js";
 

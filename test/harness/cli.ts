@@ -1,8 +1,26 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 
 export const projectRoot = fileURLToPath(new URL("../../", import.meta.url));
 export const tsyncBin = fileURLToPath(new URL("../../bin/tsync.js", import.meta.url));
+
+/** A free loopback port: bound by us, then released for a server to take. */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+
+/** A properties file's text, one `key=value` line per entry. */
+export const properties = (p: Readonly<Record<string, string>>): string =>
+  Object.entries(p)
+    .map(([k, v]) => `${k}=${v}`)
+    .join("\n") + "\n";
 
 export interface Ran {
   readonly code: number | null;

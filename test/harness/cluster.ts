@@ -9,18 +9,8 @@ import { createServer, connect as tcpConnect, type Server, type Socket } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { freePort } from "./cli.js";
 import { startNatsServer, type NatsServerProcess } from "../../src/actors/natsServer.js";
-
-/** A free loopback port: bound by us, then released for a server to take. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 /**
  * A TCP relay on a loopback port to `target`: a link we can cut (every connection through it is

@@ -6,7 +6,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { buildSampleDataDir } from "../../src/actors/sampleDataDir.js";
-import { projectRoot } from "../harness/cli.js";
+import { freePort, projectRoot } from "../harness/cli.js";
 import { enroll } from "../harness/enroll.js";
 import { removeAll, tempRoot } from "../harness/syncPair.js";
 
@@ -15,15 +15,6 @@ interface Ran {
   readonly stdout: string;
   readonly stderr: string;
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 /** Whether a process with this pid exists (signal 0 checks without signalling). */
 const alive = (pid: number): boolean => {

@@ -6,33 +6,13 @@ import { backoffDelay, fileRetry, handshakeRetry } from "../../machines/backoff.
 import type { LifecycleContext } from "../../machines/senderLifecycle.js";
 import type { SenderRoundContext } from "../../machines/senderRound.js";
 import { refKey } from "../../machines/senderTypes.js";
+import { machineSnapshot, stateText, type MachineSnapshotLike } from "../../machines/snapshot.js";
 import { maxFleetReportBytes, type FleetReport } from "../../protocol/fleet.js";
 import { encodeJson } from "../../protocol/messages.js";
 import { fleetSubject } from "../../protocol/subjects.js";
 
 /** Least time between two reports of one actor; the report sent is always the newest state. */
 export const fleetReportIntervalMs = 250;
-
-type Status = FleetReport["status"];
-
-interface Snapshot {
-  readonly value: unknown;
-  readonly context: unknown;
-  readonly status: Status;
-  readonly machine: { readonly id: string };
-}
-
-const snapshotOf = (s: unknown): Snapshot | undefined =>
-  typeof s === "object" && s !== null && "machine" in s && "value" in s && "context" in s && "status" in s ? (s as Snapshot) : undefined;
-
-const stateText = (value: unknown): string => {
-  if (typeof value === "string") return value;
-  if (typeof value !== "object" || value === null) return "";
-  const [k, v] = Object.entries(value)[0] ?? [];
-  if (k === undefined) return "";
-  const inner = stateText(v);
-  return inner === "" ? k : `${k}.${inner}`;
-};
 
 /** Keeps a report within the receiver's size cap whatever the names and messages hold. */
 const clip = (s: string, max: number): string => (s.length <= max ? s : `${s.slice(0, max - 1)}…`);
@@ -110,7 +90,7 @@ interface Tracked {
   readonly machine: string;
   state: string;
   since: number;
-  snapshot: Snapshot;
+  snapshot: MachineSnapshotLike;
   lastSent: number;
   timer: NodeJS.Timeout | undefined;
   /** A newer snapshot than the last report. */
@@ -170,7 +150,7 @@ export const fleetReporter = (
 
   const inspect = (e: InspectionEvent) => {
     if (e.type !== "@xstate.snapshot" || closed) return;
-    const snap = snapshotOf(e.snapshot);
+    const snap = machineSnapshot(e.snapshot);
     if (!snap) return;
     const machine = snap.machine.id;
     const actor: FleetReport["actor"] | undefined =
