@@ -449,24 +449,30 @@ const sendersRound = async (
   }
 };
 
+/** One data directory per sender under `base`, each its own storage group `<sgPrefix><i>`, files hard-linked from templates. */
+const senderTrees = async (
+  base: string,
+  senders: number,
+  each: { count: number; bytes: number },
+  sgPrefix: string,
+): Promise<{ dirs: string[]; total: number }> => {
+  const dirs: string[] = [];
+  let total = 0;
+  for (let i = 0; i < senders; i++) {
+    const t = await smallFilesTree(join(base, `tmpl-${i}`), join(base, `edge-${i}`), { ...each, sg: `${sgPrefix}${i}`, how: "link" });
+    dirs.push(t.dataDir);
+    total += t.bytes;
+  }
+  return { dirs, total };
+};
+
 /** 3. Fan-in: many senders at once into one receiver, against one sender with all their files. */
 export const fanIn = async (ctx: Context): Promise<Outcome> => {
   const { senders, files, bytes } = ctx.plan.fanIn;
   const label = `fan-in: ${senders} senders × ${files} files of ${bytes / 1024} KiB`;
   const base = join(ctx.scratch, "fanin");
   try {
-    const dirs: string[] = [];
-    let total = 0;
-    for (let i = 0; i < senders; i++) {
-      const t = await smallFilesTree(join(base, `tmpl-${i}`), join(base, `edge-${i}`), {
-        count: files,
-        bytes,
-        sg: `root.fan${i}`,
-        how: "link",
-      });
-      dirs.push(t.dataDir);
-      total += t.bytes;
-    }
+    const { dirs, total } = await senderTrees(base, senders, { count: files, bytes }, "root.fan");
     const single = await smallFilesTree(join(base, "tmpl-single"), join(base, "edge-single"), {
       count: senders * files,
       bytes,
@@ -578,18 +584,7 @@ export const clusterFanIn = async (ctx: Context): Promise<Outcome> => {
   const base = join(ctx.scratch, "clusterfanin");
   const cluster = await TestCluster.start();
   try {
-    const dirs: string[] = [];
-    let total = 0;
-    for (let i = 0; i < senders; i++) {
-      const t = await smallFilesTree(join(base, `tmpl-${i}`), join(base, `edge-${i}`), {
-        count: files,
-        bytes,
-        sg: `root.cfan${i}`,
-        how: "link",
-      });
-      dirs.push(t.dataDir);
-      total += t.bytes;
-    }
+    const { dirs, total } = await senderTrees(base, senders, { count: files, bytes }, "root.cfan");
     const count = { bytes: total, files: senders * files };
     await settle();
     ctx.log(`${label}: 3 receiver instances`);
