@@ -92,7 +92,13 @@ describe("faults of the cluster under three receiver instances", () => {
     for (const i of [0, 1, 2]) await rig.receivers[i]?.kill9();
     await rig.startReceiver(3, { nats_url: url(cut) });
     await rig.startReceiver(4, { nats_url: url(majority[0]!) });
-    const north = await rig.edge("north", sg, { small: 3, natsUrl: majority.map(url).join(",") });
+    // The registry may take seconds to answer on the majority side after the cut (its leader moves
+    // there): north's retries span them, since this test is about who owns the group, not how soon.
+    const north = await rig.edge("north", sg, {
+      small: 3,
+      natsUrl: majority.map(url).join(","),
+      props: { max_number_of_sync_file_retry: "8" },
+    });
     const south = await rig.edge("south", sg, { small: 3, natsUrl: url(cut), props: { max_number_of_sync_file_retry: "2" } });
     // The registry's leader is the node cut off: the minority keeps the last leader, the stalest writer there can be.
     await rig.leadOwnersFrom(cut);

@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ownersBucket, OwnershipRegistry, type Owner } from "../../src/actors/receiver/ownership.js";
+import { ownersBucket, OwnershipRegistry, RegistryUnavailable, type Owner } from "../../src/actors/receiver/ownership.js";
 import { buildSampleDataDir } from "../../src/actors/sampleDataDir.js";
 import { generateTsFileToPath, inspectTsFile } from "../../src/actors/tsfileFiles.js";
 import type { RoundSummary } from "../../src/machines/senderTypes.js";
@@ -243,9 +243,19 @@ export class ClusterRig {
     }
   }
 
-  /** Who owns `sg`, as the registry answers a client of `nodes` (default: every running node). */
+  /**
+   * Who owns `sg`, as the registry's leader answers a client of `nodes` (default: every running
+   * node); asked again while the registry cannot answer (an election after a kill or a heal).
+   */
   async owner(sg: string, nodes?: ReadonlyArray<number>): Promise<Owner | undefined> {
-    return this.withClient(async (nc) => (await OwnershipRegistry.open(nc, group)).owner(sg), nodes);
+    const asked = await waitUntil(`the ownership registry to answer for ${sg}`, () =>
+      this.withClient(async (nc) => (await OwnershipRegistry.open(nc, group)).owner(sg), nodes).then(
+        (owner) => ({ owner }),
+        (e: unknown) =>
+          e instanceof RegistryUnavailable || (e instanceof Error && /JetStream|Timeout/.test(e.name)) ? undefined : Promise.reject(e),
+      ),
+    );
+    return asked.owner;
   }
 
   /** The ownership registry's stream as its leader describes it; undefined while no leader answers. */

@@ -3,7 +3,10 @@
 import { fc, test } from "@fast-check/vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect } from "vitest";
-import { ownerKey, OwnershipRegistry } from "../../src/actors/receiver/ownership.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { ownerKey, ownersBucket, OwnershipRegistry, RegistryUnavailable } from "../../src/actors/receiver/ownership.js";
+import { forSender } from "../../src/actors/receiver/safeFailure.js";
 import { isSegment } from "../../src/protocol/names.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
 import { rawClient } from "../security/kit.js";
@@ -60,3 +63,27 @@ test.prop([groupName, fc.uniqueArray(fc.stringMatching(/^[a-z0-9]{1,8}$/), { min
     expect(new Set(next.map((o) => o.senderId)).size).toBe(1);
   },
 );
+
+test("every read of the registry goes to its stream's leader: direct gets are off, also on a bucket made with them on", async () => {
+  const group = "direct-before";
+  await new Kvm(nc).create(ownersBucket(group), { history: 1, allow_direct: true });
+  const jsm = await jetstreamManager(nc);
+  expect((await jsm.streams.info(`KV_${ownersBucket(group)}`)).config.allow_direct).toBe(true);
+  const r = await OwnershipRegistry.open(nc, group, 1);
+  expect((await jsm.streams.info(`KV_${ownersBucket(group)}`)).config.allow_direct).toBe(false);
+  expect((await r.claim("root.a", "s1")).senderId).toBe("s1");
+  expect((await r.owner("root.a"))?.senderId).toBe("s1");
+});
+
+test("a registry that cannot reach JetStream says so in words a sender may see, and the failure passes to the sender as it is", async () => {
+  const other = await rawClient(server.url, "registry-gone");
+  const r = await OwnershipRegistry.open(other, "registry");
+  await other.close();
+  const failure = await r.claim("root.gone", "s1").then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(failure).toBeInstanceOf(RegistryUnavailable);
+  expect(String(failure)).toContain("the storage-group ownership registry cannot answer now");
+  expect(forSender("offer", failure)).toBe(failure);
+});

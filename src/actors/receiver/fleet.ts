@@ -7,7 +7,7 @@ import { decodeFleetReport, FleetRecord, maxFleetActorsPerSender, maxFleetReport
 import { encodeJson } from "../../protocol/messages.js";
 import { isToken } from "../../protocol/names.js";
 import { fleetWildcard, receiverQueue } from "../../protocol/subjects.js";
-import { ensureReplicas } from "./ownership.js";
+import { ensureStream } from "./ownership.js";
 
 export const fleetBucket = (group: string): string => `tsync-fleet-${group}`;
 
@@ -66,7 +66,7 @@ export class FleetStore {
       max_bytes: maxBucketBytes,
       ...(options.replicas === undefined ? {} : { replicas: options.replicas }),
     });
-    if (options.replicas !== undefined) await ensureReplicas(store, `KV_${fleetBucket(group)}`, options.replicas);
+    if (options.replicas !== undefined) await ensureStream(store, `KV_${fleetBucket(group)}`, { replicas: options.replicas });
     const fleet = new FleetStore(kv, options.log, options.now ?? Date.now);
     fleet.hear(service, group);
     fleet.timer = setInterval(() => void fleet.flush(), fleetFlushMs);

@@ -31,6 +31,25 @@ export type ReleaseOutcome =
   | { readonly kind: "transferPending"; readonly transfer: PendingTransfer }
   | { readonly kind: "none" };
 
+/**
+ * The registry did not answer: JetStream is electing a leader, cut off from its quorum, or slow.
+ * Written for the sender (names no local detail), so a round retries knowing why.
+ */
+export class RegistryUnavailable extends Error {
+  override readonly name = "RegistryUnavailable";
+}
+
+/** Errors of the NATS client: the registry's JetStream did not answer as asked. */
+const natsClientError =
+  /^(JetStream\w*|TimeoutError|NoResponders\w*|RequestError|ClosedConnectionError|DrainingConnectionError|ConnectionError)$/;
+
+const unavailable = (e: unknown): unknown =>
+  e instanceof Error && natsClientError.test(e.name)
+    ? new RegistryUnavailable(`the storage-group ownership registry cannot answer now (${e.message.slice(0, 120)}); try again`, {
+        cause: e,
+      })
+    : e;
+
 export const ownersBucket = (group: string): string => `tsync-owners-${group}`;
 
 /**
@@ -69,11 +88,21 @@ const asTransfer = (v: unknown): PendingTransfer | undefined => {
 
 type Stored = { readonly owner: Owner; readonly transfer?: undefined } | { readonly owner?: undefined; readonly transfer: PendingTransfer };
 
-/** Sets a stream's number of copies when it differs (JetStream moves the data; a single server refuses more than one). */
-export const ensureReplicas = async (nc: NatsConnection, stream: string, replicas: number): Promise<void> => {
+/**
+ * Sets a stream's number of copies when it differs (JetStream moves the data; a single server
+ * refuses more than one), and, with `leaderReads`, turns off direct gets.
+ */
+export const ensureStream = async (
+  nc: NatsConnection,
+  stream: string,
+  want: { readonly replicas: number; readonly leaderReads?: boolean },
+): Promise<void> => {
   const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(stream);
-  if ((info.config.num_replicas ?? 1) !== replicas) await jsm.streams.update(stream, { num_replicas: replicas });
+  const { config } = await jsm.streams.info(stream);
+  const replicas = (config.num_replicas ?? 1) !== want.replicas;
+  const direct = want.leaderReads === true && config.allow_direct === true;
+  if (replicas || direct)
+    await jsm.streams.update(stream, { num_replicas: want.replicas, ...(want.leaderReads ? { allow_direct: false } : {}) });
 };
 
 const bySg = (a: { sg: string }, b: { sg: string }) => (a.sg < b.sg ? -1 : a.sg > b.sg ? 1 : 0);
@@ -92,14 +121,21 @@ export class OwnershipRegistry {
    * server onto a cluster gets its registry replicated; admin commands pass none and change nothing.
    */
   static async open(nc: NatsConnection, group: string, replicas?: number): Promise<OwnershipRegistry> {
-    const kv = await new Kvm(nc).create(ownersBucket(group), { history: 1, ...(replicas === undefined ? {} : { replicas }) });
-    if (replicas !== undefined) await ensureReplicas(nc, `KV_${ownersBucket(group)}`, replicas);
+    // Every read goes to the stream's leader, never a direct get: any copy answers a direct get,
+    // and one that lags (or, on nats-server 2.9, one that kept a write it took while cut off from
+    // the quorum) answers a record the leader does not hold, e.g. a released group's old owner.
+    const kv = await new Kvm(nc).create(ownersBucket(group), {
+      history: 1,
+      allow_direct: false,
+      ...(replicas === undefined ? {} : { replicas }),
+    });
+    if (replicas !== undefined) await ensureStream(nc, `KV_${ownersBucket(group)}`, { replicas, leaderReads: true });
     return new OwnershipRegistry(kv);
   }
 
   /** The record of `sg` and the revision to write over it (0: the key never existed). */
   private async read(sg: string): Promise<{ readonly stored: Stored | undefined; readonly revision: number }> {
-    const e = await this.kv.get(ownerKey(sg));
+    const e = await this.kv.get(ownerKey(sg)).catch((x: unknown) => Promise.reject(unavailable(x)));
     if (!e) return { stored: undefined, revision: 0 };
     if (e.operation !== "PUT" || e.length === 0) return { stored: undefined, revision: e.revision };
     const v: unknown = e.json();
@@ -141,7 +177,7 @@ export class OwnershipRegistry {
         return mine;
       } catch (e) {
         // Another claimant won between our read and write (or a release raced us): read again.
-        if (attempt === 4) throw e;
+        if (attempt === 4) throw unavailable(e);
       }
     }
   }

@@ -2,6 +2,7 @@
 import { inspect } from "node:util";
 import { Effect } from "effect";
 import { StorageError, type Storage } from "../../plugins/storage.js";
+import { RegistryUnavailable } from "./ownership.js";
 import { OutsideDataDirError, StagingFullError, StagingIoError } from "./staging.js";
 import { StagingQuotaError } from "./stagingHygiene.js";
 
@@ -18,6 +19,7 @@ const senderFacing: ReadonlyArray<abstract new (...args: never[]) => Error> = [
   StagingFullError,
   StagingQuotaError,
   OutsideDataDirError,
+  RegistryUnavailable,
 ];
 
 /** A failure told to the sender in place of one whose message was not fit to leave the receiver. */
