@@ -87,12 +87,19 @@ export const putBatch = (c: SenderRoundContext): SyncUnit[] => {
   return out;
 };
 
-const withSent = (summary: RoundSummary, file: string, parts: ReadonlyArray<SentPart>): RoundSummary => {
+/**
+ * A file the receiver answers "have" for is already there, unless this round tried it before: then
+ * the earlier try placed it and only its reply was lost, so it counts as sent, resumed at its end.
+ */
+const withSent = (summary: RoundSummary, file: string, parts: ReadonlyArray<SentPart>, triedBefore: boolean): RoundSummary => {
+  if (parts.every((p) => p.had)) {
+    if (!triedBefore) return { ...summary, skipped: [...summary.skipped, { file, reason: "receiver already has it" }] };
+    const size = parts.reduce((n, p) => n + p.size, 0);
+    return { ...summary, sent: [...summary.sent, { file, bytes: 0, resumedFrom: size }] };
+  }
   const bytes = parts.reduce((n, p) => n + p.bytesSent, 0);
   const resumedFrom = parts.reduce((n, p) => n + p.resumedFrom, 0);
-  return parts.every((p) => p.had)
-    ? { ...summary, skipped: [...summary.skipped, { file, reason: "receiver already has it" }] }
-    : { ...summary, bytesSent: summary.bytesSent + bytes, sent: [...summary.sent, { file, bytes, resumedFrom }] };
+  return { ...summary, bytesSent: summary.bytesSent + bytes, sent: [...summary.sent, { file, bytes, resumedFrom }] };
 };
 
 /**
@@ -187,7 +194,12 @@ export const senderRound = setup({
       }),
     }),
     countAttempt: assign({ attempts: ({ context }) => context.attempts + 1 }),
-    recordSent: assign({ summary: ({ context }) => withSent(context.summary, currentName(context), context.parts) }),
+    recordSent: assign({
+      summary: ({ context }) => {
+        const file = currentName(context);
+        return withSent(context.summary, file, context.parts, context.attempts > 1 || context.viaOffer[file] === true);
+      },
+    }),
     /**
      * What the puts did, file by file: sent or already there; a conflict marks its group; a fatal
      * failure quarantines the file; any other failure sends it again later the offer way, with retries.
@@ -200,7 +212,7 @@ export const senderRound = setup({
       for (const r of output.results) {
         const file = refKey(r.unit.ref);
         if (r.failure === undefined) {
-          summary = withSent(summary, file, r.parts);
+          summary = withSent(summary, file, r.parts, false);
           continue;
         }
         const reason = r.failure.message;

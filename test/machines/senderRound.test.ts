@@ -32,11 +32,15 @@ interface Script {
   /** Failure of the n-th transfer call (0-based), if any. */
   readonly transfer?: (call: number, input: TransferInput) => StepFailure | undefined;
   readonly handshake?: (call: number) => StepFailure | undefined;
+  /** Failure of the n-th load call (0-based), if any. */
+  readonly load?: (call: number) => StepFailure | undefined;
+  /** Whether the receiver already holds a part when the n-th transfer call offers it. */
+  readonly had?: (call: number) => boolean;
 }
 
 /** The round machine with scripted actors; records the calls it made. */
 const scripted = (units: SyncUnit[], script: Script = {}) => {
-  const calls = { transfer: [] as string[], handshake: 0, confirmed: [] as string[] };
+  const calls = { transfer: [] as string[], handshake: 0, load: 0, confirmed: [] as string[] };
   const machine = senderRound.provide({
     actors: {
       recover: fromPromise<void, void>(async () => undefined),
@@ -54,10 +58,22 @@ const scripted = (units: SyncUnit[], script: Script = {}) => {
         calls.transfer.push(`${input.unit.ref.name}:${part.kind}`);
         const f = script.transfer?.(n, input);
         if (f) throw f;
-        return { kind: part.kind, fileId: "f", size: part.size, sha256: "a".repeat(64), had: false, bytesSent: part.size, resumedFrom: 0 };
+        const had = script.had?.(n) ?? false;
+        return {
+          kind: part.kind,
+          fileId: "f",
+          size: part.size,
+          sha256: "a".repeat(64),
+          had,
+          bytesSent: had ? 0 : part.size,
+          resumedFrom: 0,
+        };
       }),
       verify: fromPromise<void, VerifyInput>(async () => undefined),
-      load: fromPromise<void, LoadInput>(async () => undefined),
+      load: fromPromise<void, LoadInput>(async () => {
+        const f = script.load?.(calls.load++);
+        if (f) throw f;
+      }),
       confirm: fromPromise<void, LoadInput>(async ({ input }) => {
         calls.confirmed.push(input.unit.ref.name);
       }),
@@ -111,6 +127,19 @@ describe("sender round machine", () => {
     ]);
     expect(s.output?.failed).toEqual([]);
     expect(s.output?.sent).toHaveLength(1);
+  });
+
+  test("a file the receiver holds at its first offer is skipped as already there; one it holds after this round's lost load reply counts as sent", async () => {
+    const { machine, calls } = scripted([unit("root.a", 1), unit("root.a", 2)], {
+      // File 1 is there from an earlier round. File 2's first load is placed but its reply is lost.
+      had: (n) => n === 0 || n === 1 || n >= 4,
+      load: (n) => (n === 1 ? fail("retryable", "load reply timed out") : undefined),
+    });
+    const a = createActor(machine, { input: { maxRetries: 2 } }).start();
+    const s = await waitFor(a, (x) => x.status === "done", { timeout: 10_000 });
+    expect(calls.transfer).toHaveLength(6);
+    expect(s.output?.skipped).toEqual([{ file: "root.a/0/0/1-1-0-0.tsfile", reason: "receiver already has it" }]);
+    expect(s.output?.sent).toEqual([{ file: "root.a/0/0/2-2-0-0.tsfile", bytes: 0, resumedFrom: 110 }]);
   });
 
   test("a file that keeps failing is quarantined after max + 1 attempts with its last error; the next file goes on", async () => {
