@@ -9,7 +9,13 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ownersBucket, OwnershipRegistry, RegistryUnavailable, type Owner } from "../../src/actors/receiver/ownership.js";
+import {
+  asRegistryFailure,
+  ownersBucket,
+  OwnershipRegistry,
+  RegistryUnavailable,
+  type Owner,
+} from "../../src/actors/receiver/ownership.js";
 import { buildSampleDataDir } from "../../src/actors/sampleDataDir.js";
 import { generateTsFileToPath, inspectTsFile } from "../../src/actors/tsfileFiles.js";
 import type { RoundSummary } from "../../src/machines/senderTypes.js";
@@ -251,8 +257,7 @@ export class ClusterRig {
     const asked = await waitUntil(`the ownership registry to answer for ${sg}`, () =>
       this.withClient(async (nc) => (await OwnershipRegistry.open(nc, group)).owner(sg), nodes).then(
         (owner) => ({ owner }),
-        (e: unknown) =>
-          e instanceof RegistryUnavailable || (e instanceof Error && /JetStream|Timeout/.test(e.name)) ? undefined : Promise.reject(e),
+        (e: unknown) => (asRegistryFailure(e) instanceof RegistryUnavailable ? undefined : Promise.reject(e)),
       ),
     );
     return asked.owner;

@@ -43,7 +43,8 @@ export class RegistryUnavailable extends Error {
 const natsClientError =
   /^(JetStream\w*|TimeoutError|NoResponders\w*|RequestError|ClosedConnectionError|DrainingConnectionError|ConnectionError)$/;
 
-const unavailable = (e: unknown): unknown =>
+/** A NATS client error as the RegistryUnavailable it means; any other error as it is. */
+export const asRegistryFailure = (e: unknown): unknown =>
   e instanceof Error && natsClientError.test(e.name)
     ? new RegistryUnavailable(`the storage-group ownership registry cannot answer now (${e.message.slice(0, 120)}); try again`, {
         cause: e,
@@ -135,7 +136,7 @@ export class OwnershipRegistry {
 
   /** The record of `sg` and the revision to write over it (0: the key never existed). */
   private async read(sg: string): Promise<{ readonly stored: Stored | undefined; readonly revision: number }> {
-    const e = await this.kv.get(ownerKey(sg)).catch((x: unknown) => Promise.reject(unavailable(x)));
+    const e = await this.kv.get(ownerKey(sg)).catch((x: unknown) => Promise.reject(asRegistryFailure(x)));
     if (!e) return { stored: undefined, revision: 0 };
     if (e.operation !== "PUT" || e.length === 0) return { stored: undefined, revision: e.revision };
     const v: unknown = e.json();
@@ -177,7 +178,7 @@ export class OwnershipRegistry {
         return mine;
       } catch (e) {
         // Another claimant won between our read and write (or a release raced us): read again.
-        if (attempt === 4) throw unavailable(e);
+        if (attempt === 4) throw asRegistryFailure(e);
       }
     }
   }
