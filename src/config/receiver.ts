@@ -84,6 +84,13 @@ export const receiverKeys = {
     description:
       "Copies JetStream keeps of every bucket the receiver creates (the ownership registry; the objectstore plugin's bucket unless plugin.replicas is set), 1..5; 3 on a 3-node cluster, so losing one node loses nothing (docs/scale-out.md)",
   }),
+  admit_leaf_nodes: key({
+    section: NATS,
+    default: "false",
+    parse: boolean,
+    description:
+      "true admits senders connected to a leaf node server of the hub (an edge site's uplink): ip_white_list then applies to the address the hub sees for the leaf connection, and each leaf's user on the hub must be confined to its own senders' subjects, because the hub does not tell which of the leaf's clients asked (docs/scale-out.md); needs nats_monitor_url, where the hub lists leaf connections; false refuses such hellos",
+  }),
   embedded_server_open: key({
     section: NATS,
     default: "false",
@@ -209,6 +216,11 @@ const receiverProblem = (v: ValuesOf<typeof receiverKeys>): ConfigError | undefi
       if (v[name] !== undefined) return keyConflict(name, "configures the embedded nats-server, which does not run when nats_url is set");
     }
   }
+  if (v.admit_leaf_nodes && v.nats_monitor_url === undefined)
+    return keyConflict(
+      "admit_leaf_nodes",
+      "needs nats_monitor_url (and nats_url): the hub lists its leaf node connections only on its HTTP monitoring endpoint",
+    );
   if (v.embedded_server_open && v.nats_url !== undefined)
     return keyConflict("embedded_server_open", "configures the embedded nats-server, which does not run when nats_url is set");
   if (v.tls_server_cert_file !== undefined && v.tls_server_key_file === undefined)

@@ -59,3 +59,15 @@ export const chunkSizeFor = (maxPayload: number, configured: number): number => 
  */
 export const fleetSubject = (group: string, senderId: string): string => `tsync.${group}.fleet.${senderId}`;
 export const fleetWildcard = (group: string): string => `tsync.${group}.fleet.*`;
+
+/** Whether a subscription on `pattern` (NATS wildcards: `*` one token, `>` the rest) hears `subject`. */
+export const subjectMatches = (pattern: string, subject: string): boolean => {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (const [i, token] of p.entries()) {
+    if (token === ">") return s.length > i;
+    const at = s[i];
+    if (at === undefined || (token !== "*" && token !== at)) return false;
+  }
+  return p.length === s.length;
+};

@@ -28,6 +28,7 @@ test("defaults: the seed's keys keep theirs, ours have theirs", () => {
     nats_monitor_url: undefined,
     receiver_group: "tsync",
     replicas: 1,
+    admit_leaf_nodes: false,
     embedded_server_open: false,
     receiver_data_directory: "/srv/tsync/receiver-data",
     storage_plugin: "fs",
@@ -144,6 +145,16 @@ describe("every validation error names the key and the value", () => {
 
 describe("rules between keys", () => {
   test.each([
+    [
+      { nats_url: "nats://c:4222", admit_leaf_nodes: "true" },
+      "admit_leaf_nodes",
+      "config error: admit_leaf_nodes needs nats_monitor_url (and nats_url): the hub lists its leaf node connections only on its HTTP monitoring endpoint",
+    ],
+    [
+      { admit_leaf_nodes: "true" },
+      "admit_leaf_nodes",
+      "config error: admit_leaf_nodes needs nats_monitor_url (and nats_url): the hub lists its leaf node connections only on its HTTP monitoring endpoint",
+    ],
     [
       { nats_monitor_url: "http://c:8222" },
       "nats_monitor_url",

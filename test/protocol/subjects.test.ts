@@ -15,6 +15,7 @@ import {
   senderInboxPrefix,
   sessionPrefix,
   sessionSubject,
+  subjectMatches,
 } from "../../src/protocol/subjects.js";
 
 describe("subjects", () => {
@@ -84,5 +85,23 @@ describe("chunk size", () => {
     expect(chunkSizeFor(5000, 0)).toBe(1024);
     expect(chunkSizeFor(5121, 0)).toBe(1025);
     expect(chunkSizeFor(2000, 100_000)).toBe(1024);
+  });
+});
+
+describe("subjectMatches", () => {
+  test.each([
+    ["_tsync_inbox.a1.N.*", "_tsync_inbox.a1.N.7", true],
+    ["_tsync_inbox.a1.N.*", "_tsync_inbox.a1.N.7.x", false],
+    ["_tsync_inbox.a1.N.*", "_tsync_inbox.a1.N", false],
+    ["_tsync_inbox.>", "_tsync_inbox.a1.N.7", true],
+    ["_tsync_inbox.>", "_tsync_inbox", false],
+    [">", "x", true],
+    ["*.a1.>", "_tsync_inbox.a1.N.7", true],
+    ["*.a2.>", "_tsync_inbox.a1.N.7", false],
+    ["_tsync_inbox.a1.N.7", "_tsync_inbox.a1.N.7", true],
+    ["_tsync_inbox.a1.N.7", "_tsync_inbox.a1.N.8", false],
+    ["_tsync_inbox.a1", "_tsync_inbox.a1.N.7", false],
+  ])("%s hears %s: %s", (pattern, subject, hears) => {
+    expect(subjectMatches(pattern, subject)).toBe(hears);
   });
 });

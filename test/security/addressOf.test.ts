@@ -1,7 +1,7 @@
 // Who owns a reply inbox, decided from the server's connection listings; and lookups in batches.
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect } from "vitest";
-import { batchedAddressBook, inboxOwner, inboxWildcard, type ConnzConnection } from "../../src/actors/receiver/addressOf.js";
+import { batchedAddressBook, inboxOwner, inboxWildcard, leafOwner, type ConnzConnection } from "../../src/actors/receiver/addressOf.js";
 
 const token = fc.stringMatching(/^[A-Za-z0-9]{1,12}$/);
 const reply = fc.tuple(token, token).map(([nuid, t]) => `_INBOX.${nuid}.${t}`);
@@ -63,6 +63,30 @@ describe("inboxOwner", () => {
     expect(
       inboxOwner([{ server: undefined, connections: [{ cid: 1, ip: "1.1.1.1", subscriptions_list_detail: [{ subject: "x" }] }] }], "x"),
     ).toEqual({ kind: "none" });
+  });
+});
+
+describe("leafOwner", () => {
+  const reply = "_tsync_inbox.a1.N.7";
+  const leaf = (ip: string, subs: ReadonlyArray<string>) => ({
+    server: "http://hub:8222",
+    leaf: { ip, account: "$G", subscriptions_list: subs },
+  });
+
+  test("the one leaf connection carrying the sender's inbox owns it, with the other subscriptions that hear the reply", () => {
+    const got = leafOwner(
+      [
+        leaf("198.51.100.1", ["_tsync_inbox.b1.M.*"]),
+        leaf("198.51.100.2", ["_tsync_inbox.a1.N.*", "_tsync_inbox.>", "tsync.>", "_tsync_inbox.a2.>", "*.a1.N.7"]),
+      ],
+      reply,
+    );
+    expect(got).toMatchObject({ kind: "found", conn: { ip: "198.51.100.2", leaf: true, alsoHeardBy: ["_tsync_inbox.>", "*.a1.N.7"] } });
+  });
+
+  test("a leaf that only listens widely does not own the inbox; two that carry it are ambiguous", () => {
+    expect(leafOwner([leaf("198.51.100.1", ["_tsync_inbox.>"])], reply)).toEqual({ kind: "none" });
+    expect(leafOwner([leaf("198.51.100.1", [reply]), leaf("198.51.100.2", ["_tsync_inbox.a1.N.*"])], reply).kind).toBe("ambiguous");
   });
 });
 

@@ -12,6 +12,7 @@
  * never consulted.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
+import { subjectMatches } from "../../protocol/subjects.js";
 
 export interface ConnInfo {
   readonly ip: string;
@@ -28,6 +29,11 @@ export interface ConnInfo {
    * connection subscribe, not a connection name.
    */
   readonly leaf?: true;
+  /**
+   * For a leaf connection: its other subscriptions that also hear the reply (`_tsync_inbox.>`,
+   * `>`...), the interest of some other client of the leaf server, which would read the answer too.
+   */
+  readonly alsoHeardBy?: ReadonlyArray<string>;
 }
 
 export type InboxOwner =
@@ -104,13 +110,26 @@ export interface LeafConnection {
   readonly subscriptions_list?: ReadonlyArray<string>;
 }
 
-/** The leaf connection that holds the reply's inbox (its exact subject or the inbox wildcard). */
+/**
+ * The leaf connection that holds the reply's inbox (its exact subject or the inbox wildcard), with
+ * its other subscriptions that hear the reply too.
+ */
 export const leafOwner = (leafs: ReadonlyArray<{ server: string | undefined; leaf: LeafConnection }>, reply: string): InboxOwner => {
   const wildcard = inboxWildcard(reply);
   if (!wildcard) return { kind: "none" };
+  const own = (s: string) => s === wildcard || s === reply;
   const holders: ConnInfo[] = leafs
-    .filter(({ leaf }) => leaf.subscriptions_list?.some((s) => s === wildcard || s === reply))
-    .map(({ server, leaf }, cid) => ({ ip: leaf.ip, name: undefined, cid, user: undefined, account: leaf.account, server, leaf: true }));
+    .filter(({ leaf }) => leaf.subscriptions_list?.some(own))
+    .map(({ server, leaf }, cid) => ({
+      ip: leaf.ip,
+      name: undefined,
+      cid,
+      user: undefined,
+      account: leaf.account,
+      server,
+      leaf: true,
+      alsoHeardBy: (leaf.subscriptions_list ?? []).filter((s) => !own(s) && subjectMatches(s, reply)),
+    }));
   const [first] = holders;
   if (first === undefined) return { kind: "none" };
   return holders.length === 1 ? { kind: "found", conn: first } : { kind: "ambiguous", conns: holders };

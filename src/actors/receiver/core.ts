@@ -2,7 +2,7 @@
 import { runEffect } from "../runtime.js";
 import type { FileRef, Load, PartKind } from "../../protocol/messages.js";
 import { Code, reply, type CodeValue, type Reply } from "../../protocol/status.js";
-import { sessionPrefix } from "../../protocol/subjects.js";
+import { senderInboxPrefix, sessionPrefix } from "../../protocol/subjects.js";
 import { isAllowed, type IpWhiteList } from "../../config/ipWhiteList.js";
 import { formatIpWhiteList } from "../../config/ipWhiteList.js";
 import type { CarriedPart, StagedPart, Storage, TsFileFacts } from "../../plugins/storage.js";
@@ -50,6 +50,8 @@ export interface CoreSettings {
    * or undefined for an id nobody enrolled. Absent when the server's own auth is all there is.
    */
   readonly enrolledKey?: (senderId: string) => string | undefined;
+  /** admit_leaf_nodes: hellos through a hub's leaf node connection are admitted (docs/scale-out.md). */
+  readonly admitLeafNodes?: boolean;
 }
 
 /** What every session of one receiver shares: storage, journal, staging, ownership, admission rules. */
@@ -233,14 +235,22 @@ export class ReceiverCore {
         Code.addressNotAllowed,
         `sender address ${conn.ip} is not in ip_white_list (${formatIpWhiteList(this.settings.whiteList) || "empty: nobody"})`,
       );
-    // Behind a leaf node the hub sees the leaf's connection, not the sender's: nothing there proves
-    // which sender asked, so such a hello is refused until leaf identities are pinned.
-    if (conn.leaf)
-      return refuse(
-        Code.unauthorized,
-        `sender ${senderId} asked through the leaf node connection from ${conn.ip}: senders behind leaf nodes are not admitted (connect them to the hub directly)`,
-      );
-    if (conn.name !== senderConnectionName(senderId))
+    if (conn.leaf) {
+      // Behind a leaf node the hub sees the leaf's connection, not the sender's: the identity rests
+      // on the hub's permissions for that leaf's user (only its own senders' subjects), which the
+      // operator vouches for with admit_leaf_nodes.
+      if (!this.settings.admitLeafNodes)
+        return refuse(
+          Code.unauthorized,
+          `sender ${senderId} asked through the leaf node connection from ${conn.ip}: senders behind leaf nodes are not admitted (set admit_leaf_nodes=true once each leaf's user on the hub is confined to its senders' subjects, docs/scale-out.md)`,
+        );
+      const shadow = conn.alsoHeardBy ?? [];
+      if (shadow.length > 0)
+        return refuse(
+          Code.unauthorized,
+          `the leaf node connection from ${conn.ip} also subscribes ${shadow.join(", ")}, which hears sender ${senderId}'s replies: a client of that leaf server could read them; confine each of its clients to its own inbox (${senderInboxPrefix(senderId)}.>)`,
+        );
+    } else if (conn.name !== senderConnectionName(senderId))
       return refuse(
         Code.unauthorized,
         `the connection that asked (${conn.ip}, named ${JSON.stringify(conn.name ?? "")}) is not sender ${senderId}'s: its connection must be named ${senderConnectionName(senderId)}`,

@@ -13,9 +13,22 @@ export const privilegedSubjects = ["$JS.>", "$KV.>", "$O.>", "$SYS.>"] as const;
 
 const list = (subjects: ReadonlyArray<string>): string => `[${subjects.map((s) => JSON.stringify(s)).join(", ")}]`;
 
-/** The permissions of one enrolled sender, as a nats-server config value. */
-export const senderPermissions = (group: string, id: string): string =>
-  `{ publish: { allow: ${list([helloSubject(group, id), `tsync.${group}.s.*.${id}.>`, fleetSubject(group, id)])} }, subscribe: { allow: ${list([`${senderInboxPrefix(id)}.>`])} } }`;
+/** What the senders `ids` may do together: publish their hello, session and fleet subjects, hear their inboxes. */
+export const senderSubjects = (group: string, ids: ReadonlyArray<string>) => ({
+  publish: ids.flatMap((id) => [helloSubject(group, id), `tsync.${group}.s.*.${id}.>`, fleetSubject(group, id)]),
+  subscribe: ids.map((id) => `${senderInboxPrefix(id)}.>`),
+});
+
+/**
+ * The permissions of senders `ids`, as a nats-server config value: one enrolled sender's, or a
+ * leaf node user's on the hub, confined to the senders of its site (docs/scale-out.md).
+ */
+export const sendersPermissions = (group: string, ids: ReadonlyArray<string>): string => {
+  const { publish, subscribe } = senderSubjects(group, ids);
+  return `{ publish: { allow: ${list(publish)} }, subscribe: { allow: ${list(subscribe)} } }`;
+};
+
+export const senderPermissions = (group: string, id: string): string => sendersPermissions(group, [id]);
 
 export const serviceSubscriptions = (group: string): ReadonlyArray<string> => [
   helloWildcard(group),

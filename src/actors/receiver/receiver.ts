@@ -98,6 +98,7 @@ export class Receiver {
           maxChunkBytes: service.info?.max_payload ?? 1 << 20,
           maxFileBytes: c.max_file_size_bytes,
           idleTimeoutMs: c.session_idle_timeout_in_second * 1000,
+          admitLeafNodes: c.admit_leaf_nodes,
           ...(enrolled ? { enrolledKey: (id: string) => enrolled.get(id)?.nkey } : {}),
         },
         Context.get(services, LoadJournal),
