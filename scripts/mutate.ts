@@ -8,15 +8,33 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { areaEnv, areaNames, areas, isAreaName, type AreaName } from "./mutationAreas.js";
 import { readReport, reportPath, summarise, writeMutationSection, type AreaSummary, type StrykerReport } from "./mutationReport.js";
 
-const usage = "usage: npm run mutate -- [--only AREA[,AREA...]] [--report-only]   (areas: " + areaNames.join(", ") + ")";
+const usage =
+  "usage: npm run mutate -- [--only AREA[,AREA...]] [--report-only] [--concurrency N] [--ignore-static]   (areas: " +
+  areaNames.join(", ") +
+  ")";
 
-const parseArgs = (argv: ReadonlyArray<string>): { only: AreaName[]; reportOnly: boolean } => {
+interface Options {
+  readonly only: AreaName[];
+  readonly reportOnly: boolean;
+  readonly concurrency: number;
+  /** Leaves out mutants of code run at import (a machine's definition): each needs every test again. */
+  readonly ignoreStatic: boolean;
+}
+
+const parseArgs = (argv: ReadonlyArray<string>): Options => {
   let only: AreaName[] = [...areaNames];
   let reportOnly = false;
+  // One test process by default: the receiver area's tests start nats-servers of their own.
+  let concurrency = 1;
+  let ignoreStatic = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? "";
     if (arg === "--report-only") reportOnly = true;
-    else if (arg === "--only" || arg.startsWith("--only=")) {
+    else if (arg === "--ignore-static") ignoreStatic = true;
+    else if (arg === "--concurrency") {
+      concurrency = Number(argv[++i]);
+      if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency takes a whole number >= 1\n${usage}`);
+    } else if (arg === "--only" || arg.startsWith("--only=")) {
       const value = arg === "--only" ? argv[++i] : arg.slice("--only=".length);
       const names = (value ?? "").split(",").filter((s) => s !== "");
       const bad = names.filter((n) => !isAreaName(n));
@@ -24,14 +42,30 @@ const parseArgs = (argv: ReadonlyArray<string>): { only: AreaName[]; reportOnly:
       only = names as AreaName[];
     } else throw new Error(`unknown argument ${arg}\n${usage}`);
   }
-  return { only, reportOnly };
+  return { only, reportOnly, concurrency, ignoreStatic };
 };
 
 const metaPath = (area: AreaName): string => `reports/mutation/${area}.meta.json`;
 
-const runStryker = (area: AreaName): Promise<number> =>
+/**
+ * One area's run. Incremental: a run reuses the results of the area's last one for mutants and
+ * tests that did not change, so a run with --ignore-static can be completed by one without it.
+ */
+const runStryker = (area: AreaName, { concurrency, ignoreStatic }: Options): Promise<number> =>
   new Promise((resolve, reject) => {
-    const child = spawn("node_modules/.bin/stryker", ["run", "stryker.config.json", "--mutate", areas[area].mutate.join(",")], {
+    const args = [
+      "run",
+      "stryker.config.json",
+      "--mutate",
+      areas[area].mutate.join(","),
+      "--concurrency",
+      String(concurrency),
+      "--incremental",
+      "--incrementalFile",
+      `reports/mutation/${area}.incremental.json`,
+      ...(ignoreStatic ? ["--ignoreStatic"] : []),
+    ];
+    const child = spawn("node_modules/.bin/stryker", args, {
       stdio: "inherit",
       env: { ...process.env, [areaEnv]: area },
     });
@@ -40,14 +74,15 @@ const runStryker = (area: AreaName): Promise<number> =>
   });
 
 const main = async (): Promise<void> => {
-  const { only, reportOnly } = parseArgs(process.argv.slice(2));
+  const options = parseArgs(process.argv.slice(2));
+  const { only, reportOnly } = options;
   const runs: Array<{ summary: AreaSummary; report: StrykerReport }> = [];
   await mkdir("reports/mutation", { recursive: true });
   for (const area of only) {
     if (!reportOnly) {
       process.stdout.write(`\nmutate: ${area} (${areas[area].mutate.join(", ")})\n`);
       const started = Date.now();
-      const code = await runStryker(area);
+      const code = await runStryker(area, options);
       if (code !== 0 || !existsSync("reports/mutation/mutation.json")) throw new Error(`Stryker failed on ${area} (exit ${code})`);
       await rename("reports/mutation/mutation.json", reportPath(area));
       const meta = { date: new Date().toISOString().slice(0, 10), minutes: Math.round((Date.now() - started) / 60_000) };

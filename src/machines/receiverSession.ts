@@ -103,6 +103,10 @@ export type SessionEvent =
   | ({ type: "schema"; request: SchemaRequest } & Request)
   | ({ type: "bye" } & Request);
 
+/** `record` without `key` (a copy: the context is never changed in place). */
+const without = <V>(record: Readonly<Record<string, V>>, key: string): Record<string, V> =>
+  Object.fromEntries(Object.entries(record).filter(([k]) => k !== key));
+
 const answered = (code: number) => code === Code.ok || code === Code.have;
 
 /**
@@ -227,12 +231,12 @@ export const receiverSession = setup({
     },
     forgetPut: assign(({ context, event }) => {
       const e = event as unknown as { actorId?: string; output?: Reply; type: string };
-      const { [e.actorId ?? ""]: _done, ...rest } = context.puts;
-      const { [e.actorId ?? ""]: size, ...restBytes } = context.putBytes ?? {};
+      const id = e.actorId ?? "";
+      const size = context.putBytes?.[id];
       const ok = e.type.startsWith(putActorPrefix) && e.output !== undefined && answered(e.output.code);
       return {
-        puts: rest,
-        putBytes: restBytes,
+        puts: without(context.puts, id),
+        putBytes: without(context.putBytes ?? {}, id),
         // A stored put's bytes count as received, as a written chunk's do.
         bytes: ok && e.output?.code === Code.ok ? context.bytes + (size ?? 0) : context.bytes,
         files: ok ? { ...context.files, received: context.files.received + 1, loaded: context.files.loaded + 1 } : context.files,
