@@ -1,15 +1,17 @@
 import { describe, expect, test } from "vitest";
 import { createActor, fromPromise, SimulatedClock, waitFor } from "xstate";
 import { senderRound, type SchemaSyncOutput } from "../../src/machines/senderRound.js";
-import type {
-  DeleteOutput,
-  LoadInput,
-  ScanResult,
-  SentPart,
-  SessionInfo,
-  StepFailure,
-  TransferInput,
-  VerifyInput,
+import {
+  emptySummary,
+  roundSucceeded,
+  type DeleteOutput,
+  type LoadInput,
+  type ScanResult,
+  type SentPart,
+  type SessionInfo,
+  type StepFailure,
+  type TransferInput,
+  type VerifyInput,
 } from "../../src/machines/senderTypes.js";
 import type { SyncUnit } from "../../src/protocol/parts.js";
 import { replyFailure } from "../../src/protocol/failures.js";
@@ -101,6 +103,43 @@ describe("sender round machine", () => {
     ]);
     expect(calls.confirmed).toEqual(["1-1-0-0.tsfile", "2-2-0-0.tsfile"]);
     expect(s.output?.sent.map((x) => x.bytes)).toEqual([110, 110]);
+    expect(s.output && roundSucceeded(s.output)).toBe(true);
+  });
+
+  test("a round succeeds only with no round error, no failed file and no conflict", () => {
+    expect(roundSucceeded(emptySummary)).toBe(true);
+    expect(roundSucceeded({ ...emptySummary, roundError: "refused" })).toBe(false);
+    expect(roundSucceeded({ ...emptySummary, failed: [{ file: "f", reason: "r", attempts: 1 }] })).toBe(false);
+    expect(roundSucceeded({ ...emptySummary, conflicts: [{ sg: "root.a", message: "m" }] })).toBe(false);
+    expect(roundSucceeded({ ...emptySummary, skipped: [{ file: "f", reason: "have" }] })).toBe(true);
+  });
+
+  test("the schema log's piece is reported as sent (resumed from its offset) or, with nothing new, skipped with its note; a failed one, failed", async () => {
+    const run = async (syncSchema: () => Promise<SchemaSyncOutput | undefined>) => {
+      const { machine } = scripted([]);
+      const a = createActor(machine.provide({ actors: { syncSchema: fromPromise(syncSchema) } }), { input: { maxRetries: 0 } }).start();
+      return (await waitFor(a, (x) => x.status === "done")).output!;
+    };
+    const sent = await run(async () => ({ file: "mlog.bin", bytesSent: 40, fromOffset: 100 }));
+    expect(sent.sent).toEqual([{ file: "schema mlog.bin", bytes: 40, resumedFrom: 100 }]);
+    expect(sent.bytesSent).toBe(40);
+    expect(sent.skipped).toEqual([]);
+    const idle = await run(async () => ({ file: "mlog.txt", bytesSent: 0, fromOffset: 7, note: "nothing new" }));
+    expect(idle.sent).toEqual([]);
+    expect(idle.skipped).toEqual([{ file: "schema mlog.txt", reason: "nothing new" }]);
+    const quiet = await run(async () => ({ file: "mlog.txt", bytesSent: 0, fromOffset: 7 }));
+    expect(quiet.skipped).toEqual([]);
+    const none = await run(async () => undefined);
+    expect(none).toEqual(emptySummary);
+    const failed = await run(async () => {
+      throw fail("retryable", "schema batch refused");
+    });
+    expect(failed.failed).toEqual([{ file: "schema log", reason: "schema batch refused", attempts: 1 }]);
+    expect(failed.roundError).toBeUndefined();
+    const refused = await run(async () => {
+      throw fail("refused", "sync is disabled");
+    });
+    expect(refused.roundError).toBe("sync is disabled");
   });
 
   test("a retryable failure waits the machine's backoff (200 ms, then 400 ms) on the clock, then starts the file over", async () => {
@@ -167,7 +206,11 @@ describe("sender round machine", () => {
     expect(s.output?.failed).toEqual([{ file: "root.a/0/0/1-1-0-0.tsfile", reason: "not a TsFile", attempts: 1 }]);
     expect(s.output?.conflicts).toEqual([{ sg: "root.b", message: "root.b belongs to s9" }]);
     expect(calls.transfer.filter((c) => c.startsWith("3-"))).toEqual([]);
-    expect(s.output?.skipped.map((x) => x.file)).toEqual(["root.b/0/0/2-2-0-0.tsfile", "root.b/0/0/3-3-0-0.tsfile"]);
+    expect(s.output?.skipped).toEqual([
+      { file: "root.b/0/0/2-2-0-0.tsfile", reason: "root.b belongs to s9" },
+      { file: "root.b/0/0/3-3-0-0.tsfile", reason: "root.b belongs to s9" },
+    ]);
+    expect(roundSucceeded(s.output!)).toBe(false);
     expect(calls.confirmed).toEqual(["4-4-0-0.tsfile"]);
   });
 
