@@ -20,7 +20,15 @@ interface Mutant {
   readonly location: { readonly start: Position; readonly end: Position };
   readonly status: MutantStatus;
   readonly static?: boolean;
+  readonly testsCompleted?: number;
 }
+
+/**
+ * A mutant's status as the score counts it. A "survivor" against which no test ran was not tested:
+ * Stryker 9 reports so the static mutants that `--ignoreStatic` leaves out when a test imported
+ * their module, so they count as ignored, not as survivors.
+ */
+const statusOf = (m: Mutant): MutantStatus => (m.status === "Survived" && m.testsCompleted === 0 ? "Ignored" : m.status);
 /** The parts of Stryker's report (the mutation-testing-report-schema) read here. */
 export interface StrykerReport {
   readonly files: { readonly [path: string]: { readonly source: string; readonly mutants: ReadonlyArray<Mutant> } };
@@ -73,7 +81,7 @@ const located = (report: StrykerReport): Located[] =>
 
 export const summarise = (area: AreaName, report: StrykerReport, date: string, minutes: number): AreaSummary => {
   const count = (...statuses: MutantStatus[]) =>
-    Object.values(report.files).reduce((n, f) => n + f.mutants.filter((m) => statuses.includes(m.status)).length, 0);
+    Object.values(report.files).reduce((n, f) => n + f.mutants.filter((m) => statuses.includes(statusOf(m))).length, 0);
   return {
     area,
     killed: count("Killed"),
@@ -109,7 +117,7 @@ const areaBlock = (summary: AreaSummary, report: StrykerReport): string => {
   const area = summary.area;
   const def = areas[area];
   const all = located(report);
-  const survivors = all.filter((l) => l.mutant.status === "Survived");
+  const survivors = all.filter((l) => statusOf(l.mutant) === "Survived");
   const explained = new Map<SurvivorNote, Located[]>();
   const unexplained: Located[] = [];
   for (const l of survivors) {
@@ -143,7 +151,7 @@ const areaBlock = (summary: AreaSummary, report: StrykerReport): string => {
       out.push(`- and ${unexplained.length - shown.length} more, in \`${reportPath(area)}\` after a run`);
   }
   const uncovered = new Map<string, number>();
-  for (const l of all) if (l.mutant.status === "NoCoverage") uncovered.set(l.file, (uncovered.get(l.file) ?? 0) + 1);
+  for (const l of all) if (statusOf(l.mutant) === "NoCoverage") uncovered.set(l.file, (uncovered.get(l.file) ?? 0) + 1);
   if (uncovered.size > 0) {
     const list = [...uncovered].sort((a, b) => b[1] - a[1]).map(([f, n]) => `${code(f.replace(/^src\//, ""))} ${n}`);
     out.push("", `Mutants no test of the area reaches, per file: ${list.join(", ")}.`);

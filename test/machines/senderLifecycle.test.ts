@@ -44,3 +44,20 @@ test("without a seal the next round waits for the period", async () => {
   await waitFor(a, () => finishers.length === 2);
   a.stop();
 });
+
+test("a round that fails outright still counts, and the next waits for the period; the round gets the retry limit", async () => {
+  const inputs: unknown[] = [];
+  const round = fromPromise<RoundSummary, { maxRetries: number }>(async ({ input }) => {
+    inputs.push(input);
+    throw new Error("defect");
+  });
+  const clock = new SimulatedClock();
+  const a = createActor(senderLifecycle.provide({ actors: { round } }), { input: { periodMs: 1000, maxRetries: 4 }, clock }).start();
+  expect(a.getSnapshot().context.sealedDuringRound).toBe(false);
+  const waiting = await waitFor(a, (s) => s.matches("waiting"));
+  expect(waiting.context.rounds).toBe(1);
+  expect(inputs).toEqual([{ maxRetries: 4 }]);
+  clock.increment(1000);
+  await waitFor(a, (s) => s.matches("waiting") && s.context.rounds === 2);
+  a.send({ type: "stop" });
+});
