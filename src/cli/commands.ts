@@ -111,6 +111,24 @@ export const commandSpecs: ReadonlyArray<CommandSpec> = [
     exits: [[1, "ID is not enrolled"]],
   },
   {
+    name: "senders site",
+    summary:
+      "Prints the hub's user for an edge site's leaf node, allowed exactly what the site's senders may do, and the lines that go with it on the site and the receivers.",
+    about:
+      'For senders behind leaf nodes of an external hub (docs/scale-out.md, "Edges behind leaf nodes"): paste the user into the hub\'s top-level authorization users, with a password of your choosing.',
+    args: [{ name: "SITE", description: "The site's user name on the hub: letters, digits, _ and -" }],
+    flags: {
+      senders: {
+        type: "string",
+        value: "ID,...",
+        required: true,
+        description: "The ids of the senders behind that site's leaf node, comma-separated",
+      },
+      config: receiverConfig,
+    },
+    config: [{ file: "receiver", keys: ["receiver_group"] }],
+  },
+  {
     name: "owners list",
     summary: "Lists storage groups with the sender that owns each, and transfers pending.",
     flags: { json, config: receiverConfig },

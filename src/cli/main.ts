@@ -64,6 +64,10 @@ const runs: Readonly<Record<string, Run>> = {
     () => import("./senders.js"),
     (m, p) => m.removeSenderCommand(config(p), p.positionals[0] ?? ""),
   ),
+  "senders site": lazily(
+    () => import("./senders.js"),
+    (m, p) => m.printSiteUser(config(p), p.positionals[0] ?? "", str(p, "senders") ?? ""),
+  ),
   "owners list": lazily(
     () => import("./owners.js"),
     (m, p) => m.listOwners(config(p), flag(p, "json")),

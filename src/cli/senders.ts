@@ -3,7 +3,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { Effect } from "effect";
 import { loadReceiverConfig, type ReceiverConfig } from "../config/receiver.js";
-import { senderPermissions } from "../actors/receiver/embeddedAuth.js";
+import { senderPermissions, sendersPermissions } from "../actors/receiver/embeddedAuth.js";
+import { isToken } from "../protocol/names.js";
 import { enrollSender, readSenderRegistry, registryPollMs, removeSender } from "../actors/receiver/senderRegistry.js";
 
 const pickUp = `a running receiver applies it within ${Math.ceil((registryPollMs + 1000) / 1000)} seconds`;
@@ -64,4 +65,35 @@ export const removeSenderCommand = (configPath: string, id: string): Effect.Effe
           : `its connections are refused and its live session ends; ${pickUp}`;
     process.stdout.write(removed ? `removed sender ${id}: ${effect}\n` : `sender ${id} is not enrolled\n`);
     return removed ? 0 : 1;
+  });
+
+/**
+ * `tsync senders site SITE --senders ID,...`: the hub's user for one edge site's leaf node, whose
+ * permissions are what its senders may do together, and what goes with it at the site and on the
+ * receivers (docs/scale-out.md). Exits 2 on a bad site name or sender id.
+ */
+export const printSiteUser = (configPath: string, site: string, senders: string): Effect.Effect<number, unknown> =>
+  withReceiverConfig(configPath, async (c) => {
+    const ids = senders
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+    const bad = [site, ...ids].filter((s) => !isToken(s));
+    if (ids.length === 0 || bad.length > 0) {
+      process.stderr.write(
+        `tsync senders site: ${ids.length === 0 ? "--senders names no sender" : `${bad.map((b) => JSON.stringify(b)).join(", ")} is not an id of 1-64 letters, digits, '_' or '-'`}\n`,
+      );
+      return 2;
+    }
+    const lines = [
+      `# on the hub, in the top-level authorization { users: [...] } (nats-server 2.9 takes no permissions in leafnodes { authorization }):`,
+      `{ user: "${site}", password: "<choose one>", permissions: ${sendersPermissions(c.receiver_group, ids)} }`,
+      `# on ${site}'s leaf server, one URL per hub node:`,
+      `leafnodes { remotes: [ { url: "nats-leaf://${site}:<that password>@<hub node>:7422" } ] }`,
+      `# on ${site}'s leaf server, each sender's own user there, e.g. for ${ids[0]}:`,
+      `{ user: "${ids[0]}", password: "<another>", permissions: ${senderPermissions(c.receiver_group, ids[0] ?? "")} }`,
+      "# on every receiver: admit_leaf_nodes=true, and nats_monitor_url with every hub node's monitoring URL",
+    ];
+    process.stdout.write(lines.join("\n") + "\n");
+    return 0;
   });

@@ -1,34 +1,51 @@
 // Edges behind leaf nodes: a 3-node hub cluster whose leafnode users are each confined to one
-// site's senders, a leaf server per site (senders connect to it, it dials the hub), and a receiver
+// site's senders (the users `tsync senders site` prints), a leaf server per site (senders connect to it, it dials the hub), and a receiver
 // on the hub that looks leaf connections up on every hub node's monitoring endpoint. The
 // whitelist applies to the address the hub sees for the leaf; the identity rests on the leaf
 // user's permissions, so one site cannot speak or listen for another's senders; and a cut uplink
 // mid-file resumes when it returns.
-import { stat } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { sendersPermissions } from "../../src/actors/receiver/embeddedAuth.js";
 import { Code } from "../../src/protocol/status.js";
 import { senderInboxPrefix } from "../../src/protocol/subjects.js";
 import type { LeafServer } from "../harness/cluster.js";
+import { properties, runTsync } from "../harness/cli.js";
 import { noAuth, rawClient, sayHello, type AnyReply } from "../security/kit.js";
 import { ClusterRig, group } from "./rig.js";
 
 const sites = { a: ["a1", "a2", "a3"], b: ["b1"] } as const;
 
-/** One hub user per site, allowed exactly what its senders may do. */
-const siteUser = (site: string, senders: ReadonlyArray<string>): string =>
-  `{ user: "site-${site}", password: "pw-${site}", permissions: ${sendersPermissions(group, senders)} }`;
+/** One hub user per site, allowed exactly what its senders may do, as `tsync senders site` prints it. */
+const siteUser = async (site: string, senders: ReadonlyArray<string>, conf: string): Promise<string> => {
+  const ran = await runTsync(["senders", "site", `site-${site}`, "--senders", senders.join(","), "--config", conf]);
+  expect(ran.code, ran.stderr).toBe(0);
+  const user = ran.stdout.split("\n").find((l) => l.startsWith(`{ user: "site-${site}"`));
+  expect(user, ran.stdout).toBeDefined();
+  return user!.replace("<choose one>", `pw-${site}`);
+};
 
-// Receivers are the unconfined `receiver` user; the leaf servers authenticate as their site.
-const hubAuth = [
-  "authorization {",
-  "  users: [",
-  '    { user: "receiver", password: "pw-receiver" }',
-  ...Object.entries(sites).map(([site, ids]) => `    ${siteUser(site, ids)}`),
-  "  ]",
-  "}",
-].join("\n");
+/** The hub's users: the unconfined `receiver`, and one per site for its leaf server. */
+const hubAuth = async (): Promise<string> => {
+  const dir = await mkdtemp(join(tmpdir(), "tsync-leaf-conf-"));
+  try {
+    const conf = join(dir, "receiver.properties");
+    await writeFile(conf, properties({ receiver_group: group, receiver_data_directory: join(dir, "data") }));
+    const users = await Promise.all(Object.entries(sites).map(([site, ids]) => siteUser(site, ids, conf)));
+    return [
+      "authorization {",
+      "  users: [",
+      '    { user: "receiver", password: "pw-receiver" }',
+      ...users.map((u) => `    ${u}`),
+      "  ]",
+      "}",
+    ].join("\n");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+};
 
 let rig: ClusterRig;
 const leaf: Record<keyof typeof sites, LeafServer> = {} as never;
@@ -62,7 +79,7 @@ const helloThroughLeaf = async (nc: NatsConnection, id: string): Promise<AnyRepl
 };
 
 beforeAll(async () => {
-  rig = await ClusterRig.create({ leafnodes: true, extraConfig: hubAuth });
+  rig = await ClusterRig.create({ leafnodes: true, extraConfig: await hubAuth() });
   // Site a dials node 0, site b node 2: the receivers must look at every hub node's leaf listing.
   leaf.a = await rig.cluster.startLeaf("site-a", { hub: 0, credentials: { user: "site-a", password: "pw-a" } });
   leaf.b = await rig.cluster.startLeaf("site-b", { hub: 2, credentials: { user: "site-b", password: "pw-b" } });
