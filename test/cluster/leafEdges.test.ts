@@ -190,13 +190,7 @@ describe("senders behind leaf nodes of the hub", () => {
       props: { max_number_of_sync_file_retry: "20" },
     });
     const sender = rig.startSender(edge, { TSYNC_MAX_BANDWIDTH_BYTES_PER_SECOND: "3000000" });
-    const serving = await (async () => {
-      for (;;) {
-        const [i] = rig.instancesServing(edge.id);
-        if (i !== undefined) return i;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+    const serving = await rig.servingInstance(edge.id);
     const big = edge.files[0]!;
     const before = await rig.waitStaged(serving, edge, big, 2_000_000);
     leaf.a.cut();

@@ -76,13 +76,7 @@ describe("three receiver instances in one group on a 3-node cluster", () => {
     const edge = await rig.edge("moved", "root.moved", { big: [12_000_000], small: 2 });
     // Slow enough to catch mid-file; the request timeout is short so the lost session shows soon.
     const sender = rig.startSender(edge, { TSYNC_MAX_BANDWIDTH_BYTES_PER_SECOND: "6000000" });
-    const serving = await (async () => {
-      for (;;) {
-        const [i] = rig.instancesServing(edge.id);
-        if (i !== undefined) return i;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+    const serving = await rig.servingInstance(edge.id);
     const big = edge.files[0]!;
     await rig.waitStaged(serving, edge, big, 2_000_000);
     await rig.receivers[serving]!.kill9();

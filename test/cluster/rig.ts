@@ -124,6 +124,11 @@ export class ClusterRig {
     return this.sessionsOf(sender).flatMap((n, i) => (n > 0 ? [i] : []));
   }
 
+  /** The instance that opened `sender`'s first session, once one has. */
+  async servingInstance(sender: string): Promise<number> {
+    return waitUntil(`an instance to open a session for ${sender}`, async () => this.instancesServing(sender)[0], 30_000);
+  }
+
   /** Sessions opened for `sender`, per receiver instance. */
   sessionsOf(sender: string): number[] {
     return this.receivers.map((p) => p?.output.match(new RegExp(`session \\S+ opened for sender ${sender} `, "g"))?.length ?? 0);

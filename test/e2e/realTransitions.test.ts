@@ -10,11 +10,10 @@ import type { InspectionEvent } from "xstate";
 import { Receiver } from "../../src/actors/receiver/receiver.js";
 import { validateTsFile } from "../../src/actors/receiver/validateTsFile.js";
 import { Sender } from "../../src/actors/sender/sender.js";
-import { generateTsFileToPath, inspectTsFile } from "../../src/actors/tsfileFiles.js";
 import { receiverSession } from "../../src/machines/receiverSession.js";
 import { senderLifecycle } from "../../src/machines/senderLifecycle.js";
 import { senderRound } from "../../src/machines/senderRound.js";
-import { serializeTsFileResource } from "../../src/tsfile/resource.js";
+import { writeBigSealed } from "../faults/rig.js";
 import { receiverConfig, senderConfig } from "../harness/configs.js";
 import { startTestNatsServer, type TestNatsServer } from "../harness/natsServer.js";
 import { removeAll, tempRoot } from "../harness/syncPair.js";
@@ -23,7 +22,7 @@ import { addSealedFile, buildEdge } from "../security/kit.js";
 import { createHash, randomBytes } from "node:crypto";
 
 const sha256Hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { encodeJson } from "../../src/protocol/messages.js";
 import { Code } from "../../src/protocol/status.js";
@@ -119,18 +118,16 @@ const openSender = (id: string, edge: string, props: Record<string, string> = {}
   });
 
 /** A sealed TsFile of about `bytes` in `sg` (more than one chunk when large). */
-const bigFile = async (edge: string, sg: string, name: string, bytes: number) => {
-  const dir = join(edge, "sequence", sg, "0", "0");
-  await mkdir(dir, { recursive: true });
-  const path = join(dir, name);
-  await generateTsFileToPath(path, { targetBytes: bytes, seed: 7 });
-  const info = await inspectTsFile(path);
-  await writeFile(
-    `${path}.resource.temp`,
-    serializeTsFileResource({ devices: info.devices.map((d) => ({ id: d.id, startTime: d.startTime ?? 0n, endTime: d.endTime ?? 0n })) }),
-  );
-  await rename(`${path}.resource.temp`, `${path}.resource`);
-};
+const bigFile = (edge: string, sg: string, name: string, bytes: number) =>
+  writeBigSealed(join(edge, "sequence", sg, "0", "0"), name, bytes, 7);
+
+/** The headers of a schema piece of mlog.txt from its start. */
+const schemaHeaders = (bytes: Uint8Array) => ({
+  [SchemaHeader.file]: "mlog.txt",
+  [SchemaHeader.epoch]: "0",
+  [SchemaHeader.offset]: "0",
+  [SchemaHeader.sha256]: sha256Hex(bytes),
+});
 
 /** A hand-driven session of `id` on `group`: requests by op, answers decoded. */
 const rawSession = async (id: string, group = "tsync") => {
@@ -286,16 +283,7 @@ describe("transitions the real actors take over a real nats-server", () => {
       expect((await s.chunk("nofile", "0", stray)).code).toBe(Code.unknownFile);
       expect((await s.ask("commit", { fileId: "nofile", size: 3, sha256: "0".repeat(64) })).code).toBe(Code.unknownFile);
       expect((await s.ask("delete", { sg: "root.d", vg: "0", tp: "0", name: "1-1-0-0.tsfile" })).code).toBeGreaterThanOrEqual(0);
-      expect(
-        (
-          await s.ask("schema", new Uint8Array(0), {
-            [SchemaHeader.file]: "mlog.txt",
-            [SchemaHeader.epoch]: "0",
-            [SchemaHeader.offset]: "0",
-            [SchemaHeader.sha256]: sha256Hex(new Uint8Array(0)),
-          })
-        ).code,
-      ).toBeGreaterThanOrEqual(0);
+      expect((await s.ask("schema", new Uint8Array(0), schemaHeaders(new Uint8Array(0)))).code).toBeGreaterThanOrEqual(0);
       const offer = await s.ask("offer", { sg: "root.d", vg: "0", tp: "0", name: "1-1-0-0.tsfile", kind: "tsfile", size: 10 });
       expect(offer.code, offer.message).toBe(Code.start);
       const fileId = String(offer["fileId"]);
@@ -347,12 +335,7 @@ describe("transitions the real actors take over a real nats-server", () => {
     try {
       await s.ask("delete", { sg: "root.e", vg: "0", tp: "0", name: "1-1-0-0.tsfile" });
       const log = new TextEncoder().encode("CREATE TIMESERIES root.e.d1.s1 WITH DATATYPE=INT64\n");
-      await s.ask("schema", log, {
-        [SchemaHeader.file]: "mlog.txt",
-        [SchemaHeader.epoch]: "0",
-        [SchemaHeader.offset]: "0",
-        [SchemaHeader.sha256]: sha256Hex(log),
-      });
+      await s.ask("schema", log, schemaHeaders(log));
     } finally {
       await s.nc.close();
       await again.stop();

@@ -146,7 +146,7 @@ const properties = (p: Readonly<Record<string, string>>) =>
     .join("\n") + "\n";
 
 /** Writes a TsFile of about `bytes` and then its .resource, the way IoTDB seals one. */
-const writeBigSealed = async (dir: string, name: string, bytes: number, seed: number): Promise<void> => {
+export const writeBigSealed = async (dir: string, name: string, bytes: number, seed: number): Promise<void> => {
   await mkdir(dir, { recursive: true });
   const tsfile = join(dir, name);
   await generateTsFileToPath(tsfile, { targetBytes: bytes, seed });
